@@ -1,0 +1,1 @@
+"""diffkit domains: adapters installed as ``diffkit.domains``."""
