@@ -1,0 +1,54 @@
+"""diffkit: diffusion models for images, time series and text on one small core.
+
+The public API, re-exported; nothing is defined here.
+"""
+
+from diffkit import schedules, toy
+from diffkit.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    MissingFileError,
+    ShapeError,
+    UserError,
+)
+from diffkit.losses import diffusion_loss
+from diffkit.process import (
+    Prediction,
+    convert,
+    from_x0_eps,
+    posterior,
+    posterior_at,
+    q_sample,
+    to_x0_eps,
+)
+from diffkit.sampling import SAMPLERS, get_sampler, register, sample, timesteps
+from diffkit.schedules import Schedule, get_schedule
+from diffkit.version import __version__
+
+__all__ = [
+    "SAMPLERS",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "MissingFileError",
+    "Prediction",
+    "Schedule",
+    "ShapeError",
+    "UserError",
+    "__version__",
+    "convert",
+    "diffusion_loss",
+    "from_x0_eps",
+    "get_sampler",
+    "get_schedule",
+    "posterior",
+    "posterior_at",
+    "q_sample",
+    "register",
+    "sample",
+    "schedules",
+    "timesteps",
+    "to_x0_eps",
+    "toy",
+]

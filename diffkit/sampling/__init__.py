@@ -1,0 +1,17 @@
+"""Samplers: one family per file, one signature, a registry and the ``sample`` front door."""
+
+from diffkit.sampling import ancestral, ddim  # noqa: F401  (register the built-in samplers)
+from diffkit.sampling.base import model_function
+from diffkit.sampling.front import sample
+from diffkit.sampling.registry import SAMPLERS, get_sampler, register
+from diffkit.sampling.timesteps import SPACINGS, timesteps
+
+__all__ = [
+    "SAMPLERS",
+    "SPACINGS",
+    "get_sampler",
+    "model_function",
+    "register",
+    "sample",
+    "timesteps",
+]

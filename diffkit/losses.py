@@ -1,0 +1,100 @@
+"""The training objective: regress the network onto its eps, x0 or v target.
+
+``diffusion_loss`` returns one value per example so callers can log, weight or mask them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffkit.errors import ConfigError, ShapeError, check_choice
+from diffkit.process import Prediction, coefficients, from_x0_eps
+from diffkit.schedules import Schedule
+
+Tensor = torch.Tensor
+
+WEIGHTINGS = (None, "min_snr")
+
+
+def sample_t(schedule: Schedule, n: int, *, generator=None, device=None) -> Tensor:
+    """Training times: uniform integers in ``0..T-1``, or uniform reals in ``[t_min, 1]``."""
+    if schedule.discrete:
+        return torch.randint(0, schedule.T, (n,), generator=generator, device=device).double()
+    u = torch.rand(n, generator=generator, dtype=torch.float64, device=device)
+    return schedule.t_min + (schedule.t_max - schedule.t_min) * u
+
+
+def snr_weight(snr: Tensor, prediction, gamma: float) -> Tensor:
+    """Min-SNR-gamma weights (Hang et al. 2023), expressed for each target type."""
+    clipped = snr.clamp(max=gamma)
+    p = Prediction.parse(prediction)
+    if p is Prediction.EPS:
+        return clipped / snr
+    if p is Prediction.V:
+        return clipped / (snr + 1)
+    return clipped  # x0
+
+
+def masked_mean(err: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of ``err`` over all but the batch axis, counting only entries where mask is 1."""
+    dims = tuple(range(1, err.ndim))
+    if mask is None:
+        return err.mean(dim=dims)
+    mask = mask.to(err.dtype)
+    return (err * mask).sum(dim=dims) / mask.sum(dim=dims).clamp(min=1)
+
+
+def diffusion_loss(
+    net,
+    x0: Tensor,
+    schedule: Schedule,
+    *,
+    prediction: str | Prediction = "eps",
+    cond: dict | None = None,
+    mask: Tensor | None = None,
+    weighting: str | None = None,
+    gamma: float = 5.0,
+    t: Tensor | None = None,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Per-example diffusion loss, shape ``(B,)``.
+
+    Parameters
+    ----------
+    net
+        Called as ``net(x_t, t, **cond)``; returns a ``prediction``-type tensor shaped like x0.
+    mask
+        Optional, shaped like ``x0``: 1 where a value is observed. Entries with 0 do not count
+        and their NaN values are ignored (missing data, padding).
+    weighting
+        ``None`` (L_simple) or ``"min_snr"`` (min-SNR-gamma with ``gamma``).
+    t, noise
+        Fixed times ``(B,)`` and noise; drawn with ``generator`` when omitted.
+    """
+    prediction = Prediction.parse(prediction)
+    if prediction is Prediction.SCORE:
+        raise ConfigError("train score models with prediction='eps' (score = -eps / sigma).")
+    check_choice("weighting", weighting if weighting else "none", ("none", "min_snr"))
+    if mask is not None:
+        if mask.shape != x0.shape:
+            raise ShapeError(f"mask has shape {tuple(mask.shape)} but x0 has {tuple(x0.shape)}.")
+        x0 = torch.where(mask.bool(), x0, torch.zeros_like(x0))  # drop NaN in unobserved slots
+    if t is None:
+        t = sample_t(schedule, x0.shape[0], generator=generator, device=x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    alpha, sigma = coefficients(schedule, t, x0)
+    x_t = alpha * x0 + sigma * noise
+    out = net(x_t, t.to(x0.dtype), **(cond or {}))
+    if out.shape != x0.shape:
+        raise ShapeError(
+            f"the network returned shape {tuple(out.shape)} for input {tuple(x0.shape)}; "
+            "it must return its prediction with the input's shape."
+        )
+    target = from_x0_eps(x0, noise, alpha, sigma, prediction)
+    loss = masked_mean((out - target) ** 2, mask)
+    if weighting == "min_snr":
+        snr = schedule.log_snr(t).exp().to(loss)
+        loss = loss * snr_weight(snr, prediction, gamma)
+    return loss
