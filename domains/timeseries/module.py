@@ -1,0 +1,335 @@
+"""TimeGrad (Rasul et al. 2021): an RNN over time conditions a denoiser for each step's D-vector.
+
+Pure torch, after GluonTS's ``module.py``: no GluonTS, no pytorch-forecasting, no
+Lightning, so the GluonTS estimator, the pytorch-forecasting model and the CLI all wrap
+this one module. The diffusion (schedule, loss, samplers) is diffkit's core.
+
+At each time step the RNN reads the mean-scaled lagged values of all D series, one
+observed indicator per lagged value (missing values enter as 0 *with* indicator 0), a
+learned embedding per series, and Fourier features of the timestamp. Its state, projected
+to a conditioning vector h_t, conditions :class:`ConditionalDenoiser` on x_t's D values.
+Training is teacher-forced over context + horizon; forecasting runs the RNN one step at a
+time and draws each step with a full reverse diffusion, vectorised over samples x batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from diffkit import diffusion_loss, sample
+from diffkit.errors import ConfigError, ShapeError, check_choice
+from diffkit.schedules import Schedule, from_config
+
+from .denoiser import ConditionalDenoiser, DenoiserConfig
+from .features import (
+    default_lags,
+    fill_missing,
+    lagged_values,
+    mean_scale,
+    num_time_features,
+    observed_mask,
+)
+
+Tensor = torch.Tensor
+
+
+def _reference_schedule() -> dict:
+    return {"name": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.1}
+
+
+@dataclass(frozen=True)
+class TimeGradConfig:
+    """Settings of :class:`TimeGradModel`; defaults are TimeGrad's reference values.
+
+    Parameters
+    ----------
+    target_dim
+        D, the number of series forecast jointly.
+    prediction_length
+        Th, the forecast horizon.
+    context_length
+        Tc, the steps the RNN reads before the horizon (and the scaling window); defaults
+        to ``prediction_length``.
+    freq
+        Pandas frequency string; it picks the default lags and the time features.
+    lags
+        Positive lags of the RNN input; ``default_lags(freq)`` when omitted.
+    cell_type, num_layers, num_cells, dropout
+        The RNN: "gru" or "lstm", 2 layers of 40 cells by default.
+    embedding_dim
+        Size of the learned per-series embedding.
+    cond_dim
+        Size H of the conditioning vector projected from the RNN state.
+    denoiser
+        Architecture of the conditional denoiser.
+    schedule
+        Diffusion schedule as ``Schedule.config()`` data (or a Schedule); reference: 100
+        linear steps, beta 1e-4..0.1.
+    prediction
+        What the denoiser predicts: "eps", "x0" or "v".
+    scaling, min_scale
+        Divide each series by its mean |x| over the observed context values (floored).
+    """
+
+    target_dim: int
+    prediction_length: int
+    context_length: int | None = None
+    freq: str = "B"
+    lags: tuple[int, ...] | None = None
+    cell_type: str = "gru"
+    num_layers: int = 2
+    num_cells: int = 40
+    dropout: float = 0.1
+    embedding_dim: int = 1
+    cond_dim: int = 100
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    schedule: dict = field(default_factory=_reference_schedule)
+    prediction: str = "eps"
+    scaling: bool = True
+    min_scale: float = 1e-5
+
+    def __post_init__(self):
+        fill = {
+            "context_length": self.context_length or self.prediction_length,
+            "lags": tuple(sorted(set(self.lags or default_lags(self.freq)))),
+            "schedule": (
+                self.schedule.config() if isinstance(self.schedule, Schedule) else self.schedule
+            ),
+        }
+        if isinstance(self.denoiser, dict):  # read back from JSON
+            fill["denoiser"] = DenoiserConfig(**self.denoiser)
+        for name, value in fill.items():
+            object.__setattr__(self, name, value)
+        check_choice("cell type", self.cell_type, ("gru", "lstm"))
+        check_choice("prediction", self.prediction, ("eps", "x0", "v"))
+        for name in ("target_dim", "prediction_length", "num_layers", "num_cells"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1; got {getattr(self, name)}.")
+        if self.lags[0] < 1:
+            raise ConfigError(f"lags must be positive (1 = the previous step); got {self.lags}.")
+
+    @property
+    def history_length(self) -> int:
+        """Past steps the model needs: the context plus the largest lag."""
+        return self.context_length + max(self.lags)
+
+    @property
+    def num_time_features(self) -> int:
+        """Columns of the time features the model expects (``num_time_features(freq)``)."""
+        return num_time_features(self.freq)
+
+
+class TimeGradModel(nn.Module):
+    """TimeGrad's network: RNN over time + conditional denoiser, with a core schedule.
+
+    Time features come from ``features.time_features(index, config.freq)``; ``past_*``
+    tensors hold at least ``config.history_length`` steps (only the last ones are used).
+    Observed masks may be None (then NaN marks missing values) and are combined with NaN.
+
+    Parameters
+    ----------
+    config
+        The settings.
+    """
+
+    def __init__(self, config: TimeGradConfig):
+        super().__init__()
+        self.config = config
+        D, L = config.target_dim, len(config.lags)
+        self.schedule = from_config(config.schedule)
+        self.embedding = nn.Embedding(D, config.embedding_dim)
+        input_size = 2 * D * L + D * config.embedding_dim + config.num_time_features
+        rnn = nn.GRU if config.cell_type == "gru" else nn.LSTM
+        self.rnn = rnn(
+            input_size,
+            config.num_cells,
+            config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.cond_projection = nn.Linear(config.num_cells, config.cond_dim)
+        self.denoiser = ConditionalDenoiser(D, config.cond_dim, config.denoiser)
+
+    def _check(self, target: Tensor, time_feat: Tensor, length: int, what: str) -> None:
+        c = self.config
+        if target.dim() != 3 or target.shape[2] != c.target_dim:
+            raise ShapeError(
+                f"{what} target has shape {tuple(target.shape)} but (batch, time, "
+                f"{c.target_dim}) is needed; pass the {c.target_dim} series the model was "
+                "built for."
+            )
+        if target.shape[1] < length:
+            raise ShapeError(
+                f"{what} target has {target.shape[1]} steps but {length} are needed (context "
+                f"{c.context_length} + largest lag {max(c.lags)}); pass a longer history."
+            )
+        if time_feat.shape[:2] != target.shape[:2] or time_feat.shape[2] != c.num_time_features:
+            raise ShapeError(
+                f"{what} time features have shape {tuple(time_feat.shape)} but "
+                f"{(*target.shape[:2], c.num_time_features)} is needed; build them with "
+                f"time_features(index, {c.freq!r})."
+            )
+
+    def _prepare(self, past_target, past_observed, past_time_feat):
+        """Last history_length steps, mask, scale (B, 1, D) and the scaled, filled history."""
+        c = self.config
+        self._check(past_target, past_time_feat, c.history_length, "past")
+        past_target = past_target[:, -c.history_length :]
+        if past_observed is not None:
+            past_observed = past_observed[:, -c.history_length :]
+        observed = observed_mask(past_target, past_observed)  # (B, Tp, D)
+        if c.scaling:
+            ctx = slice(-c.context_length, None)
+            scale = mean_scale(past_target[:, ctx], observed[:, ctx], c.min_scale)  # (B, 1, D)
+        else:
+            scale = torch.ones_like(past_target[:, :1])
+        scaled = fill_missing(past_target, observed) / scale  # (B, Tp, D)
+        return observed, scale, scaled, past_time_feat[:, -c.context_length :]
+
+    def _rnn_inputs(self, seq: Tensor, observed: Tensor, time_feat: Tensor) -> Tensor:
+        """RNN inputs for the last ``time_feat.shape[1]`` positions of seq (B, T_in, D)."""
+        B, length = seq.shape[0], time_feat.shape[1]
+        lags = lagged_values(seq, self.config.lags, length)  # (B, length, D, L)
+        lag_obs = lagged_values(observed.to(seq.dtype), self.config.lags, length)
+        embed = self.embedding.weight.reshape(1, 1, -1).expand(B, length, -1)  # (B, length, D*E)
+        return torch.cat(
+            [lags.flatten(2), lag_obs.flatten(2), embed, time_feat.to(seq.dtype)], dim=-1
+        )  # (B, length, input_size)
+
+    def loss(
+        self,
+        past_target: Tensor,
+        past_observed: Tensor | None,
+        future_target: Tensor,
+        future_observed: Tensor | None,
+        past_time_feat: Tensor,
+        future_time_feat: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Teacher-forced diffusion loss over context + horizon: a scalar.
+
+        Parameters
+        ----------
+        past_target, past_observed, past_time_feat
+            (B, Tp, D), (B, Tp, D) or None, (B, Tp, F) with Tp >= ``history_length``.
+        future_target, future_observed, future_time_feat
+            (B, Th, D), (B, Th, D) or None, (B, Th, F).
+        generator
+            Draws the diffusion times and noise.
+
+        Returns
+        -------
+        torch.Tensor
+            The mean squared error of the denoiser over every observed value of the
+            Tc + Th steps (missing values count nowhere).
+        """
+        B, _, D = future_target.shape  # (B, Th, D)
+        self._check(future_target, future_time_feat, 1, "future")
+        observed, scale, scaled, ctx_feat = self._prepare(
+            past_target, past_observed, past_time_feat
+        )
+        fut_observed = observed_mask(future_target, future_observed)  # (B, Th, D)
+        seq = torch.cat([scaled, fill_missing(future_target, fut_observed) / scale], dim=1)
+        obs = torch.cat([observed, fut_observed], dim=1)  # (B, Tp + Th, D)
+        time_feat = torch.cat([ctx_feat, future_time_feat], dim=1)  # (B, T, F)
+        T = time_feat.shape[1]  # Tc + Th
+        hidden, _ = self.rnn(self._rnn_inputs(seq, obs, time_feat))  # (B, T, C)
+        cond = self.cond_projection(hidden)  # (B, T, H)
+        mask = obs[:, -T:].reshape(B * T, D)
+        per_step = diffusion_loss(
+            self.denoiser,
+            seq[:, -T:].reshape(B * T, D),
+            self.schedule,
+            prediction=self.config.prediction,
+            cond={"cond": cond.reshape(B * T, -1)},
+            mask=mask,
+            generator=generator,
+        )  # (B*T,) mean over each step's observed values
+        count = mask.sum(dim=1).to(per_step.dtype)
+        return (per_step * count).sum() / count.sum().clamp_min(1.0)
+
+    @torch.no_grad()
+    def forecast(
+        self,
+        past_target: Tensor,
+        past_observed: Tensor | None,
+        past_time_feat: Tensor,
+        future_time_feat: Tensor,
+        *,
+        num_samples: int = 100,
+        sampler: str = "ddpm",
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Sample paths of the next ``future_time_feat.shape[1]`` steps, in the original scale.
+
+        Parameters
+        ----------
+        past_target, past_observed, past_time_feat
+            (B, Tp, D), (B, Tp, D) or None, (B, Tp, F) with Tp >= ``history_length``.
+        future_time_feat
+            (B, Th, F): time features of the steps to forecast.
+        num_samples
+            S, sample paths per example.
+        sampler, steps
+            Any registered core sampler and its number of model calls per step (default:
+            all schedule steps).
+        generator
+            Draws the diffusion noise.
+
+        Returns
+        -------
+        torch.Tensor
+            Samples of shape (B, S, Th, D). Call ``model.eval()`` first to turn dropout off.
+        """
+        c = self.config
+        observed, scale, scaled, ctx_feat = self._prepare(
+            past_target, past_observed, past_time_feat
+        )
+        B, Tp, D = scaled.shape
+        Th, S = future_time_feat.shape[1], num_samples
+        if future_time_feat.shape != (B, Th, c.num_time_features):
+            raise ShapeError(
+                f"future time features have shape {tuple(future_time_feat.shape)} but "
+                f"(batch={B}, horizon, {c.num_time_features}) is needed; build them with "
+                f"time_features(index, {c.freq!r})."
+            )
+        # Read the context once per example, then repeat the state for the S sample paths.
+        _, state = self.rnn(self._rnn_inputs(scaled, observed, ctx_feat))
+        state = tuple(s.repeat_interleave(S, dim=1) for s in _as_tuple(state))  # (layers, B*S, C)
+        # Buffers over past + horizon, filled as the paths are drawn (drawn values are observed).
+        seq = torch.cat([scaled, scaled.new_zeros(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
+        obs = torch.cat([observed, observed.new_ones(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
+        future_feat = future_time_feat.to(seq.dtype).repeat_interleave(S, dim=0)  # (B*S, Th, F)
+        for k in range(Th):
+            end = Tp + k + 1  # inputs of position Tp + k read lags up to position Tp + k - 1
+            inputs = self._rnn_inputs(seq[:, :end], obs[:, :end], future_feat[:, k : k + 1])
+            hidden, state = self.rnn(inputs, _from_tuple(state))  # (B*S, 1, C)
+            state = _as_tuple(state)
+            cond = self.cond_projection(hidden[:, 0])  # (B*S, H)
+            seq[:, Tp + k] = sample(
+                self.denoiser,
+                (B * S, D),
+                self.schedule,
+                sampler=sampler,
+                steps=steps,
+                prediction=c.prediction,
+                cond={"cond": cond},
+                generator=generator,
+                device=seq.device,
+                dtype=seq.dtype,
+            )
+        paths = seq[:, Tp:].reshape(B, S, Th, D)  # (B, S, Th, D) scaled
+        return paths * scale[:, :, None, :]  # scale (B, 1, 1, D)
+
+
+def _as_tuple(state) -> tuple[Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _from_tuple(state: tuple[Tensor, ...]):
+    return state if len(state) == 2 else state[0]
