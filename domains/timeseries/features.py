@@ -164,15 +164,19 @@ def mean_scale(x: torch.Tensor, observed: torch.Tensor, min_scale: float = 1e-5)
     -------
     torch.Tensor
         Scale of shape (B, 1, D): mean |x| over observed entries of each series. A series
-        with no observed (or only zero) values gets the mean scale of the other series of
-        its example, or 1 if there is none; GluonTS's MeanScaler falls back on the batch
-        instead, which would make one example's forecast depend on its batch mates.
+        with no observed (or only zero) values gets the mean |x| over the observed values
+        of the other series of its example, or 1 if there are none; GluonTS's MeanScaler
+        falls back on the batch instead, which would make one example's forecast depend on
+        its batch mates.
     """
     abs_x = fill_missing(x, observed).abs()
     total = abs_x.sum(dim=1, keepdim=True)  # (B, 1, D)
     count = observed.sum(dim=1, keepdim=True).to(x.dtype)  # (B, 1, D)
     scale = total / count.clamp_min(1.0)
-    fallback = total.sum(dim=2, keepdim=True) / count.sum(dim=2, keepdim=True).clamp_min(1.0)
+    has_scale = (scale > 0).to(x.dtype)  # series to average over for those without one
+    fallback = total.sum(dim=2, keepdim=True) / (count * has_scale).sum(
+        dim=2, keepdim=True
+    ).clamp_min(1.0)
     fallback = torch.where(fallback > 0, fallback, torch.ones_like(fallback))  # (B, 1, 1)
     scale = torch.where(scale > 0, scale, fallback.expand_as(scale))
     return scale.clamp_min(min_scale)
