@@ -120,7 +120,7 @@ def from_long(
             f"series {item!r} has more than one row at {time}; keep one row per series and "
             "timestamp."
         )
-    wide = pd.DataFrame({"item": keys["item"], "time": times, "value": frame[value_column]})
+    wide = keys.assign(value=frame[value_column].to_numpy())
     wide = wide.pivot(index="time", columns="item", values="value")  # (T, D)
     wide = wide[list(pd.unique(keys["item"]))].sort_index()
     return from_frame(wide, freq)
@@ -191,7 +191,10 @@ def from_gluonts(dataset: Iterable[Mapping], freq: str | None = None) -> Series:
         start = entry["start"]
         if isinstance(start, pd.Period):
             freq = freq or start.freqstr
-            start = start.to_timestamp()
+            # Field by field: Period.to_timestamp warns for business days in pandas 2.2+.
+            start = pd.Timestamp(
+                *(getattr(start, f) for f in ("year", "month", "day", "hour", "minute", "second"))
+            )
         if freq is None:
             raise ConfigError("the dataset's starts carry no frequency; pass freq (e.g. 'B').")
         target = np.asarray(entry["target"], dtype=np.float64)
