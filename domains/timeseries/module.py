@@ -162,9 +162,10 @@ class TimeGradModel(nn.Module):
                 "built for."
             )
         if target.shape[1] < length:
+            why = f" (context {c.context_length} + largest lag {max(c.lags)})" * (what == "past")
             raise ShapeError(
-                f"{what} target has {target.shape[1]} steps but {length} are needed (context "
-                f"{c.context_length} + largest lag {max(c.lags)}); pass a longer history."
+                f"{what} target has {target.shape[1]} steps but {length} are needed{why}; "
+                f"pass a longer {what} window."
             )
         if time_feat.shape[:2] != target.shape[:2] or time_feat.shape[2] != c.num_time_features:
             raise ShapeError(
@@ -264,6 +265,7 @@ class TimeGradModel(nn.Module):
         sampler: str = "ddpm",
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        **sampler_options,
     ) -> Tensor:
         """Sample paths of the next ``future_time_feat.shape[1]`` steps, in the original scale.
 
@@ -280,6 +282,8 @@ class TimeGradModel(nn.Module):
             all schedule steps).
         generator
             Draws the diffusion noise.
+        **sampler_options
+            Passed on to the sampler (e.g. ``eta`` for DDIM).
 
         Returns
         -------
@@ -322,6 +326,7 @@ class TimeGradModel(nn.Module):
                 generator=generator,
                 device=seq.device,
                 dtype=seq.dtype,
+                **sampler_options,
             )
         paths = seq[:, Tp:].reshape(B, S, Th, D)  # (B, S, Th, D) scaled
         return paths * scale[:, :, None, :]  # scale (B, 1, 1, D)

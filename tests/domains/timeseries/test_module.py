@@ -1,3 +1,6 @@
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -57,6 +60,13 @@ def test_config_defaults_are_timegrads():
         TimeGradConfig(target_dim=2, prediction_length=3, lags=(0, 1))
 
 
+def test_config_survives_json():
+    config = TimeGradConfig(target_dim=3, prediction_length=5, freq="h", **TINY)
+    data = json.loads(json.dumps(dataclasses.asdict(config)))
+    assert TimeGradConfig(**data) == config
+    assert config.lags == (1, 24, 168) and config.history_length == 5 + 168
+
+
 @pytest.mark.parametrize(("D", "cell"), [(1, "gru"), (2, "lstm"), (5, "gru")])
 def test_loss_and_forecast_shapes(D, cell):
     model, config = make(D, cell_type=cell)
@@ -102,7 +112,7 @@ def test_mismatched_inputs_are_shape_errors():
     past, future, ptf, ftf = windows(synthetic(80, seasonal_var(3)), config, [0])
     with pytest.raises(ShapeError, match="3 series"):
         model.forecast(past[..., :2], None, ptf, ftf)
-    with pytest.raises(ShapeError, match="longer history"):
+    with pytest.raises(ShapeError, match="longer past window"):
         model.forecast(past[:, -5:], None, ptf[:, -5:], ftf)
     with pytest.raises(ShapeError, match="time features"):
         model.loss(past, None, future, None, ptf[..., :1], ftf)
