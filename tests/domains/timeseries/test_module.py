@@ -123,8 +123,16 @@ def test_forecast_draws_all_samples_in_one_batch():
     past, _, ptf, ftf = windows(synthetic(80, seasonal_var(2)), config, [0, 3])
     batches = []
     model.denoiser.register_forward_hook(lambda m, args, out: batches.append(args[0].shape[0]))
-    model.eval().forecast(past, None, ptf, ftf, num_samples=5, sampler="ddim", steps=3)
+
+    def draw():
+        g = torch.Generator().manual_seed(0)
+        return model.eval().forecast(
+            past, None, ptf, ftf, num_samples=5, sampler="ddim", steps=3, eta=1.0, generator=g
+        )
+
+    first = draw()
     assert batches == [2 * 5] * (config.prediction_length * 3)
+    torch.testing.assert_close(draw(), first)  # same seed, same paths
 
 
 def test_training_lowers_the_loss_and_forecasts_are_in_the_original_scale():
