@@ -83,10 +83,11 @@ class Schedule:
         return t
 
     def log_alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """``(log alpha_t, log sigma_t)`` in float64, for any real ``t`` in range."""
+        """``(log alpha_t, log sigma_t)`` in float64 on t's device, for any real ``t`` in range."""
         t = self.check_t(t)
         if self.discrete:
-            log_alpha = _interp_log(t, 0.5 * torch.log(self.alphas_cumprod))
+            table = 0.5 * torch.log(self.alphas_cumprod)  # the table stays on the CPU
+            log_alpha = _interp_log(t.cpu(), table).to(t.device)
             log_sigma = 0.5 * torch.log(-torch.expm1(2 * log_alpha))
             return log_alpha, log_sigma
         return _CONTINUOUS[self.name](t, **dict(self.params))
