@@ -44,6 +44,7 @@ class AutoencoderConfig:
     kl_weight: float = 1e-3
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))  # lists from JSON
         if not self.channels or any(c % self.norm_groups for c in self.channels):
             raise ConfigError(
                 f"autoencoder channels {self.channels} must be non-empty multiples of "

@@ -16,9 +16,11 @@ def shared_data() -> Path:
     return Path(os.environ.get("DIFFKIT_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _one_thread():
-    # The test machine is shared; one thread keeps timings stable and neighbours happy.
+    # One thread: on a shared machine, OpenMP threads spin-waiting on a descheduled sibling
+    # can make a small training loop ten times slower. Session scope so it precedes the
+    # module-scoped training fixtures.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

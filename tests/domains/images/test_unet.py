@@ -150,3 +150,12 @@ def test_a_few_steps_of_eps_training_lower_the_loss(digits):
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10
+
+
+def test_config_round_trips_through_json():
+    import dataclasses
+    import json
+
+    config = UNetConfig(num_classes=10, channel_mults=(1, 2, 2, 2))
+    again = UNetConfig(**json.loads(json.dumps(dataclasses.asdict(config))))
+    assert again == config and hash(again) == hash(config)
