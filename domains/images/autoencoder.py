@@ -164,7 +164,7 @@ def train_autoencoder(
     images: torch.Tensor,
     config: AutoencoderConfig,
     *,
-    steps: int = 2000,
+    steps: int = 500,
     generator: torch.Generator | None = None,
     batch_size: int = 64,
     lr: float = 1e-3,
