@@ -66,7 +66,7 @@ class TrainConfig:
 class DiffusionConfig:
     """The process: schedule by name (T for discrete ones), prediction and loss weighting."""
 
-    schedule: str = "cosine"
+    schedule: str = "linear"
     T: int = 1000
     prediction: str = "eps"
     weighting: str = "none"

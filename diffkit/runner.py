@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,9 @@ def fit(
         Log lines instead of a progress bar.
     """
     domain = get_domain(domain) if isinstance(domain, str) else domain
+    # the EMA copy is in eval mode on purpose; Lightning's pytree notice is its own business
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     config = config or RunConfig(domain.name, domain.config())
     out = Path(out)
     root = out / "checkpoints"
