@@ -155,10 +155,10 @@ class DiffusionModule(pl.LightningModule):
 
     def training_state(self) -> dict:
         """Optimizer, scheduler and step: what resuming needs besides the weights."""
-        sched = self.lr_schedulers()
         return {
             "optimizer": self.optimizers().optimizer.state_dict(),
-            "scheduler": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"},
+            # lr_lambdas is [None] for a plain function: nothing pickled, weights_only loads it
+            "scheduler": self.lr_schedulers().state_dict(),
             "step": self.step,
         }
 
