@@ -66,6 +66,8 @@ def read_points(path: Path) -> Tensor:
     """(N, 2) float points from the first two columns of a .csv (header optional) or .npy."""
     if not path.is_file():
         raise MissingFileError(f"data file {str(path)!r} does not exist.")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file {str(path)!r} is empty; give points of shape (N, 2).")
     try:
         if path.suffix.lower() == ".npy":
             arr = np.load(path, allow_pickle=False)
