@@ -8,7 +8,7 @@ import torch
 from diffkit.checkpoint import list_checkpoints, load_checkpoint
 from diffkit.errors import TrainingError
 from diffkit.registry import get_domain
-from diffkit.runner import fit, total_steps
+from diffkit.runner import fit, sample_checkpoint, total_steps
 from diffkit.training import StepBatches, ema_decay, ema_update, lr_factor
 from tests.tiny import tiny_config
 
@@ -63,6 +63,10 @@ def test_fit_trains_saves_checkpoints_and_the_ema_differs_from_the_weights(tmp_p
     assert (out / "config.json").is_file() and (out / "logs" / "run" / "metrics.csv").is_file()
     diff = sum((ck.model[k] - ck.ema[k]).abs().sum() for k in ck.model)
     assert diff > 0
+    # sampling uses the EMA by default: same seed, other weights, other samples
+    ema_x = sample_checkpoint(out, 4, steps=3, seed=1)
+    assert torch.equal(ema_x, sample_checkpoint(out, 4, steps=3, seed=1, ema=True))
+    assert not torch.equal(ema_x, sample_checkpoint(out, 4, steps=3, seed=1, ema=False))
     first = torch.nn.utils.parameters_to_vector(
         get_domain("toy").build_network(tiny_config().model).parameters())
     assert not torch.equal(first, torch.cat([v.flatten() for v in ck.model.values()]))
