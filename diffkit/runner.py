@@ -197,8 +197,7 @@ def fit(
             "it or choose another --out."
         )
     found = ckpt.load_checkpoint(root, domain=domain.name, with_state=True) if existing else None
-    if not quiet or found:
-        _say(f"run directory: {out} (checkpoints in {root}, logs in {out / 'logs'})")
+    _say(f"run directory: {out} (checkpoints in {root}, logs in {out / 'logs'})")
     if _rank() == 0:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.write_json_atomic(out / "config.json", config.to_json())
@@ -213,8 +212,14 @@ def fit(
     net = domain.build_network(config.model)
     module = DiffusionModule(net, config.diffusion, cfg, total, found.state if found else None)
     if found:
-        net.load_state_dict(found.model)
-        module.ema.load_state_dict(found.ema)
+        try:
+            net.load_state_dict(found.model)
+            module.ema.load_state_dict(found.ema)
+        except RuntimeError:
+            raise ckpt.CheckpointError(
+                f"the weights in {str(found.path)!r} do not fit the network this config builds; "
+                "resume with the run's own [model] settings."
+            ) from None
         _say(f"resuming from {found.path} at step {module.step}")
     if module.step >= total:
         _say(f"nothing to do: the run already reached step {module.step} of {total}.")

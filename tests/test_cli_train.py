@@ -124,3 +124,12 @@ def test_a_subprocess_prints_one_line_without_traceback_and_debug_shows_it(tmp_p
     assert result.stderr.startswith("error: unknown key 'foo' in [train]; valid keys:")
     result = cli("train", "--domain", "nope", "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_resuming_with_another_network_is_a_clear_error(run_dir, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(run_dir, tmp_path / "run")
+    code, err = run_main(capsys, "train", "--domain", "toy", "--out", tmp_path / "run",
+                         "--resume", "--set", "hidden=8", "--quiet")
+    assert code == 2 and "do not fit the network" in err

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from diffkit.checkpoint import load_checkpoint
@@ -27,7 +26,6 @@ fit("toy", cfg, out=f"{sys.argv[1]}/run", quiet=True, callbacks=(Dump(),))
 """
 
 
-@pytest.mark.slow
 def test_two_ddp_ranks_hold_identical_weights(tmp_path, request):
     script = tmp_path / "ddp.py"
     script.write_text(SCRIPT)
