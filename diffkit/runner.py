@@ -144,6 +144,18 @@ class _LogLines(pl.Callback):
         self.last = step
 
 
+class _ProgressBar(pl.callbacks.RichProgressBar):
+    """Rich bar with loss, it/s and ETA; the run is one pass of step-indexed batches."""
+
+    def get_metrics(self, trainer, module):
+        metrics = super().get_metrics(trainer, module)
+        metrics.pop("v_num", None)
+        return metrics
+
+    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook for it
+        return "train"
+
+
 def _logger(out: Path, start: int):
     from lightning.pytorch.loggers import CSVLogger
 
@@ -231,7 +243,7 @@ def fit(
         "prediction": config.diffusion.prediction,
         "settings": data.settings,
     }
-    progress = [] if quiet else [pl.callbacks.RichProgressBar()]
+    progress = [] if quiet else [_ProgressBar()]
     trainer = pl.Trainer(
         max_steps=total - module.step,
         accumulate_grad_batches=cfg.accumulate,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from diffkit.cli import main
 from diffkit.runner import fit
-from tests.tiny import tiny_config
+from tests.tiny import one_thread, tiny_config  # noqa: F401  (autouse)
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

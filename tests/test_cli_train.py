@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from diffkit.checkpoint import load_checkpoint
 from diffkit.cli import app, main
-from tests.tiny import SETS
+from tests.tiny import SETS, one_thread  # noqa: F401  (autouse)
 
 runner = CliRunner()
 

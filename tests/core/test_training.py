@@ -10,7 +10,7 @@ from diffkit.errors import TrainingError
 from diffkit.registry import get_domain
 from diffkit.runner import fit, sample_checkpoint, total_steps
 from diffkit.training import StepBatches, ema_decay, ema_update, lr_factor
-from tests.tiny import tiny_config
+from tests.tiny import one_thread, tiny_config  # noqa: F401  (autouse)
 
 
 def test_lr_warms_up_linearly_then_follows_a_cosine_to_the_floor():
