@@ -105,3 +105,11 @@ def test_a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_checkpoint
     ck = load_checkpoint(tmp_path / "run")
     assert ck.step == 8
     assert all(torch.isfinite(v).all() for v in ck.model.values())
+
+
+@pytest.mark.parametrize("train", [{"accumulate": 2}, {"precision": "bf16"}])
+def test_accumulation_counts_optimizer_steps_and_bf16_autocast_trains(tmp_path, train):
+    out = fit("toy", tiny_config(train={"max_steps": 4, **train}), out=tmp_path / "r", quiet=True)
+    ck = load_checkpoint(out, with_state=True)
+    assert ck.step == 4 and ck.state["scheduler"]["last_epoch"] == 4
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in ck.model.values())
