@@ -23,12 +23,15 @@ def domain_help(name: str | None) -> str:
     from diffkit.errors import UserError
     from diffkit.registry import available, get_domain
 
-    lines = ["Options for --set KEY=VALUE (also the [train], [diffusion] and [model]"
-             " tables of --config FILE.toml):"]
+    lines = [
+        "Options for --set KEY=VALUE (also the [train], [diffusion] and [model]"
+        " tables of --config FILE.toml):"
+    ]
     sections: list[tuple[str, type]] = [("train", TrainConfig), ("diffusion", DiffusionConfig)]
     if name is None:
-        lines.append(f"  (add --domain NAME to list its [model] keys; domains: "
-                     f"{', '.join(available())})")
+        lines.append(
+            f"  (add --domain NAME to list its [model] keys; domains: {', '.join(available())})"
+        )
     else:
         try:
             domain = get_domain(name)
@@ -49,21 +52,22 @@ def domain_help(name: str | None) -> str:
 def train(
     domain: str = typer.Option(..., help="Domain to train (see `diffkit info`)."),
     data: Optional[Path] = typer.Option(None, help="Data file or folder; default built-in."),
-    config: Optional[Path] = typer.Option(None, help="TOML file with [train], [diffusion], "
-                                          "[model] tables; flags override it."),
+    config: Optional[Path] = typer.Option(
+        None, help="TOML file with [train], [diffusion], [model] tables; flags override it."
+    ),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/DOMAIN)."),
     max_steps: Optional[int] = typer.Option(None, help="Optimizer steps to train for."),
     epochs: Optional[int] = typer.Option(None, help="Passes over the data (overrides steps)."),
     batch_size: Optional[int] = typer.Option(None, help="Examples per device and step."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (AdamW)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last "
-                                "checkpoint."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     devices: Optional[int] = typer.Option(None, help="Devices (processes) to train on."),
     strategy: Optional[str] = typer.Option(None, help="auto or ddp."),
     seed: Optional[int] = typer.Option(None, help="Random seed (reproducible on one machine)."),
     quiet: bool = typer.Option(False, help="Log lines instead of a progress bar."),
-    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE override, repeatable; "
-                                   "`--domain NAME --help` lists the keys."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="KEY=VALUE override, repeatable; `--domain NAME --help` lists the keys."
+    ),
 ) -> None:
     """Train a diffusion model for a domain and save checkpoints in the run directory."""
     from diffkit.config import merge, parse_sets, read_toml
@@ -85,8 +89,15 @@ def train(
             data = Path(previous["data"])
     if config is not None:
         layers.append(read_toml(config))
-    flags = {"max_steps": max_steps, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-             "devices": devices, "strategy": strategy, "seed": seed}
+    flags = {
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "devices": devices,
+        "strategy": strategy,
+        "seed": seed,
+    }
     layers.append({"train": {k: v for k, v in flags.items() if v is not None}})
     layers.append(parse_sets(set_))
     if data is not None and not data.exists():
@@ -149,6 +160,8 @@ def bench(
         typer.echo("\n".join(names) if names else f"no benchmark scripts in {folder}/")
         return
     if name not in names:
-        raise ConfigError(f"unknown benchmark {name!r}; choose one of: "
-                          f"{', '.join(names) or f'none (no scripts in {folder}/)'}.")
+        raise ConfigError(
+            f"unknown benchmark {name!r}; choose one of: "
+            f"{', '.join(names) or f'none (no scripts in {folder}/)'}."
+        )
     raise typer.Exit(subprocess.call([sys.executable, str(folder / f"{name}.py")]))

@@ -11,8 +11,12 @@ from diffkit.cli import main
 from diffkit.runner import fit
 from tests.tiny import one_thread, tiny_config  # noqa: F401  (autouse)
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 numbers = st.one_of(
     st.integers(-(10**30), 10**30).map(str),
@@ -38,8 +42,15 @@ contents = st.one_of(
     text.map(str.encode),
     st.builds(_csv, st.integers(0, 40), st.integers(1, 4), numbers),
     st.builds(_npy, st.sampled_from([(0,), (3,), (40, 1), (40, 2), (5, 3, 2)])),
-    st.sampled_from([b"[train]\nlr = 'fast'\n", b"[model]\nhidden = -4\n", b"[train]\n[[x]]",
-                     b"x,y\n1,2\n3,a\n", b"[diffusion]\nT = 100000000000\n"]),
+    st.sampled_from(
+        [
+            b"[train]\nlr = 'fast'\n",
+            b"[model]\nhidden = -4\n",
+            b"[train]\n[[x]]",
+            b"x,y\n1,2\n3,a\n",
+            b"[diffusion]\nT = 100000000000\n",
+        ]
+    ),
 )
 suffixes = st.sampled_from([".csv", ".npy", ".toml", ".txt", ""])
 
@@ -64,14 +75,33 @@ def check(code, err):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    return fit("toy", tiny_config(train={"max_steps": 2}), out=tmp_path_factory.mktemp("f") / "r",
-               quiet=True)
+    return fit(
+        "toy",
+        tiny_config(train={"max_steps": 2}),
+        out=tmp_path_factory.mktemp("f") / "r",
+        quiet=True,
+    )
 
 
 options = st.lists(
-    st.tuples(st.sampled_from(["--epochs", "--batch-size", "--lr", "--devices", "--strategy",
-                               "--seed", "--set", "--domain", "--bogus", "--data", "--out"]),
-              st.one_of(numbers, text, st.sampled_from(["hidden=x", "train.lr=-1", "=", "a.b=c"]))),
+    st.tuples(
+        st.sampled_from(
+            [
+                "--epochs",
+                "--batch-size",
+                "--lr",
+                "--devices",
+                "--strategy",
+                "--seed",
+                "--set",
+                "--domain",
+                "--bogus",
+                "--data",
+                "--out",
+            ]
+        ),
+        st.one_of(numbers, text, st.sampled_from(["hidden=x", "train.lr=-1", "=", "a.b=c"])),
+    ),
     max_size=4,
 )
 
@@ -88,23 +118,48 @@ def test_train_arguments_never_escape_as_tracebacks(opts, steps, tmp_path, capsy
 
 @FUZZ
 @given(data=contents, suffix=suffixes)
-def test_files_given_as_config_data_or_checkpoint_never_escape(data, suffix, run_dir, tmp_path,
-                                                              capsys):
+def test_files_given_as_config_data_or_checkpoint_never_escape(
+    data, suffix, run_dir, tmp_path, capsys
+):
     path = tmp_path / f"input{suffix}"
     path.write_bytes(data)
     check(*run(capsys, ["train", "--domain", "toy", "--config", path, "--max-steps", "0"]))
-    check(*run(capsys, ["evaluate", "--checkpoint", run_dir, "--data", path,
-                        "--out", tmp_path / "m.json"]))
+    check(
+        *run(
+            capsys,
+            ["evaluate", "--checkpoint", run_dir, "--data", path, "--out", tmp_path / "m.json"],
+        )
+    )
     check(*run(capsys, ["sample", "--checkpoint", path, "--out", tmp_path / "s.csv"]))
 
 
 # in-range counts stay small so an example cannot sample for minutes
-counts = st.one_of(st.integers(-(10**30), 0), st.integers(1, 40), st.integers(10**8, 10**30),
-                   st.sampled_from(["1e3", "nan", "", "-0"])).map(str)
+counts = st.one_of(
+    st.integers(-(10**30), 0),
+    st.integers(1, 40),
+    st.integers(10**8, 10**30),
+    st.sampled_from(["1e3", "nan", "", "-0"]),
+).map(str)
 
 
 @FUZZ
 @given(n=counts, steps=counts, sampler=st.one_of(text, st.sampled_from(["ddim", "ddpm"])))
 def test_sample_arguments_never_escape(n, steps, sampler, run_dir, tmp_path, capsys):
-    check(*run(capsys, ["sample", "--checkpoint", run_dir, "--n", n, "--steps", steps,
-                        "--sampler", sampler, "--out", tmp_path / "s.npy"]))
+    check(
+        *run(
+            capsys,
+            [
+                "sample",
+                "--checkpoint",
+                run_dir,
+                "--n",
+                n,
+                "--steps",
+                steps,
+                "--sampler",
+                sampler,
+                "--out",
+                tmp_path / "s.npy",
+            ],
+        )
+    )

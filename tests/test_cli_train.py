@@ -16,15 +16,34 @@ runner = CliRunner()
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "diffkit.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "diffkit.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    result = runner.invoke(app, ["train", "--domain", "toy", "--out", str(out), "--max-steps",
-                                 "8", "--seed", "5", "--quiet", *SETS])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--domain",
+            "toy",
+            "--out",
+            str(out),
+            "--max-steps",
+            "8",
+            "--seed",
+            "5",
+            "--quiet",
+            *SETS,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"trained 8 steps; checkpoints in {out / 'checkpoints'}" in result.output
     return out
@@ -39,8 +58,9 @@ def test_train_saves_the_resolved_config_with_flags_over_sets(run_dir):
 
 def test_sample_writes_the_requested_number_of_points(run_dir, tmp_path):
     out = tmp_path / "s.npy"
-    result = runner.invoke(app, ["sample", "--checkpoint", str(run_dir), "--n", "7",
-                                 "--steps", "5", "--out", str(out)])
+    result = runner.invoke(
+        app, ["sample", "--checkpoint", str(run_dir), "--n", "7", "--steps", "5", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert np.load(out).shape == (7, 2) and f"saved 7 samples to {out}" in result.output
 
@@ -59,8 +79,10 @@ def test_resume_extends_a_finished_run_from_its_own_config(run_dir, tmp_path):
 
     out = tmp_path / "run"
     shutil.copytree(run_dir, out)
-    result = runner.invoke(app, ["train", "--domain", "toy", "--out", str(out), "--resume",
-                                 "--max-steps", "12", "--quiet"])
+    result = runner.invoke(
+        app,
+        ["train", "--domain", "toy", "--out", str(out), "--resume", "--max-steps", "12", "--quiet"],
+    )
     assert result.exit_code == 0, result.output
     assert "resuming from" in result.output and load_checkpoint(out).step == 12
     assert json.loads((out / "config.json").read_text())["model"]["hidden"] == 16
@@ -90,15 +112,18 @@ def test_bench_lists_scripts_and_refuses_unknown_names(tmp_path, capsys):
     assert code == 2 and "unknown benchmark 'nope'" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--domain", "nope"], "unknown domain 'nope'"),
-    (["train", "--domain", "toy", "--max-steps", "-3"], "max_steps must be at least 1"),
-    (["train", "--domain", "toy", "--set", "hiddn=3"], "unknown key 'hiddn' in [model]"),
-    (["train", "--domain", "toy", "--data", "missing.csv"], "does not exist"),
-    (["train", "--domain", "toy", "--config", "missing.toml"], "does not exist"),
-    (["sample", "--checkpoint", "nowhere"], "does not exist"),
-    (["evaluate", "--checkpoint", "."], "no checkpoint found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--domain", "nope"], "unknown domain 'nope'"),
+        (["train", "--domain", "toy", "--max-steps", "-3"], "max_steps must be at least 1"),
+        (["train", "--domain", "toy", "--set", "hiddn=3"], "unknown key 'hiddn' in [model]"),
+        (["train", "--domain", "toy", "--data", "missing.csv"], "does not exist"),
+        (["train", "--domain", "toy", "--config", "missing.toml"], "does not exist"),
+        (["sample", "--checkpoint", "nowhere"], "does not exist"),
+        (["evaluate", "--checkpoint", "."], "no checkpoint found"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2(args, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, err = run_main(capsys, *args)
@@ -130,8 +155,18 @@ def test_resuming_with_another_network_is_a_clear_error(run_dir, tmp_path, capsy
     import shutil
 
     shutil.copytree(run_dir, tmp_path / "run")
-    code, err = run_main(capsys, "train", "--domain", "toy", "--out", tmp_path / "run",
-                         "--resume", "--set", "hidden=8", "--quiet")
+    code, err = run_main(
+        capsys,
+        "train",
+        "--domain",
+        "toy",
+        "--out",
+        tmp_path / "run",
+        "--resume",
+        "--set",
+        "hidden=8",
+        "--quiet",
+    )
     assert code == 2 and "do not fit the network" in err
 
 

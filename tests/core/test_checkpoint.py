@@ -21,10 +21,14 @@ from diffkit.errors import CheckpointError, MissingFileError
 
 def _save(root, step, domain="toy"):
     net = torch.nn.Linear(4, 3)
-    state = {"optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]},
-             "scheduler": {"last_epoch": step}, "step": step}
-    path = save_checkpoint(root, step, {"domain": domain}, net.state_dict(),
-                           net.state_dict(), state)
+    state = {
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]},
+        "scheduler": {"last_epoch": step},
+        "step": step,
+    }
+    path = save_checkpoint(
+        root, step, {"domain": domain}, net.state_dict(), net.state_dict(), state
+    )
     return path, net
 
 
@@ -53,7 +57,10 @@ def test_prune_keeps_the_last_n_and_the_best(tmp_path):
     mark_best(tmp_path, paths[0], 0.1)
     prune(tmp_path, keep_last=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == [
-        "step-00000001", "step-00000004", "step-00000005"]
+        "step-00000001",
+        "step-00000004",
+        "step-00000005",
+    ]
     assert best(tmp_path)["name"] == "step-00000001"
 
 
@@ -114,8 +121,9 @@ def test_a_kill_at_any_moment_leaves_every_finished_checkpoint_whole(tmp_path):
     script.write_text(WRITER)
     root = tmp_path / "ckpts"
     for delay in (0.05, 0.17, 0.31):
-        proc = subprocess.Popen([sys.executable, str(script), str(root)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(root)], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)

@@ -11,10 +11,19 @@ def test_build_coerces_flag_strings_and_rejects_unknown_keys_naming_the_valid_on
         build(TrainConfig, {"lrr": 1}, "train")
 
 
-@pytest.mark.parametrize("values", [
-    {"max_steps": "ten"}, {"max_steps": 2.5}, {"max_steps": -1}, {"max_steps": 10**30},
-    {"lr": "nan"}, {"lr": 0}, {"precision": "fp8"}, {"strategy": "horovod"},
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"max_steps": "ten"},
+        {"max_steps": 2.5},
+        {"max_steps": -1},
+        {"max_steps": 10**30},
+        {"lr": "nan"},
+        {"lr": 0},
+        {"precision": "fp8"},
+        {"strategy": "horovod"},
+    ],
+)
 def test_bad_values_are_one_line_config_errors(values):
     with pytest.raises(ConfigError) as info:
         build(TrainConfig, values, "train")
@@ -30,7 +39,7 @@ def test_diffusion_config_builds_its_schedule():
 
 def test_toml_sections_merge_under_sets(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('[train]\nlr = 0.01\nmax_steps = 5\n[model]\nhidden = 8\n')
+    path.write_text("[train]\nlr = 0.01\nmax_steps = 5\n[model]\nhidden = 8\n")
     layers = merge(read_toml(path), parse_sets(["train.lr=0.5", "hidden=4"]))
     assert layers["train"] == {"lr": "0.5", "max_steps": 5} and layers["model"] == {"hidden": "4"}
     (tmp_path / "bad.toml").write_text("[trian]\nlr = 1\n")

@@ -30,8 +30,13 @@ def test_two_ddp_ranks_hold_identical_weights(tmp_path, request):
     script = tmp_path / "ddp.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(request.config.rootpath)}
-    result = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

@@ -4,13 +4,13 @@ from diffkit.domain import Domain
 from diffkit.errors import ConfigError
 from diffkit.registry import available, get_domain
 
-PLUGIN = '''
+PLUGIN = """
 import dataclasses
 from diffkit.domains.toy import domain as toy
 
 domain = dataclasses.replace(toy, name="plugin", description="a third-party test domain")
 not_a_domain = 42
-'''
+"""
 
 
 @pytest.fixture
@@ -20,8 +20,9 @@ def plugin(tmp_path, monkeypatch):
     (tmp_path / "diffkit_testplugin" / "__init__.py").write_text(PLUGIN)
     info = tmp_path / "diffkit_testplugin-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: diffkit-testplugin\n"
-                                   "Version: 0.1\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: diffkit-testplugin\nVersion: 0.1\n"
+    )
     (info / "entry_points.txt").write_text(
         "[diffkit.domains]\nplugin = diffkit_testplugin:domain\n"
         "broken = diffkit_testplugin:not_a_domain\n"

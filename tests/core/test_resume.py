@@ -24,8 +24,14 @@ def _run(tmp_path, out, mode, repo):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(repo)}  # for tests.tiny
-    return subprocess.Popen([sys.executable, str(script), str(out), mode], cwd=repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(out), mode],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, request):

@@ -68,7 +68,8 @@ def test_fit_trains_saves_checkpoints_and_the_ema_differs_from_the_weights(tmp_p
     assert torch.equal(ema_x, sample_checkpoint(out, 4, steps=3, seed=1, ema=True))
     assert not torch.equal(ema_x, sample_checkpoint(out, 4, steps=3, seed=1, ema=False))
     first = torch.nn.utils.parameters_to_vector(
-        get_domain("toy").build_network(tiny_config().model).parameters())
+        get_domain("toy").build_network(tiny_config().model).parameters()
+    )
     assert not torch.equal(first, torch.cat([v.flatten() for v in ck.model.values()]))
 
 
