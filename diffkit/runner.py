@@ -196,9 +196,6 @@ def fit(
         Log lines instead of a progress bar.
     """
     domain = get_domain(domain) if isinstance(domain, str) else domain
-    # the EMA copy is in eval mode on purpose; Lightning's pytree notice is its own business
-    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     config = config or RunConfig(domain.name, domain.config())
     out = Path(out)
     root = out / "checkpoints"
@@ -270,7 +267,11 @@ def fit(
         max_epochs=-1,
     )
     try:
-        trainer.fit(module, datamodule=_StepData(data, cfg, module.step, total))
+        with warnings.catch_warnings():
+            # the EMA copy is in eval mode on purpose; the pytree notice is Lightning's own
+            warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            trainer.fit(module, datamodule=_StepData(data, cfg, module.step, total))
     except TrainingError as e:
         last = ckpt.list_checkpoints(root)
         where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved"
