@@ -26,6 +26,16 @@ from diffkit.sampling import SAMPLERS, get_sampler, register, sample, timesteps
 from diffkit.schedules import Schedule, get_schedule
 from diffkit.version import __version__
 
+
+def __getattr__(name: str):
+    # fit pulls in Lightning, which costs seconds; import it only when it is used
+    if name == "fit":
+        from diffkit.runner import fit
+
+        return fit
+    raise AttributeError(f"module 'diffkit' has no attribute {name!r}")
+
+
 __all__ = [
     "SAMPLERS",
     "CheckpointError",
@@ -39,6 +49,7 @@ __all__ = [
     "__version__",
     "convert",
     "diffusion_loss",
+    "fit",
     "from_x0_eps",
     "get_sampler",
     "get_schedule",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from diffkit import commands
 from diffkit.errors import ConfigError, UserError
 
 app = typer.Typer(
@@ -41,6 +42,9 @@ def info() -> None:
         else "not available"
     )
     rows["mps"] = "available" if torch.backends.mps.is_available() else "not available"
+    from diffkit.registry import available
+
+    rows["domains"] = ", ".join(available()) or "none installed"
     width = max(map(len, rows))
     for key, value in rows.items():
         typer.echo(f"{key:<{width}}  {value}")
@@ -115,13 +119,29 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
-        app(args=argv, prog_name="diffkit")  # click prints usage errors itself, exit code 2
+        command = typer.main.get_command(app)
+        if argv[:1] == ["train"] and ("--help" in argv or "-h" in argv):
+            # --help is eager, so the domain's options are added before click parses
+            command.commands["train"].epilog = commands.domain_help(_option_value(argv, "--domain"))
+        command(args=argv, prog_name="diffkit")  # click prints usage errors itself, exit code 2
     except UserError as e:
         if debug:
             raise
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
 
+
+def _option_value(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+for _command in (commands.train, commands.sample, commands.evaluate, commands.bench):
+    app.command()(_command)
 
 if __name__ == "__main__":
     main()

@@ -35,3 +35,7 @@ def check_choice(what: str, value: str, choices) -> str:
         valid = ", ".join(sorted(str(c) for c in choices))
         raise ConfigError(f"unknown {what} {value!r}; choose one of: {valid}.")
     return value
+
+
+class TrainingError(UserError, ArithmeticError):
+    """Training that cannot go on as configured (a NaN or inf loss)."""

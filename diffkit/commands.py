@@ -1,0 +1,167 @@
+"""The ``train``, ``sample``, ``evaluate`` and ``bench`` commands: thin wrappers over runner.
+
+:mod:`diffkit.cli` registers them on its app (this module does not import the CLI, so
+``python -m diffkit.cli`` sees a single app).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from diffkit.errors import ConfigError, MissingFileError
+
+
+def domain_help(name: str | None) -> str:
+    """The help epilog listing the ``--set`` keys of domain ``name`` (or how to see them)."""
+    from diffkit.config import DiffusionConfig, TrainConfig, describe
+    from diffkit.errors import UserError
+    from diffkit.registry import available, get_domain
+
+    lines = [
+        "Options for --set KEY=VALUE (also the [train], [diffusion] and [model]"
+        " tables of --config FILE.toml):"
+    ]
+    sections: list[tuple[str, type]] = [("train", TrainConfig), ("diffusion", DiffusionConfig)]
+    if name is None:
+        lines.append(
+            f"  (add --domain NAME to list its [model] keys; domains: {', '.join(available())})"
+        )
+    else:
+        try:
+            domain = get_domain(name)
+            sections.append(("model", domain.config))
+            lines.insert(1, f"Domain {name}: {domain.description}")
+        except UserError as e:
+            lines.append(f"  ({e})")
+    for section, cls in sections:
+        lines.append(f"  [{section}]")
+        for key, kind, default in describe(cls):
+            prefix = "" if section == "model" else f"{section}."
+            lines.append(f"    --set {prefix}{key}=<{kind}>  (default {default!r})")
+    from rich.markup import escape  # typer renders help as rich markup
+
+    return escape("\n".join(lines))
+
+
+def train(
+    domain: str = typer.Option(..., help="Domain to train (see `diffkit info`)."),
+    data: Optional[Path] = typer.Option(None, help="Data file or folder; default built-in."),
+    config: Optional[Path] = typer.Option(
+        None, help="TOML file with [train], [diffusion], [model] tables; flags override it."
+    ),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/DOMAIN)."),
+    max_steps: Optional[int] = typer.Option(None, help="Optimizer steps to train for."),
+    epochs: Optional[int] = typer.Option(None, help="Passes over the data (overrides steps)."),
+    batch_size: Optional[int] = typer.Option(None, help="Examples per device and step."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (AdamW)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    devices: Optional[int] = typer.Option(None, help="Devices (processes) to train on."),
+    strategy: Optional[str] = typer.Option(None, help="auto or ddp."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (reproducible on one machine)."),
+    quiet: bool = typer.Option(False, help="Log lines instead of a progress bar."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="KEY=VALUE override, repeatable; `--domain NAME --help` lists the keys."
+    ),
+) -> None:
+    """Train a diffusion model for a domain and save checkpoints in the run directory."""
+    from diffkit.config import merge, parse_sets, read_toml
+    from diffkit.registry import get_domain
+    from diffkit.runner import fit, resolve_config
+
+    dom = get_domain(domain)
+    out = out or Path("runs") / domain
+    layers = []
+    saved = out / "config.json"
+    if resume and saved.is_file():  # the run's own config first; files and flags extend it
+        try:
+            previous = json.loads(saved.read_text())
+        except ValueError:
+            msg = f"{str(saved)!r} is not valid JSON; the run cannot be resumed."
+            raise ConfigError(msg) from None
+        layers.append({k: previous.get(k, {}) for k in ("train", "diffusion", "model")})
+        if data is None and previous.get("data"):
+            data = Path(previous["data"])
+    if config is not None:
+        layers.append(read_toml(config))
+    flags = {
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "devices": devices,
+        "strategy": strategy,
+        "seed": seed,
+    }
+    layers.append({"train": {k: v for k, v in flags.items() if v is not None}})
+    layers.append(parse_sets(set_))
+    if data is not None and not data.exists():
+        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    run = resolve_config(dom, merge(*layers), str(data) if data else None)
+    fit(dom, run, out=out, resume=resume, quiet=quiet)
+
+
+def sample(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    n: int = typer.Option(64, help="Number of samples."),
+    sampler: str = typer.Option("ddim", help="Sampler name."),
+    steps: int = typer.Option(50, help="Number of model evaluations."),
+    out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+) -> None:
+    """Draw samples from a trained checkpoint and save them."""
+    from diffkit.registry import get_domain
+    from diffkit.runner import sample_checkpoint
+
+    if not 1 <= n <= 10_000_000:
+        raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
+    if not 1 <= steps <= 100_000:
+        raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
+    samples = sample_checkpoint(checkpoint, n, sampler=sampler, steps=steps, seed=seed, ema=ema)
+    from diffkit.checkpoint import load_checkpoint
+
+    get_domain(load_checkpoint(checkpoint).domain).save_samples(samples, out)
+    typer.echo(f"saved {n} samples to {out}")
+
+
+def evaluate(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    data: Optional[Path] = typer.Option(None, help="Data to compare with; default the run's."),
+    out: Optional[Path] = typer.Option(None, help="Metrics JSON (default RUN/metrics.json)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Compute the domain's metrics for a checkpoint; print them and save them as JSON."""
+    from diffkit.runner import evaluate_checkpoint, write_metrics
+
+    if data is not None and not data.exists():
+        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    metrics = evaluate_checkpoint(checkpoint, data, seed=seed)
+    for key, value in metrics.items():
+        typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+    path = out or Path(metrics["checkpoint"]).parent.parent / "metrics.json"
+    write_metrics(metrics, path)
+    typer.echo(f"saved {path}")
+
+
+def bench(
+    name: Optional[str] = typer.Argument(None, help="Benchmark script to run (without .py)."),
+    folder: Path = typer.Option(Path("benchmarks"), help="Where the benchmark scripts are."),
+) -> None:
+    """List the benchmark scripts in benchmarks/, or run one by name."""
+    scripts = sorted(folder.glob("*.py")) if folder.is_dir() else []
+    names = [p.stem for p in scripts if not p.stem.startswith("_")]
+    if name is None:
+        typer.echo("\n".join(names) if names else f"no benchmark scripts in {folder}/")
+        return
+    if name not in names:
+        raise ConfigError(
+            f"unknown benchmark {name!r}; choose one of: "
+            f"{', '.join(names) or f'none (no scripts in {folder}/)'}."
+        )
+    raise typer.Exit(subprocess.call([sys.executable, str(folder / f"{name}.py")]))

@@ -1,0 +1,194 @@
+"""Run configuration: one frozen dataclass per component, a TOML file, flags on top.
+
+A run's resolved configuration is ``{"domain": name, "train": ..., "diffusion": ...,
+"model": ...}``; TOML files use the same sections (``[train]``, ``[diffusion]``, ``[model]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from diffkit.errors import ConfigError, MissingFileError, check_choice
+
+SECTIONS = ("train", "diffusion", "model")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to optimise: steps, batch, AdamW, warm-up + cosine LR, EMA, checkpoints."""
+
+    max_steps: int = 2000
+    epochs: int = 0  # > 0 overrides max_steps with epochs * batches per epoch
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    accumulate: int = 1
+    precision: str = "32"  # "32" or "bf16" (autocast where the device supports it)
+    ema_max_decay: float = 0.999
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    log_every: int = 50
+    seed: int = 0
+    devices: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+
+    def __post_init__(self):
+        for name in ("max_steps", "batch_size", "accumulate", "checkpoint_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("epochs", "warmup_steps", "weight_decay", "grad_clip", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}.")
+        if not 0 < self.lr < 10:
+            raise ConfigError(f"train.lr must lie in (0, 10), got {self.lr}.")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"train.min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}.")
+        if not 0 <= self.ema_max_decay < 1:
+            raise ConfigError(f"train.ema_max_decay must lie in [0, 1), got {self.ema_max_decay}.")
+        if self.devices < 1 or self.log_every < 1:
+            raise ConfigError("train.devices and train.log_every must be at least 1.")
+        check_choice("precision", self.precision, ("32", "bf16"))
+        check_choice("strategy", self.strategy, ("auto", "ddp", "ddp_spawn"))
+        check_choice("accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The process: schedule by name (T for discrete ones), prediction and loss weighting."""
+
+    schedule: str = "linear"
+    T: int = 1000
+    prediction: str = "eps"
+    weighting: str = "none"
+
+    def __post_init__(self):
+        from diffkit.process import Prediction
+        from diffkit.schedules import SCHEDULES
+
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if self.T < 2 or self.T > 100_000:
+            raise ConfigError(f"diffusion.T must lie in 2..100000, got {self.T}.")
+        Prediction.parse(self.prediction)
+        check_choice("weighting", self.weighting, ("none", "min_snr"))
+
+    def build_schedule(self):
+        """The :class:`~diffkit.schedules.Schedule` this config names."""
+        from diffkit.schedules import get_schedule
+
+        discrete = self.schedule in ("linear", "cosine", "sqrt", "sigmoid")
+        return get_schedule(self.schedule, **({"T": self.T} if discrete else {}))
+
+
+def build(cls: type, values: dict[str, Any], where: str):
+    """``cls(**values)`` with each value checked against the field's type.
+
+    Unknown keys and wrongly typed values raise a one-line ConfigError naming ``where``.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{where}] must be a table of key = value pairs.")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in fields(cls)]
+    out = {}
+    for key, value in values.items():
+        if key not in valid:
+            raise ConfigError(f"unknown key {key!r} in [{where}]; valid keys: {', '.join(valid)}.")
+        out[key] = coerce(value, hints[key], f"{where}.{key}")
+    return cls(**out)
+
+
+def coerce(value: Any, kind: Any, name: str) -> Any:
+    """``value`` as ``kind`` (int, float, str, bool); strings from flags are parsed."""
+    if isinstance(kind, str):  # postponed annotations resolve to str in odd cases
+        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, str)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            result = int(value)
+            # one bound for every count so a typo cannot allocate the machine away
+            if abs(result) > 10**12:
+                raise ValueError
+            return result
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value)
+            if result != result or result in (float("inf"), float("-inf")):
+                raise ValueError
+            return result
+        return str(value)
+    except (ValueError, TypeError, OverflowError):
+        tname = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"{name} must be a {tname}, got {value!r}.") from None
+
+
+def read_toml(path: Path) -> dict[str, dict]:
+    """Read a config file; each top-level table must be one of ``SECTIONS``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"config file {str(path)!r} does not exist.")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{str(path)!r} is not valid TOML ({e}).") from None
+    for key, value in data.items():
+        if key not in SECTIONS or not isinstance(value, dict):
+            raise ConfigError(
+                f"unknown section {key!r} in {str(path)!r}; valid sections: {', '.join(SECTIONS)}."
+            )
+    return data
+
+
+def parse_sets(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """``["train.lr=3e-4", "hidden=64"]`` as sections; a bare key belongs to ``[model]``."""
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--set takes key=value, got {pair!r}.")
+        section, dot, name = key.strip().rpartition(".")
+        section = section if dot else "model"
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"unknown section {section!r} in --set; valid: {', '.join(SECTIONS)}."
+            )
+        out.setdefault(section, {})[name] = value.strip()
+    return out
+
+
+def merge(*layers: dict[str, dict]) -> dict[str, dict]:
+    """Later layers override earlier ones key by key."""
+    out: dict[str, dict] = {s: {} for s in SECTIONS}
+    for layer in layers:
+        for section, values in layer.items():
+            out.setdefault(section, {}).update(values)
+    return out
+
+
+def as_dict(config) -> dict:
+    """A config dataclass as JSON-ready data."""
+    return dataclasses.asdict(config)
+
+
+def describe(cls: type) -> list[tuple[str, str, Any]]:
+    """``(name, type name, default)`` per field, for help texts."""
+    hints = typing.get_type_hints(cls)
+    return [(f.name, getattr(hints[f.name], "__name__", "str"), f.default) for f in fields(cls)]

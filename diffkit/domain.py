@@ -1,0 +1,80 @@
+"""What a domain hands the engine: a network, data, conditioning, sampling and evaluation.
+
+The core never imports a domain. A domain is a :class:`Domain` value that a package exposes
+through the ``diffkit.domains`` entry-point group; :mod:`diffkit.registry` finds it by name.
+
+Batches from a domain's datasets are either a tensor ``x0`` of shape ``(B, ...)`` or a dict
+with key ``"x"`` plus optional ``"mask"`` (1 where observed) and any conditioning tensors,
+which reach the network as keyword arguments: ``net(x_t, t, **cond)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class DomainData:
+    """A domain's data: training and validation sets and the settings sampling needs.
+
+    ``settings`` is JSON-ready (scaling constants, a tokenizer path, a series length); it is
+    saved in every checkpoint's ``config.json`` and handed back to ``generate``/``evaluate``.
+    """
+
+    train: Dataset
+    val: Dataset | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A domain plugin.
+
+    Attributes
+    ----------
+    name
+        The name users type: ``diffkit train --domain NAME``.
+    config
+        A frozen dataclass type whose fields all have defaults (the ``[model]`` section).
+    build_network
+        ``config -> nn.Module`` called as ``net(x_t, t, **cond)``.
+    load_data
+        ``(config, path or None) -> DomainData``; ``None`` means the built-in default data.
+    generate
+        ``(net, schedule, n, *, config, settings, sampler, steps, prediction, generator)
+        -> Tensor``: ``n`` samples in the domain's own units (conditioning is its business).
+    evaluate
+        ``(net, schedule, data, *, config, settings, prediction, generator) -> dict`` of
+        float metrics.
+    save_samples
+        ``(samples, path) -> None``; raises a ConfigError for a file type it cannot write.
+    description
+        One line for ``diffkit info`` and help texts.
+    """
+
+    name: str
+    config: type
+    build_network: Callable[[Any], torch.nn.Module]
+    load_data: Callable[[Any, Path | None], DomainData]
+    generate: Callable[..., Tensor]
+    evaluate: Callable[..., dict[str, float]]
+    save_samples: Callable[[Tensor, Path], None]
+    description: str = ""
+
+
+def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:
+    """``(x0, cond, mask)`` from a tensor batch or a dict batch (see module docstring)."""
+    if isinstance(batch, Tensor):
+        return batch, {}, None
+    if isinstance(batch, (list, tuple)):  # TensorDataset yields 1-tuples
+        return batch[0], {}, None
+    cond = {k: v for k, v in batch.items() if k not in ("x", "mask")}
+    return batch["x"], cond, batch.get("mask")

@@ -1,0 +1,353 @@
+"""``fit``, ``sample_checkpoint`` and ``evaluate_checkpoint``: what the CLI and users call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from diffkit import checkpoint as ckpt
+from diffkit.config import DiffusionConfig, TrainConfig, as_dict, build
+from diffkit.domain import Domain, DomainData
+from diffkit.errors import ConfigError, TrainingError
+from diffkit.registry import get_domain
+from diffkit.training import DiffusionModule, StepBatches, validation_loss
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; saved as the run directory's ``config.json``."""
+
+    domain: str
+    model: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    data: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "domain": self.domain,
+            "model": as_dict(self.model),
+            "train": as_dict(self.train),
+            "diffusion": as_dict(self.diffusion),
+            "data": self.data,
+        }
+
+
+def resolve_config(domain: Domain, sections: dict[str, dict], data: str | None = None) -> RunConfig:
+    """Build a RunConfig from merged ``{"train": ..., "diffusion": ..., "model": ...}``."""
+    return RunConfig(
+        domain=domain.name,
+        model=build(domain.config, sections.get("model", {}), "model"),
+        train=build(TrainConfig, sections.get("train", {}), "train"),
+        diffusion=build(DiffusionConfig, sections.get("diffusion", {}), "diffusion"),
+        data=data,
+    )
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+
+
+def _say(msg: str) -> None:
+    if _rank() == 0:
+        print(msg, flush=True)
+
+
+def total_steps(train: TrainConfig, n_train: int) -> int:
+    """Optimizer steps of the run: ``max_steps``, or ``epochs`` passes over the data."""
+    if train.epochs > 0:
+        per_step = train.batch_size * train.accumulate * train.devices
+        return max(1, math.ceil(train.epochs * n_train / per_step))
+    return train.max_steps
+
+
+class _StepData(pl.LightningDataModule):
+    def __init__(self, data: DomainData, train: TrainConfig, start: int, total: int):
+        super().__init__()
+        self.data, self.cfg, self.start, self.total = data, train, start, total
+
+    def train_dataloader(self):
+        acc = self.cfg.accumulate
+        sampler = StepBatches(
+            len(self.data.train),
+            self.cfg.batch_size,
+            self.cfg.seed,
+            self.start * acc,
+            self.total * acc,
+            self.trainer.global_rank,
+            self.trainer.world_size,
+        )
+        return torch.utils.data.DataLoader(self.data.train, batch_sampler=sampler)
+
+
+class _Checkpointer(pl.Callback):
+    """Saves every ``checkpoint_every`` steps and at the end; tracks the best val loss."""
+
+    def __init__(self, root: Path, meta: dict, data: DomainData, train: TrainConfig, total: int):
+        self.root, self.meta, self.data, self.cfg, self.total = root, meta, data, train, total
+        self.saved = -1
+        self.best = ckpt.best(root)
+
+    def save(self, trainer, module: DiffusionModule) -> None:
+        if module.step == self.saved:
+            return
+        if trainer.is_global_zero:
+            val = self.data.val if self.data.val is not None else self.data.train
+            loss = validation_loss(module, val, seed=self.cfg.seed, batch_size=self.cfg.batch_size)
+            path = ckpt.save_checkpoint(
+                self.root,
+                module.step,
+                {**self.meta, "val_loss": loss},
+                module.net.state_dict(),
+                module.ema.state_dict(),
+                module.training_state(),
+            )
+            if self.best is None or loss < self.best["val_loss"]:
+                ckpt.mark_best(self.root, path, loss)
+                self.best = {"name": path.name, "val_loss": loss}
+            ckpt.prune(self.root, self.cfg.keep_last)
+        trainer.strategy.barrier()
+        self.saved = module.step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if module.step % self.cfg.checkpoint_every == 0 or module.step >= self.total:
+            self.save(trainer, module)
+
+    def on_train_end(self, trainer, module):
+        self.save(trainer, module)
+
+
+class _LogLines(pl.Callback):
+    """One line per ``log_every`` steps, for ``--quiet`` runs and logs."""
+
+    def __init__(self, every: int, total: int):
+        self.every, self.total, self.last, self.t0 = every, total, -1, time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        step = module.step
+        if step == self.last or (step % self.every and step != self.total):
+            return
+        rate = (step - module.start_step) / max(time.perf_counter() - self.t0, 1e-9)
+        loss = float(trainer.callback_metrics.get("loss", float("nan")))
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        _say(f"step {step}/{self.total}  loss {loss:.4f}  lr {lr:.2e}  {rate:.1f} it/s")
+        self.last = step
+
+
+class _ProgressBar(pl.callbacks.RichProgressBar):
+    """Rich bar with loss, it/s and ETA; the run is one pass of step-indexed batches."""
+
+    def get_metrics(self, trainer, module):
+        metrics = super().get_metrics(trainer, module)
+        metrics.pop("v_num", None)
+        return metrics
+
+    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook for it
+        return "train"
+
+
+def _logger(out: Path, start: int):
+    from lightning.pytorch.loggers import CSVLogger
+
+    version = "run" if start == 0 else f"resumed-at-{start}"
+    loggers = [CSVLogger(out, name="logs", version=version)]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(out, name="tensorboard", version=version))
+    except ImportError:
+        pass
+    return loggers
+
+
+def fit(
+    domain: Domain | str,
+    config: RunConfig | None = None,
+    *,
+    out: Path | str = "runs/run",
+    resume: bool = False,
+    quiet: bool = False,
+    callbacks: tuple = (),
+) -> Path:
+    """Train ``domain`` with ``config`` and return the run directory.
+
+    Parameters
+    ----------
+    domain
+        A :class:`~diffkit.domain.Domain` or a registered domain name.
+    config
+        The run configuration; defaults to the domain's defaults.
+    out
+        The run directory: ``config.json``, ``checkpoints/``, ``logs/``.
+    resume
+        Continue from the latest checkpoint in ``out`` (same weights as an uninterrupted run).
+    quiet
+        Log lines instead of a progress bar.
+    """
+    domain = get_domain(domain) if isinstance(domain, str) else domain
+    config = config or RunConfig(domain.name, domain.config())
+    out = Path(out)
+    root = out / "checkpoints"
+    existing = ckpt.list_checkpoints(root)
+    if existing and not resume:
+        raise ConfigError(
+            f"{str(out)!r} already holds checkpoints; pass --resume to continue "
+            "it or choose another --out."
+        )
+    found = ckpt.load_checkpoint(root, domain=domain.name, with_state=True) if existing else None
+    _say(f"run directory: {out} (checkpoints in {root}, logs in {out / 'logs'})")
+    if _rank() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json_atomic(out / "config.json", config.to_json())
+    if quiet:
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    data = domain.load_data(config.model, Path(config.data) if config.data else None)
+    cfg = config.train
+    total = total_steps(cfg, len(data.train))
+    torch.manual_seed(cfg.seed)  # network initialisation
+    net = domain.build_network(config.model)
+    module = DiffusionModule(net, config.diffusion, cfg, total, found.state if found else None)
+    if found:
+        try:
+            net.load_state_dict(found.model)
+            module.ema.load_state_dict(found.ema)
+        except RuntimeError:
+            raise ckpt.CheckpointError(
+                f"the weights in {str(found.path)!r} do not fit the network this config builds; "
+                "resume with the run's own [model] settings."
+            ) from None
+        _say(f"resuming from {found.path} at step {module.step}")
+    if module.step >= total:
+        _say(f"nothing to do: the run already reached step {module.step} of {total}.")
+        return out
+    schedule = config.diffusion.build_schedule()
+    meta = {
+        **config.to_json(),
+        "schedule": schedule.config(),
+        "prediction": config.diffusion.prediction,
+        "settings": data.settings,
+    }
+    progress = [] if quiet else [_ProgressBar()]
+    trainer = pl.Trainer(
+        max_steps=total - module.step,
+        accumulate_grad_batches=cfg.accumulate,
+        gradient_clip_val=cfg.grad_clip or None,
+        precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        accelerator=cfg.accelerator,
+        logger=_logger(out, module.step),
+        log_every_n_steps=cfg.log_every,
+        callbacks=[
+            *progress,
+            _LogLines(cfg.log_every, total) if quiet else pl.Callback(),
+            _Checkpointer(root, meta, data, cfg, total),
+            *callbacks,
+        ],
+        enable_checkpointing=False,
+        enable_progress_bar=not quiet,
+        enable_model_summary=not quiet,
+        deterministic=True,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        max_epochs=-1,
+    )
+    try:
+        with warnings.catch_warnings():
+            # the EMA copy is in eval mode on purpose; the pytree notice is Lightning's own
+            warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            trainer.fit(module, datamodule=_StepData(data, cfg, module.step, total))
+    except TrainingError as e:
+        last = ckpt.list_checkpoints(root)
+        where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved"
+        raise TrainingError(f"{e} {where}.") from None
+    _say(f"trained {total} steps; checkpoints in {root}, logs in {out / 'logs'}")
+    return out
+
+
+def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest"):
+    """``(domain, net, schedule, checkpoint)`` from a checkpoint; EMA weights by default."""
+    found = ckpt.load_checkpoint(Path(checkpoint), which=which)
+    domain = get_domain(found.domain)
+    from diffkit.schedules import from_config
+
+    model_cfg = build(domain.config, found.config.get("model", {}), "model")
+    net = domain.build_network(model_cfg)
+    try:
+        net.load_state_dict(found.ema if ema else found.model)
+    except RuntimeError:
+        raise ckpt.CheckpointError(
+            f"the weights in {str(found.path)!r} do not fit the network "
+            "its config.json describes; the checkpoint is damaged."
+        ) from None
+    return domain, net.eval(), from_config(found.config["schedule"]), found
+
+
+@torch.no_grad()
+def sample_checkpoint(
+    checkpoint: Path | str,
+    n: int = 64,
+    *,
+    sampler: str = "ddim",
+    steps: int | None = 50,
+    seed: int = 0,
+    ema: bool = True,
+) -> torch.Tensor:
+    """``n`` samples from a checkpoint in the domain's own units."""
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}.")
+    domain, net, schedule, found = load_model(checkpoint, ema=ema)
+    model_cfg = build(domain.config, found.config.get("model", {}), "model")
+    return domain.generate(
+        net,
+        schedule,
+        n,
+        config=model_cfg,
+        settings=found.config.get("settings", {}),
+        sampler=sampler,
+        steps=steps,
+        prediction=found.config["prediction"],
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+@torch.no_grad()
+def evaluate_checkpoint(
+    checkpoint: Path | str, data: Path | str | None = None, *, seed: int = 0, ema: bool = True
+) -> dict[str, Any]:
+    """The domain's metrics for a checkpoint, on ``data`` or the run's own data."""
+    domain, net, schedule, found = load_model(checkpoint, ema=ema)
+    model_cfg = build(domain.config, found.config.get("model", {}), "model")
+    path = data if data is not None else found.config.get("data")
+    loaded = domain.load_data(model_cfg, Path(path) if path else None)
+    metrics = domain.evaluate(
+        net,
+        schedule,
+        loaded,
+        config=model_cfg,
+        settings=found.config.get("settings", {}),
+        prediction=found.config["prediction"],
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return {"checkpoint": str(found.path), "step": found.step, **metrics}
+
+
+def write_metrics(metrics: dict, path: Path) -> None:
+    """Save metrics as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,192 @@
+"""The training engine: a LightningModule around (network, schedule, prediction, weighting).
+
+AdamW with linear warm-up then cosine decay, an EMA of the weights with warm-up decay, and
+data and noise drawn from generators seeded by ``(seed, micro-batch index, rank)``, so a
+resumed run sees exactly the batches and noise the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import Sampler
+
+from diffkit.config import DiffusionConfig, TrainConfig
+from diffkit.domain import split_batch
+from diffkit.errors import TrainingError
+from diffkit.losses import diffusion_loss
+
+Tensor = torch.Tensor
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """Multiplier of the base LR at optimizer step ``step``: linear warm-up, then cosine.
+
+    Rises linearly from ``1/warmup`` to 1 over ``warmup`` steps, then follows half a cosine
+    from 1 down to ``min_ratio`` at ``total``.
+    """
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def ema_decay(updates: int, max_decay: float) -> float:
+    """EMA decay after ``updates`` updates: ``min(max_decay, (1 + n) / (10 + n))``.
+
+    The warm-up keeps the average from being dominated by the random initial weights.
+    """
+    return min(max_decay, (1 + updates) / (10 + updates))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * net`` for parameters; buffers are copied."""
+    for e, p in zip(ema.parameters(), net.parameters(), strict=True):
+        e.lerp_(p.detach().to(e.dtype), 1 - decay)
+    for e, b in zip(ema.buffers(), net.buffers(), strict=True):
+        e.copy_(b)
+
+
+def mix_seed(*parts: int) -> int:
+    """One 63-bit seed from several integers (splitmix64-style), stable across runs."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class StepBatches(Sampler[list[int]]):
+    """Batch indices for micro-batches ``start..stop-1``, each a function of its index.
+
+    Indices are drawn with replacement from a generator seeded by ``(seed, index)``; rank
+    ``r`` of ``world`` takes the r-th slice of a batch of ``batch_size * world``.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        start: int,
+        stop: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        for i in range(self.start, self.stop):
+            g = torch.Generator().manual_seed(mix_seed(self.seed, i))
+            idx = torch.randint(0, self.n, (self.batch_size * self.world,), generator=g)
+            yield idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size].tolist()
+
+
+class DiffusionModule(pl.LightningModule):
+    """Trains ``net`` with :func:`diffkit.diffusion_loss` and keeps its EMA in ``ema``.
+
+    ``state`` (optional) is a checkpoint's training state to resume from: optimizer,
+    scheduler and step.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        diffusion: DiffusionConfig,
+        train: TrainConfig,
+        total_steps: int,
+        state: dict | None = None,
+    ):
+        super().__init__()
+        self.net = net
+        self.ema = copy.deepcopy(net).requires_grad_(False).eval()
+        self.schedule = diffusion.build_schedule()
+        self.diffusion, self.train_cfg, self.total_steps = diffusion, train, total_steps
+        self.resume_state = state
+        self.step = int(state["step"]) if state else 0  # optimizer steps taken
+        self.start_step = self.step
+
+    def configure_optimizers(self):
+        cfg = self.train_cfg
+        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total, warmup, floor = self.total_steps, cfg.warmup_steps, cfg.min_lr_ratio
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total, floor))
+        if self.resume_state:
+            opt.load_state_dict(self.resume_state["optimizer"])
+            sched.load_state_dict(self.resume_state["scheduler"])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def training_step(self, batch, batch_idx):
+        x0, cond, mask = split_batch(batch)
+        micro = self.start_step * self.train_cfg.accumulate + batch_idx
+        g = torch.Generator(device=x0.device)
+        g.manual_seed(mix_seed(self.train_cfg.seed, micro, self.global_rank, 1))
+        loss = diffusion_loss(
+            self.net,
+            x0,
+            self.schedule,
+            prediction=self.diffusion.prediction,
+            cond=cond,
+            mask=mask,
+            weighting=None if self.diffusion.weighting == "none" else "min_snr",
+            generator=g,
+        ).mean()
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {loss.item()} at step {self.step + 1}; training stopped "
+                "(lower train.lr or check the data for NaN)."
+            )
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=True)
+        return loss
+
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        ema_update(self.ema, self.net, ema_decay(self.step, self.train_cfg.ema_max_decay))
+        self.step += 1
+
+    def training_state(self) -> dict:
+        """Optimizer, scheduler and step: what resuming needs besides the weights."""
+        return {
+            "optimizer": self.optimizers().optimizer.state_dict(),
+            # lr_lambdas is [None] for a plain function: nothing pickled, weights_only loads it
+            "scheduler": self.lr_schedulers().state_dict(),
+            "step": self.step,
+        }
+
+
+@torch.no_grad()
+def validation_loss(
+    module: DiffusionModule, dataset, *, seed: int, batch_size: int, max_batches: int = 8
+) -> float:
+    """Mean loss of the EMA network on ``dataset`` with fixed noise (comparable across steps)."""
+    n = len(dataset)
+    device = next(module.ema.parameters()).device
+    g = torch.Generator(device=device).manual_seed(mix_seed(seed, 2))
+    total, count = 0.0, 0
+    for b in range(min(max_batches, math.ceil(n / batch_size))):
+        rows = [dataset[i] for i in range(b * batch_size, min(n, (b + 1) * batch_size))]
+        batch = torch.utils.data.default_collate(rows)
+        x0, cond, mask = split_batch(batch)
+        x0 = x0.to(device)
+        cond = {k: v.to(device) for k, v in cond.items()}
+        loss = diffusion_loss(
+            module.ema,
+            x0,
+            module.schedule,
+            prediction=module.diffusion.prediction,
+            cond=cond,
+            mask=None if mask is None else mask.to(device),
+            generator=g,
+            weighting=None if module.diffusion.weighting == "none" else "min_snr",
+        )
+        total, count = total + loss.sum().item(), count + len(loss)
+    return total / max(count, 1)
