@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffkit.domains.toy.network import MLP
 from torch.utils.data import TensorDataset
 
 from diffkit import sample, toy
 from diffkit.domain import Domain, DomainData
+from diffkit.domains.toy.network import MLP
 from diffkit.errors import ConfigError, DataError, MissingFileError
 
 Tensor = torch.Tensor
