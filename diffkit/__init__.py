@@ -3,7 +3,7 @@
 The public API, re-exported; nothing is defined here.
 """
 
-from diffkit import schedules, toy
+from diffkit import guidance, schedules, toy
 from diffkit.errors import (
     CheckpointError,
     ConfigError,
@@ -12,6 +12,7 @@ from diffkit.errors import (
     ShapeError,
     UserError,
 )
+from diffkit.guidance import cfg, clamp, dynamic_threshold, with_known, with_x0_transform
 from diffkit.losses import diffusion_loss
 from diffkit.process import (
     Prediction,
@@ -37,11 +38,15 @@ __all__ = [
     "ShapeError",
     "UserError",
     "__version__",
+    "cfg",
+    "clamp",
     "convert",
     "diffusion_loss",
+    "dynamic_threshold",
     "from_x0_eps",
     "get_sampler",
     "get_schedule",
+    "guidance",
     "posterior",
     "posterior_at",
     "q_sample",
@@ -51,4 +56,6 @@ __all__ = [
     "timesteps",
     "to_x0_eps",
     "toy",
+    "with_known",
+    "with_x0_transform",
 ]

@@ -5,6 +5,7 @@ from diffkit.sampling import (  # noqa: F401  (register the built-in samplers)
     ddim,
     langevin,
     predictor_corrector,
+    repaint,
     sde,
 )
 from diffkit.sampling.base import model_function
