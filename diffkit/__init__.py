@@ -3,7 +3,7 @@
 The public API, re-exported; nothing is defined here.
 """
 
-from diffkit import schedules, toy
+from diffkit import guidance, likelihood, schedules, toy
 from diffkit.errors import (
     CheckpointError,
     ConfigError,
@@ -12,6 +12,8 @@ from diffkit.errors import (
     ShapeError,
     UserError,
 )
+from diffkit.guidance import cfg, clamp, dynamic_threshold, with_known, with_x0_transform
+from diffkit.likelihood import bits_per_dim, ode_log_likelihood, variational_bound
 from diffkit.losses import diffusion_loss
 from diffkit.process import (
     Prediction,
@@ -47,12 +49,19 @@ __all__ = [
     "ShapeError",
     "UserError",
     "__version__",
+    "bits_per_dim",
+    "cfg",
+    "clamp",
     "convert",
     "diffusion_loss",
+    "dynamic_threshold",
     "fit",
     "from_x0_eps",
     "get_sampler",
     "get_schedule",
+    "guidance",
+    "likelihood",
+    "ode_log_likelihood",
     "posterior",
     "posterior_at",
     "q_sample",
@@ -62,4 +71,7 @@ __all__ = [
     "timesteps",
     "to_x0_eps",
     "toy",
+    "variational_bound",
+    "with_known",
+    "with_x0_transform",
 ]

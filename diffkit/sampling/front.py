@@ -6,6 +6,7 @@ import inspect
 
 import torch
 
+from diffkit import guidance  # a module reference: guidance itself imports sampling.base
 from diffkit.errors import ConfigError, DataError
 from diffkit.sampling.base import model_function, randn_like
 from diffkit.sampling.registry import get_sampler
@@ -49,6 +50,11 @@ def sample(
     callback=None,
     device=None,
     dtype=None,
+    guidance_scale: float | None = None,
+    null_cond: dict | None = None,
+    known: Tensor | None = None,
+    mask: Tensor | None = None,
+    x0_transform=None,
     **options,
 ) -> Tensor:
     """Run ``sampler`` from noise to data and return x_0.
@@ -63,6 +69,15 @@ def sample(
     steps, spacing, times
         How many model evaluation times and where (see :func:`timesteps`); default all T
         steps of a discrete schedule, 1000 for a continuous one. ``times`` overrides both.
+    guidance_scale, null_cond
+        Classifier-free guidance (:func:`diffkit.guidance.cfg`): 0 unconditional, 1
+        conditional, above 1 guided; ``null_cond`` replaces entries of ``cond``.
+    known, mask
+        Inpainting / imputation (:func:`diffkit.guidance.with_known`): entries where
+        ``mask`` is 1 are fixed to ``known``; ``sampler="repaint"`` adds RePaint's jumps.
+    x0_transform
+        A function applied to every x0 prediction, e.g.
+        :func:`diffkit.guidance.dynamic_threshold` or a clamp.
     options
         Passed to the sampler, e.g. ``eta=0.5`` for DDIM.
 
@@ -85,11 +100,21 @@ def sample(
         times = timesteps(schedule, steps, spacing)
     else:
         times = schedule.check_t(times)
+    if guidance_scale is not None:
+        model = guidance.cfg(model, guidance_scale, null_cond)
     model_fn = model_function(model, schedule, prediction, cond)
+    if x0_transform is not None:
+        model_fn = guidance.with_x0_transform(model_fn, schedule, x0_transform)
+    if (known is None) != (mask is None):
+        raise ConfigError("inpainting needs both known and mask (1 where known); pass both.")
+    if known is not None:
+        known, mask = guidance.broadcast_known(known.to(x), mask.to(x), x.shape)
+        model_fn = guidance.with_known(model_fn, schedule, known, mask, generator)
     if progress:
         callback = _with_progress_bar(callback, len(times), sampler)
     with torch.no_grad():
-        return fn(model_fn, x, times, schedule, generator=generator, callback=callback, **options)
+        x = fn(model_fn, x, times, schedule, generator=generator, callback=callback, **options)
+    return x if known is None else mask * known + (1 - mask) * x
 
 
 def _with_progress_bar(callback, total: int, label: str):

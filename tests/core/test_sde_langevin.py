@@ -1,0 +1,98 @@
+"""Reverse-SDE Euler–Maruyama, predictor–corrector and annealed Langevin on the exact ring."""
+
+import pytest
+import torch
+
+import diffkit
+from diffkit import ConfigError, schedules, toy
+from diffkit.sampling.sde import sde_coefficients
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The exact denoiser is tiny: a second thread only adds contention on a shared machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_forward_sde_coefficients_match_the_closed_forms():
+    t = torch.tensor([1e-3, 0.5, 1.0], dtype=torch.float64)
+    f, g2 = sde_coefficients(schedules.vp(), t)
+    beta = 0.1 + 19.9 * t  # score-SDE VP: f = -beta/2, g^2 = beta
+    torch.testing.assert_close(f, -beta / 2)
+    torch.testing.assert_close(g2, beta)
+    f, g2 = sde_coefficients(schedules.ve(0.01, 50.0), t)
+    sigma = 0.01 * 5000**t  # VE: f = 0, g^2 = d sigma^2 / dt
+    torch.testing.assert_close(f, torch.zeros_like(t))
+    torch.testing.assert_close(g2, 2 * sigma**2 * torch.log(torch.tensor(5000.0)).double())
+    s = schedules.linear()  # discrete: log alpha piecewise linear, g^2 ~ beta per step
+    f, g2 = sde_coefficients(s, torch.tensor([10.5, 500.5], dtype=torch.float64))
+    torch.testing.assert_close(g2, s.betas[[11, 501]], rtol=2e-2, atol=0)
+
+
+def log_snr_times(s, n):
+    """Times uniform in log-SNR: geometric noise levels sigma / alpha for any schedule."""
+    lam = s.log_snr(torch.tensor([s.t_max, s.t_min], dtype=torch.float64))
+    return s.t_of_log_snr(torch.linspace(lam[0].item(), lam[1].item(), n, dtype=torch.float64))
+
+
+def noise_floor(gm, ref, g, repeats=4):
+    """The sliced Wasserstein distance of exact samples to ``ref``, averaged over a few sets."""
+    sw = [
+        toy.sliced_wasserstein(
+            gm.sample(len(ref), g), ref, generator=torch.Generator().manual_seed(1)
+        )
+        for _ in range(repeats)
+    ]
+    return sum(sw) / repeats
+
+
+CASES = {
+    "sde_euler-vp": ("sde_euler", schedules.vp(), 200, {}),
+    "sde_euler-linear": ("sde_euler", schedules.linear(), 200, {}),
+    "pc-vp": ("pc", schedules.vp(), 150, {}),
+    "pc-ve": ("pc", schedules.ve(sigma_max=20.0), 150, {}),
+    "pc-ve-em": ("pc", schedules.ve(sigma_max=20.0), 150, {"predictor": "euler_maruyama"}),
+    "langevin-vp": ("langevin", schedules.vp(), 100, {"n_steps_each": 10, "step_lr": 5e-5}),
+    "langevin-ve": ("langevin", schedules.ve(sigma_max=20.0), 100, {"n_steps_each": 10}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_sampler_with_the_exact_denoiser_reproduces_the_ring(case):
+    name, s, steps, options = CASES[case]
+    gm, n = toy.ring(), 5000
+    g = torch.Generator().manual_seed(0)
+    ref = gm.sample(n, g)
+    floor = noise_floor(gm, ref, g)
+    times = log_snr_times(s, steps)
+    x = diffkit.sample(gm.denoiser(s), (n, 2), s, sampler=name, times=times, generator=g, **options)
+    sw = toy.sliced_wasserstein(x, ref, generator=torch.Generator().manual_seed(1))
+    assert sw < 1.5 * floor
+    assert gm.mode_tv(x) < 0.03
+
+
+def test_model_calls_per_step():
+    calls = []
+    s = schedules.vp()
+
+    def net(x, t):
+        calls.append(1)
+        return torch.zeros_like(x)
+
+    for name, options, expected in [
+        ("sde_euler", {}, 5),
+        ("pc", {"n_corrector": 2}, 15),
+        ("langevin", {"n_steps_each": 3}, 16),
+    ]:
+        calls.clear()
+        diffkit.sample(net, (4, 2), s, sampler=name, steps=5, **options)
+        assert len(calls) == expected, name
+
+
+def test_langevin_refuses_a_zero_snr_time():
+    s = schedules.linear(rescale=True)
+    with pytest.raises(ConfigError, match="alpha > 0"):
+        diffkit.sample(lambda x, t: 0 * x, (2, 2), s, sampler="langevin", steps=5)
