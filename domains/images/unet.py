@@ -10,7 +10,6 @@ schedules: ``t`` is whatever number the caller uses for the diffusion time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffkit.errors import ConfigError, ShapeError
+from diffkit.nn import timestep_embedding
 
 
 @dataclass(frozen=True)
@@ -104,17 +104,6 @@ class UNetConfig:
     def size_multiple(self) -> int:
         """Height and width are padded up to a multiple of this inside ``forward``."""
         return 2 ** (len(self.channel_mults) - 1)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding ``(B,) -> (B, dim)`` of a float time (Transformer / DDPM)."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
-    )
-    args = t.float()[:, None] * freqs[None]  # (B, half)
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2 * half)
-    return F.pad(emb, (0, dim % 2))  # (B, dim)
 
 
 class ResBlock(nn.Module):

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from diffkit.nn import timestep_embedding
+
 Tensor = torch.Tensor
-
-
-def time_embedding(t: Tensor, dim: int, scale: float = 1.0) -> Tensor:
-    """Sinusoidal embedding of ``scale * t``, (B,) -> (B, dim).
-
-    Discrete schedules pass steps 0..T-1 (scale 1); continuous ones times in [0, 1], which
-    want ``scale`` near 1000 so the low frequencies still vary.
-    """
-    half = dim // 2
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device) / half)
-    angles = scale * t.float()[:, None] * freqs[None]  # (B, half)
-    return torch.cat([angles.sin(), angles.cos()], dim=1)  # (B, 2 * half)
 
 
 class MLP(nn.Module):
@@ -43,5 +31,7 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return self.body(
-            torch.cat([x, time_embedding(t, self.time_dim, self.time_scale).to(x.dtype)], dim=1)
+            torch.cat(
+                [x, timestep_embedding(t, self.time_dim, scale=self.time_scale).to(x.dtype)], dim=1
+            )
         )
