@@ -1,6 +1,12 @@
 """Samplers: one family per file, one signature, a registry and the ``sample`` front door."""
 
-from diffkit.sampling import ancestral, ddim  # noqa: F401  (register the built-in samplers)
+from diffkit.sampling import (  # noqa: F401  (register the built-in samplers)
+    ancestral,
+    ddim,
+    dpmpp,
+    karras,
+    unipc,
+)
 from diffkit.sampling.base import model_function
 from diffkit.sampling.front import sample
 from diffkit.sampling.registry import SAMPLERS, get_sampler, register
