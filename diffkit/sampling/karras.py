@@ -60,8 +60,9 @@ def euler(
             x, t, alphas[i], ves[i], gamma, s_noise, schedule, generator
         )
         x0, eps = model_fn(x, t_hat)
-        x_ve = x / a_hat + (ves[i + 1] - ve_hat) * eps
-        x = x0 if ves[i + 1] == 0 else alphas[i + 1] * x_ve  # the last step lands on x0
+        # x_ve' = x_ve + (sigma_ve' - sigma_ve) eps, written in x = alpha x_ve (two ops fewer)
+        a_next, step = alphas[i + 1], ves[i + 1] - ve_hat
+        x = x0 if ves[i + 1] == 0 else (a_next / a_hat) * x + (a_next * step) * eps
         report(callback, i, t, x, x0)
     return x
 
@@ -93,9 +94,9 @@ def heun(
         if ves[i + 1] == 0:  # the last step is Euler's: x = x0
             x = x0
         else:
-            x_ve = x / a_hat
-            x_next = alphas[i + 1] * (x_ve + (ves[i + 1] - ve_hat) * eps)
-            _, eps_next = model_fn(x_next, times[i + 1])
-            x = alphas[i + 1] * (x_ve + (ves[i + 1] - ve_hat) * 0.5 * (eps + eps_next))
+            a_next, step = alphas[i + 1], ves[i + 1] - ve_hat
+            x = (a_next / a_hat) * x
+            _, eps_next = model_fn(x + (a_next * step) * eps, times[i + 1])  # Euler's x'
+            x = x + (0.5 * a_next * step) * (eps + eps_next)
         report(callback, i, t, x, x0)
     return x
