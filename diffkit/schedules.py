@@ -72,6 +72,8 @@ class Schedule:
     def check_t(self, t: Tensor) -> Tensor:
         """Return ``t`` as float64, raising a ConfigError when any value is out of range."""
         t = torch.as_tensor(t, dtype=torch.float64)
+        if t.ndim == 0 and self.t_min - 1e-9 <= t.item() <= self.t_max + 1e-9:
+            return t  # the common case of one time in range, without tensor reductions
         if torch.isnan(t).any():
             raise ConfigError(f"time t contains NaN; pass times in [{self.t_min}, {self.t_max}].")
         lo, hi = t.min().item(), t.max().item()
@@ -97,6 +99,12 @@ class Schedule:
 
     def alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """``(alpha_t, sigma_t)`` in float64."""
+        t = self.check_t(t)
+        if self.discrete and t.ndim == 0:  # one time, as in every sampler step: plain floats
+            log_alpha = _interp_log_alpha_scalar(t.item(), self.alphas_cumprod)
+            alpha = math.exp(log_alpha)
+            sigma = math.sqrt(-math.expm1(2 * log_alpha))
+            return torch.tensor(alpha, dtype=t.dtype), torch.tensor(sigma, dtype=t.dtype)
         log_alpha, log_sigma = self.log_alpha_sigma(t)
         return log_alpha.exp(), log_sigma.exp()
 
