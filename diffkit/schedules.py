@@ -104,7 +104,10 @@ class Schedule:
             log_alpha = _interp_log_alpha_scalar(t.item(), self.alphas_cumprod)
             alpha = math.exp(log_alpha)
             sigma = math.sqrt(-math.expm1(2 * log_alpha))
-            return torch.tensor(alpha, dtype=t.dtype), torch.tensor(sigma, dtype=t.dtype)
+            return (
+                torch.scalar_tensor(alpha, dtype=t.dtype),
+                torch.scalar_tensor(sigma, dtype=t.dtype),
+            )
         log_alpha, log_sigma = self.log_alpha_sigma(t)
         return log_alpha.exp(), log_sigma.exp()
 
