@@ -34,7 +34,7 @@ def dpmpp_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, order):
     """One multistep DPM-Solver++ step of ``order`` 1-3 from the newest point in ``history``.
 
     ``history`` holds ``(lambda, x0)`` of the last evaluations, newest last (Lu et al. 2022b,
-    Algorithm 2 for order 2; the order-3 form is diffusers' / the official code's).
+    Algorithm 2 for order 2; the order-3 form is the official code's, as in diffusers).
     """
     lam_t, d0 = history[-1]
     h = lam_s - lam_t
@@ -76,7 +76,7 @@ def dpmpp_2m(
 def dpmpp_3m(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
-    """DPM-Solver++(3M), multistep third order (Lu et al. 2022b, Appendix B)."""
+    """DPM-Solver++(3M), multistep third order (Lu et al. 2022b; the official code's form)."""
     alphas, sigmas = trajectory(schedule, times)
     lams = half_log_snr(alphas, sigmas)
     history = []  # (lambda, x0) of the last three evaluations
@@ -117,7 +117,7 @@ def dpmpp_2s(model_fn, x, times, schedule, *, generator=None, callback=None):
 
 @register("dpm_solver")
 def dpm_solver(model_fn, x, times, schedule, *, generator=None, callback=None, order=2):
-    """DPM-Solver-1/2/3, singlestep in noise prediction (Lu et al. 2022a, Algorithms 1, 4, 5).
+    """DPM-Solver-1/2/3, singlestep in noise prediction (Lu et al. 2022a; r = 1/2 and 1/3, 2/3).
 
     ``order`` model calls per step between ``times``, one on the last, whose x0 is the result.
     """

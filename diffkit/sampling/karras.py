@@ -51,7 +51,10 @@ def euler(
     s_tmax=math.inf,
     s_noise=1.0,
 ):
-    """Euler on the probability-flow ODE (Karras et al. 2022, Algorithm 1; churn of Alg. 2)."""
+    """Euler on the probability-flow ODE (Karras et al. 2022, Algorithm 1 without Heun's step).
+
+    With ``s_churn > 0``, Algorithm 2's churn adds fresh noise before each step.
+    """
     alphas, sigmas = trajectory(schedule, times)
     ves = [s / a for a, s in zip(alphas, sigmas, strict=True)]
     for i, t in enumerate(times):
@@ -81,8 +84,10 @@ def heun(
     s_tmax=math.inf,
     s_noise=1.0,
 ):
-    """Heun's second-order method (Karras et al. 2022, Algorithm 2; deterministic when
-    ``s_churn = 0``, Algorithm 1). Two model calls per step, one on the last step."""
+    """Heun's method (Karras et al. 2022, Algorithm 1; with ``s_churn > 0``, Algorithm 2).
+
+    Two model calls per step, one on the last step (to sigma = 0, which is Euler's).
+    """
     alphas, sigmas = trajectory(schedule, times)
     ves = [s / a for a, s in zip(alphas, sigmas, strict=True)]
     for i, t in enumerate(times):

@@ -17,7 +17,7 @@ def unipc_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, order, x0_new=Non
     """UniP-``order`` step from the newest point of ``history`` (``(lambda, x0)`` pairs, newest
     last) to ``lam_s``; given ``x0_new`` (the model at the step's end) it is UniC-``order``.
 
-    Zhao et al. 2023, Algorithms 2 and 3 with the bh2 coefficients (as in their code).
+    Zhao et al. 2023, UniP-p and UniC-p with the bh2 coefficients, as in their code.
     """
     lam_t, m0 = history[-1]
     h = lam_s - lam_t
