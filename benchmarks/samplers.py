@@ -1,8 +1,8 @@
 """Every diffkit sampler and diffusers' schedulers on the exact Gaussian mixture, side by side.
 
-    python benchmarks/samplers.py            # 20,000 samples per run (about 10 min on 2 cores)
+    python benchmarks/samplers.py            # 20,000 samples per run (~30 min, shared 2-core CPU)
     python benchmarks/samplers.py --quick    # 4,000 samples (about 5 min)
-    python benchmarks/samplers.py --samples 10000
+    python benchmarks/samplers.py --samples 10000   # about 12 min: the run in RESULTS.md
 
 Both sides sample the 2-D ring (8 modes, std 0.15) and a 16-D mixture of 8 with the *exact*
 eps of the noised mixture on DDPM's linear schedule (T = 1000), so what differs is the
