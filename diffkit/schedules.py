@@ -72,6 +72,8 @@ class Schedule:
     def check_t(self, t: Tensor) -> Tensor:
         """Return ``t`` as float64, raising a ConfigError when any value is out of range."""
         t = torch.as_tensor(t, dtype=torch.float64)
+        if t.ndim == 0 and self.t_min - 1e-9 <= t.item() <= self.t_max + 1e-9:
+            return t  # the common case of one time in range, without tensor reductions
         if torch.isnan(t).any():
             raise ConfigError(f"time t contains NaN; pass times in [{self.t_min}, {self.t_max}].")
         lo, hi = t.min().item(), t.max().item()
@@ -85,6 +87,10 @@ class Schedule:
     def log_alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """``(log alpha_t, log sigma_t)`` in float64 on t's device, for any real ``t`` in range."""
         t = self.check_t(t)
+        if self.discrete and t.ndim == 0:  # one time, as in every sampler step: plain floats
+            log_alpha = _interp_log_alpha_scalar(t.item(), self.alphas_cumprod)
+            log_sigma = 0.5 * math.log(-math.expm1(2 * log_alpha)) if log_alpha < 0 else -math.inf
+            return torch.tensor(log_alpha, dtype=t.dtype), torch.tensor(log_sigma, dtype=t.dtype)
         if self.discrete:
             table = 0.5 * torch.log(self.alphas_cumprod)  # the table stays on the CPU
             log_alpha = _interp_log(t.cpu(), table).to(t.device)
@@ -94,6 +100,15 @@ class Schedule:
 
     def alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """``(alpha_t, sigma_t)`` in float64."""
+        t = self.check_t(t)
+        if self.discrete and t.ndim == 0:  # one time, as in every sampler step: plain floats
+            log_alpha = _interp_log_alpha_scalar(t.item(), self.alphas_cumprod)
+            alpha = math.exp(log_alpha)
+            sigma = math.sqrt(-math.expm1(2 * log_alpha))
+            return (
+                torch.scalar_tensor(alpha, dtype=t.dtype),
+                torch.scalar_tensor(sigma, dtype=t.dtype),
+            )
         log_alpha, log_sigma = self.log_alpha_sigma(t)
         return log_alpha.exp(), log_sigma.exp()
 
@@ -116,6 +131,18 @@ class Schedule:
             lo = torch.where(above, mid, lo)
             hi = torch.where(above, hi, mid)
         return (lo + hi) / 2
+
+
+def _interp_log_alpha_scalar(t: float, alphas_cumprod: Tensor) -> float:
+    """:func:`_interp_log` of ``log alpha`` at one time, in floats (ten times fewer ops)."""
+    i0 = min(max(math.floor(t), 0), len(alphas_cumprod) - 1)
+    w = t - i0
+    a = alphas_cumprod[i0].item()
+    log_a = 0.5 * math.log(a) if a > 0 else -math.inf
+    if w == 0:
+        return log_a
+    b = alphas_cumprod[min(i0 + 1, len(alphas_cumprod) - 1)].item()
+    return log_a + math.log1p(-w) if b == 0 else log_a + w * (0.5 * math.log(b) - log_a)
 
 
 def _interp_log(t: Tensor, table: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference data folder (skip when absent) and quiet threading."""
+"""Shared fixtures: the reference data folder (skip when absent) and one torch thread."""
 
 import os
 from pathlib import Path

@@ -3,10 +3,13 @@
 from diffkit.sampling import (  # noqa: F401  (register the built-in samplers)
     ancestral,
     ddim,
+    dpmpp,
+    karras,
     langevin,
     predictor_corrector,
     repaint,
     sde,
+    unipc,
 )
 from diffkit.sampling.base import model_function
 from diffkit.sampling.front import sample

@@ -3,6 +3,8 @@ along a trajectory, and noise drawn from an explicit generator."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from diffkit.errors import ShapeError
@@ -35,6 +37,32 @@ def trajectory(schedule: Schedule, times: Tensor) -> tuple[list[float], list[flo
     """``alpha`` and ``sigma`` at each time, plus a last entry (1, 0) for clean data."""
     alpha, sigma = schedule.alpha_sigma(times)
     return [*alpha.tolist(), 1.0], [*sigma.tolist(), 0.0]
+
+
+def half_log_snr(alphas: list[float], sigmas: list[float]) -> list[float]:
+    """``lambda = log(alpha / sigma)`` (DPM-Solver's lambda, half the log-SNR) at each point.
+
+    Clean data (sigma = 0) has ``lambda = +inf``, pure noise (alpha = 0) ``-inf``; a step
+    to clean data then has ``h = inf`` and ``exp(-h) = 0``, which the solvers' first-order
+    update turns into "return the denoised x0".
+    """
+    out = []
+    for a, s in zip(alphas, sigmas, strict=True):
+        if s == 0:
+            out.append(math.inf)
+        elif a == 0:
+            out.append(-math.inf)
+        else:
+            out.append(math.log(a) - math.log(s))
+    return out
+
+
+def times_at_half_log_snr(schedule: Schedule, lams: list[float]) -> list[float]:
+    """The times at which ``log(alpha / sigma)`` equals each of ``lams`` (for intermediate
+    stages of single-step solvers), found at once before the loop."""
+    if not lams:
+        return []
+    return schedule.t_of_log_snr(torch.tensor(lams, dtype=torch.float64) * 2).tolist()
 
 
 def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
