@@ -50,6 +50,9 @@ DIFFKIT = {
     "dpm_solver-3": ({"order": 3}, lambda n: 3 * n - 2),
     "unipc-2": ({"order": 2}, lambda n: n),
     "unipc-3": ({"order": 3}, lambda n: n),
+    "sde_euler": ({}, lambda n: n),
+    "pc": ({"n_corrector": 1}, lambda n: 2 * n),  # one predictor and one corrector call
+    "langevin": ({"n_steps_each": 5}, lambda n: 5 * n + 1),  # plus the final denoising call
 }
 # name -> (scheduler class, config, model calls for `steps` steps, timestep spacings tried)
 DIFFUSERS = {
@@ -184,6 +187,7 @@ def best(rows, library, nfe):
 
 def markdown(results, args) -> str:
     command = "python benchmarks/samplers.py" + (" --quick" if args.quick else "")
+    command += f" --samples {args.samples}" if args.samples else ""
     command += f" --samples {args.samples}" if args.samples else ""
     setup = f"{results['n']} samples, linear schedule T=1000, float32 samples, exact eps"
     lines = [f"Command: `{command}` ({setup}).", ""]
