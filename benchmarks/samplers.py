@@ -188,7 +188,6 @@ def best(rows, library, nfe):
 def markdown(results, args) -> str:
     command = "python benchmarks/samplers.py" + (" --quick" if args.quick else "")
     command += f" --samples {args.samples}" if args.samples else ""
-    command += f" --samples {args.samples}" if args.samples else ""
     setup = f"{results['n']} samples, linear schedule T=1000, float32 samples, exact eps"
     lines = [f"Command: `{command}` ({setup}).", ""]
     for label, res in results["problems"].items():
