@@ -15,6 +15,7 @@ from typing import Any
 import tomllib
 
 from diffkit.errors import ConfigError, MissingFileError, check_choice
+from diffkit.losses import WEIGHTINGS
 
 SECTIONS = ("train", "diffusion", "model")
 
@@ -79,7 +80,7 @@ class DiffusionConfig:
         if self.T < 2 or self.T > 100_000:
             raise ConfigError(f"diffusion.T must lie in 2..100000, got {self.T}.")
         Prediction.parse(self.prediction)
-        check_choice("weighting", self.weighting, ("none", "min_snr"))
+        check_choice("weighting", self.weighting, WEIGHTINGS)
 
     def build_schedule(self):
         """The :class:`~diffkit.schedules.Schedule` this config names."""

@@ -13,7 +13,7 @@ from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
 
-WEIGHTINGS = (None, "min_snr")
+WEIGHTINGS = ("none", "min_snr")  # None means "none"
 
 
 def sample_t(schedule: Schedule, n: int, *, generator=None, device=None) -> Tensor:
@@ -68,14 +68,14 @@ def diffusion_loss(
         Optional, shaped like ``x0``: 1 where a value is observed. Entries with 0 do not count
         and their NaN values are ignored (missing data, padding).
     weighting
-        ``None`` (L_simple) or ``"min_snr"`` (min-SNR-gamma with ``gamma``).
+        ``None`` or ``"none"`` (L_simple), or ``"min_snr"`` (min-SNR-gamma with ``gamma``).
     t, noise
         Fixed times ``(B,)`` and noise; drawn with ``generator`` when omitted.
     """
     prediction = Prediction.parse(prediction)
     if prediction is Prediction.SCORE:
         raise ConfigError("train score models with prediction='eps' (score = -eps / sigma).")
-    check_choice("weighting", weighting if weighting else "none", ("none", "min_snr"))
+    check_choice("weighting", weighting or "none", WEIGHTINGS)
     if mask is not None:
         if mask.shape != x0.shape:
             raise ShapeError(f"mask has shape {tuple(mask.shape)} but x0 has {tuple(x0.shape)}.")

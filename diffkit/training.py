@@ -137,7 +137,7 @@ class DiffusionModule(pl.LightningModule):
             prediction=self.diffusion.prediction,
             cond=cond,
             mask=mask,
-            weighting=None if self.diffusion.weighting == "none" else "min_snr",
+            weighting=self.diffusion.weighting,
             generator=g,
         ).mean()
         if not torch.isfinite(loss):
@@ -186,7 +186,7 @@ def validation_loss(
             cond=cond,
             mask=None if mask is None else mask.to(device),
             generator=g,
-            weighting=None if module.diffusion.weighting == "none" else "min_snr",
+            weighting=module.diffusion.weighting,
         )
         total, count = total + loss.sum().item(), count + len(loss)
     return total / max(count, 1)
