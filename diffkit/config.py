@@ -65,10 +65,16 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """The process: schedule by name (T for discrete ones), prediction and loss weighting."""
+    """The process: schedule by name (T for discrete ones), prediction and loss weighting.
+
+    ``beta_start`` and ``beta_end`` are the beta range of the ``linear`` and ``sigmoid``
+    schedules (DDPM's 1e-4..0.02 by default; TimeGrad uses 1e-4..0.1 over 100 steps).
+    """
 
     schedule: str = "linear"
     T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
     prediction: str = "eps"
     weighting: str = "none"
 
@@ -79,6 +85,11 @@ class DiffusionConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         if self.T < 2 or self.T > 100_000:
             raise ConfigError(f"diffusion.T must lie in 2..100000, got {self.T}.")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ConfigError(
+                "diffusion.beta_start and beta_end must satisfy 0 < beta_start < beta_end < 1, "
+                f"got {self.beta_start} and {self.beta_end}."
+            )
         Prediction.parse(self.prediction)
         check_choice("weighting", self.weighting, WEIGHTINGS)
 
@@ -86,8 +97,12 @@ class DiffusionConfig:
         """The :class:`~diffkit.schedules.Schedule` this config names."""
         from diffkit.schedules import get_schedule
 
-        discrete = self.schedule in ("linear", "cosine", "sqrt", "sigmoid")
-        return get_schedule(self.schedule, **({"T": self.T} if discrete else {}))
+        params = {}
+        if self.schedule in ("linear", "cosine", "sqrt", "sigmoid"):
+            params["T"] = self.T
+        if self.schedule in ("linear", "sigmoid"):
+            params.update(beta_start=self.beta_start, beta_end=self.beta_end)
+        return get_schedule(self.schedule, **params)
 
 
 def build(cls: type, values: dict[str, Any], where: str):

@@ -45,7 +45,9 @@ class Domain:
     config
         A frozen dataclass type whose fields all have defaults (the ``[model]`` section).
     build_network
-        ``config -> nn.Module`` called as ``net(x_t, t, **cond)``.
+        ``(config, diffusion) -> nn.Module`` called as ``net(x_t, t, **cond)``; ``diffusion``
+        is the run's :class:`~diffkit.config.DiffusionConfig` (for networks that own their
+        schedule, like a forecaster that samples inside its own loop).
     load_data
         ``(config, path or None) -> DomainData``; ``None`` means the built-in default data.
     generate
@@ -58,16 +60,32 @@ class Domain:
         ``(samples, path) -> None``; raises a ConfigError for a file type it cannot write.
     description
         One line for ``diffkit info`` and help texts.
+    loss
+        Optional ``(net, batch, schedule, *, prediction, weighting, generator) -> (B,)``
+        per-example training loss, for networks that do more than denoise one tensor (an
+        RNN over time that conditions a denoiser per step). By default
+        :func:`diffkit.training.batch_loss` on ``split_batch(batch)``.
+    diffusion_defaults
+        The domain's own defaults of ``[diffusion]`` keys (e.g. ``{"T": 100}``); the
+        user's config file and flags still override them.
+    forecast
+        Optional ``(net, schedule, data, out, *, config, settings, prediction, num_samples,
+        sampler, steps, raw, generator) -> list[Path]`` behind ``diffkit forecast``: forecast
+        past the end of ``data`` (a path, or None for the run's data), write ``out`` and
+        return the files written.
     """
 
     name: str
     config: type
-    build_network: Callable[[Any], torch.nn.Module]
+    build_network: Callable[[Any, Any], torch.nn.Module]
     load_data: Callable[[Any, Path | None], DomainData]
     generate: Callable[..., Tensor]
     evaluate: Callable[..., dict[str, float]]
     save_samples: Callable[[Tensor, Path], None]
     description: str = ""
+    loss: Callable[..., Tensor] | None = None
+    diffusion_defaults: dict[str, Any] = field(default_factory=dict)
+    forecast: Callable[..., list[Path]] | None = None
 
 
 def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:

@@ -49,7 +49,11 @@ def resolve_config(domain: Domain, sections: dict[str, dict], data: str | None =
         domain=domain.name,
         model=build(domain.config, sections.get("model", {}), "model"),
         train=build(TrainConfig, sections.get("train", {}), "train"),
-        diffusion=build(DiffusionConfig, sections.get("diffusion", {}), "diffusion"),
+        diffusion=build(
+            DiffusionConfig,
+            {**domain.diffusion_defaults, **sections.get("diffusion", {})},
+            "diffusion",
+        ),
         data=data,
     )
 
@@ -218,8 +222,10 @@ def fit(
     cfg = config.train
     total = total_steps(cfg, len(data.train))
     torch.manual_seed(cfg.seed)  # network initialisation
-    net = domain.build_network(config.model)
-    module = DiffusionModule(net, config.diffusion, cfg, total, found.state if found else None)
+    net = domain.build_network(config.model, config.diffusion)
+    module = DiffusionModule(
+        net, config.diffusion, cfg, total, found.state if found else None, loss=domain.loss
+    )
     if found:
         try:
             net.load_state_dict(found.model)
@@ -287,7 +293,8 @@ def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest
     from diffkit.schedules import from_config
 
     model_cfg = build(domain.config, found.config.get("model", {}), "model")
-    net = domain.build_network(model_cfg)
+    diffusion = build(DiffusionConfig, found.config.get("diffusion", {}), "diffusion")
+    net = domain.build_network(model_cfg, diffusion)
     try:
         net.load_state_dict(found.ema if ema else found.model)
     except RuntimeError:

@@ -12,6 +12,7 @@ import math
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import Sampler
 
 from diffkit.config import DiffusionConfig, TrainConfig
@@ -91,11 +92,35 @@ class StepBatches(Sampler[list[int]]):
             yield idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size].tolist()
 
 
+def batch_loss(
+    net: torch.nn.Module,
+    batch,
+    schedule,
+    *,
+    prediction: str,
+    weighting: str,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Per-example :func:`diffkit.diffusion_loss` of a domain batch (see ``split_batch``)."""
+    x0, cond, mask = split_batch(batch)
+    return diffusion_loss(
+        net,
+        x0,
+        schedule,
+        prediction=prediction,
+        cond=cond,
+        mask=mask,
+        weighting=weighting,
+        generator=generator,
+    )
+
+
 class DiffusionModule(pl.LightningModule):
-    """Trains ``net`` with :func:`diffkit.diffusion_loss` and keeps its EMA in ``ema``.
+    """Trains ``net`` with a per-example loss and keeps its EMA in ``ema``.
 
     ``state`` (optional) is a checkpoint's training state to resume from: optimizer,
-    scheduler and step.
+    scheduler and step. ``loss`` is a domain's own loss (``Domain.loss``); by default
+    :func:`batch_loss`.
     """
 
     def __init__(
@@ -105,9 +130,11 @@ class DiffusionModule(pl.LightningModule):
         train: TrainConfig,
         total_steps: int,
         state: dict | None = None,
+        loss=None,
     ):
         super().__init__()
         self.net = net
+        self.loss_fn = loss or batch_loss
         self.ema = copy.deepcopy(net).requires_grad_(False).eval()
         self.schedule = diffusion.build_schedule()
         self.diffusion, self.train_cfg, self.total_steps = diffusion, train, total_steps
@@ -126,17 +153,14 @@ class DiffusionModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def training_step(self, batch, batch_idx):
-        x0, cond, mask = split_batch(batch)
         micro = self.start_step * self.train_cfg.accumulate + batch_idx
-        g = torch.Generator(device=x0.device)
+        g = torch.Generator(device=self.device)
         g.manual_seed(mix_seed(self.train_cfg.seed, micro, self.global_rank, 1))
-        loss = diffusion_loss(
+        loss = self.loss_fn(
             self.net,
-            x0,
+            batch,
             self.schedule,
             prediction=self.diffusion.prediction,
-            cond=cond,
-            mask=mask,
             weighting=self.diffusion.weighting,
             generator=g,
         ).mean()
@@ -174,19 +198,14 @@ def validation_loss(
     total, count = 0.0, 0
     for b in range(min(max_batches, math.ceil(n / batch_size))):
         rows = [dataset[i] for i in range(b * batch_size, min(n, (b + 1) * batch_size))]
-        batch = torch.utils.data.default_collate(rows)
-        x0, cond, mask = split_batch(batch)
-        x0 = x0.to(device)
-        cond = {k: v.to(device) for k, v in cond.items()}
-        loss = diffusion_loss(
+        batch = move_data_to_device(torch.utils.data.default_collate(rows), device)
+        loss = module.loss_fn(
             module.ema,
-            x0,
+            batch,
             module.schedule,
             prediction=module.diffusion.prediction,
-            cond=cond,
-            mask=None if mask is None else mask.to(device),
-            generator=g,
             weighting=module.diffusion.weighting,
+            generator=g,
         )
         total, count = total + loss.sum().item(), count + len(loss)
     return total / max(count, 1)

@@ -54,7 +54,7 @@ class ToyConfig:
             )
 
 
-def build_network(config: ToyConfig) -> MLP:
+def build_network(config: ToyConfig, diffusion=None) -> MLP:
     return MLP(2, config.hidden, config.depth, config.time_dim, config.time_scale)
 
 

@@ -68,7 +68,7 @@ def test_fit_trains_saves_checkpoints_and_the_ema_differs_from_the_weights(tmp_p
     assert torch.equal(ema_x, sample_checkpoint(out, 4, steps=3, seed=1, ema=True))
     assert not torch.equal(ema_x, sample_checkpoint(out, 4, steps=3, seed=1, ema=False))
     first = torch.nn.utils.parameters_to_vector(
-        get_domain("toy").build_network(tiny_config().model).parameters()
+        get_domain("toy").build_network(tiny_config().model, None).parameters()
     )
     assert not torch.equal(first, torch.cat([v.flatten() for v in ck.model.values()]))
 
@@ -90,9 +90,9 @@ def test_a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_checkpoint
     class Poisoned(torch.nn.Module):
         """Returns NaN from its 11th training call on (step 11 with accumulate=1)."""
 
-        def __init__(self, config):
+        def __init__(self, config, diffusion):
             super().__init__()
-            self.inner, self.calls = toy.build_network(config), 0
+            self.inner, self.calls = toy.build_network(config, diffusion), 0
 
         def forward(self, x, t):
             if self.training:
