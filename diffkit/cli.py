@@ -140,7 +140,13 @@ def _option_value(argv: list[str], name: str) -> str | None:
     return None
 
 
-for _command in (commands.train, commands.sample, commands.evaluate, commands.bench):
+for _command in (
+    commands.train,
+    commands.sample,
+    commands.forecast,
+    commands.evaluate,
+    commands.bench,
+):
     app.command()(_command)
 
 if __name__ == "__main__":

@@ -130,6 +130,41 @@ def sample(
     typer.echo(f"saved {n} samples to {out}")
 
 
+def forecast(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    data: Optional[Path] = typer.Option(
+        None, help="Series to forecast past the end of; default the run's data."
+    ),
+    num_samples: int = typer.Option(100, help="Sample paths per forecast."),
+    sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
+    steps: Optional[int] = typer.Option(None, help="Model calls per step (default: all)."),
+    out: Path = typer.Option(Path("forecasts.csv"), help="Forecast table (.csv or .parquet)."),
+    raw: bool = typer.Option(False, help="One row per sample instead of mean and quantiles."),
+    seed: int = typer.Option(0, help="Random seed."),
+    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+) -> None:
+    """Forecast the horizon after the data with a time-series checkpoint: table + fan chart."""
+    from diffkit.runner import forecast_checkpoint
+
+    if data is not None and not data.exists():
+        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    if steps is not None and not 1 <= steps <= 100_000:
+        raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
+    written = forecast_checkpoint(
+        checkpoint,
+        out,
+        data,
+        num_samples=num_samples,
+        sampler=sampler,
+        steps=steps,
+        raw=raw,
+        seed=seed,
+        ema=ema,
+    )
+    for path in written:
+        typer.echo(f"saved {path}")
+
+
 def evaluate(
     checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
     data: Optional[Path] = typer.Option(None, help="Data to compare with; default the run's."),

@@ -27,11 +27,14 @@ class DomainData:
 
     ``settings`` is JSON-ready (scaling constants, a tokenizer path, a series length); it is
     saved in every checkpoint's ``config.json`` and handed back to ``generate``/``evaluate``.
+    ``config`` is the domain config completed from the data (the number of series, the
+    frequency), or None when the data leave it as it was; the run saves and builds from it.
     """
 
     train: Dataset
     val: Dataset | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    config: Any = None
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,10 @@ class Domain:
         per-example training loss, for networks that do more than denoise one tensor (an
         RNN over time that conditions a denoiser per step). By default
         :func:`diffkit.training.batch_loss` on ``split_batch(batch)``.
-    diffusion_defaults
-        The domain's own defaults of ``[diffusion]`` keys (e.g. ``{"T": 100}``); the
-        user's config file and flags still override them.
+    defaults
+        The domain's own defaults of ``[train]`` and ``[diffusion]`` keys, by section (e.g.
+        ``{"diffusion": {"T": 100}, "train": {"batch_size": 64}}``); the user's config
+        file and flags still override them.
     forecast
         Optional ``(net, schedule, data, out, *, config, settings, prediction, num_samples,
         sampler, steps, raw, generator) -> list[Path]`` behind ``diffkit forecast``: forecast
@@ -84,7 +88,7 @@ class Domain:
     save_samples: Callable[[Tensor, Path], None]
     description: str = ""
     loss: Callable[..., Tensor] | None = None
-    diffusion_defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     forecast: Callable[..., list[Path]] | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -44,16 +45,19 @@ class RunConfig:
 
 
 def resolve_config(domain: Domain, sections: dict[str, dict], data: str | None = None) -> RunConfig:
-    """Build a RunConfig from merged ``{"train": ..., "diffusion": ..., "model": ...}``."""
+    """Build a RunConfig from merged ``{"train": ..., "diffusion": ..., "model": ...}``.
+
+    The sections extend the domain's own ``defaults``, which extend the dataclass defaults.
+    """
+    merged = {
+        name: {**domain.defaults.get(name, {}), **sections.get(name, {})}
+        for name in ("train", "diffusion", "model")
+    }
     return RunConfig(
         domain=domain.name,
-        model=build(domain.config, sections.get("model", {}), "model"),
-        train=build(TrainConfig, sections.get("train", {}), "train"),
-        diffusion=build(
-            DiffusionConfig,
-            {**domain.diffusion_defaults, **sections.get("diffusion", {})},
-            "diffusion",
-        ),
+        model=build(domain.config, merged["model"], "model"),
+        train=build(TrainConfig, merged["train"], "train"),
+        diffusion=build(DiffusionConfig, merged["diffusion"], "diffusion"),
         data=data,
     )
 
@@ -211,14 +215,16 @@ def fit(
         )
     found = ckpt.load_checkpoint(root, domain=domain.name, with_state=True) if existing else None
     _say(f"run directory: {out} (checkpoints in {root}, logs in {out / 'logs'})")
-    if _rank() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json_atomic(out / "config.json", config.to_json())
     if quiet:
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
     data = domain.load_data(config.model, Path(config.data) if config.data else None)
+    if data.config is not None:  # completed from the data: what the network is built from
+        config = dataclasses.replace(config, model=data.config)
+    if _rank() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json_atomic(out / "config.json", config.to_json())
     cfg = config.train
     total = total_steps(cfg, len(data.train))
     torch.manual_seed(cfg.seed)  # network initialisation
@@ -352,6 +358,45 @@ def evaluate_checkpoint(
         generator=torch.Generator().manual_seed(seed),
     )
     return {"checkpoint": str(found.path), "step": found.step, **metrics}
+
+
+@torch.no_grad()
+def forecast_checkpoint(
+    checkpoint: Path | str,
+    out: Path | str,
+    data: Path | str | None = None,
+    *,
+    num_samples: int = 100,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    raw: bool = False,
+    seed: int = 0,
+    ema: bool = True,
+) -> list[Path]:
+    """Forecast past the end of ``data`` (default the run's data); returns the files written."""
+    if not 1 <= num_samples <= 1_000_000:
+        raise ConfigError(f"--num-samples must lie in 1..1000000, got {num_samples}.")
+    domain, net, schedule, found = load_model(checkpoint, ema=ema)
+    if domain.forecast is None:
+        raise ConfigError(
+            f"domain {domain.name!r} does not forecast; use `diffkit sample` for its checkpoints."
+        )
+    model_cfg = build(domain.config, found.config.get("model", {}), "model")
+    path = data if data is not None else found.config.get("data")
+    return domain.forecast(
+        net,
+        schedule,
+        Path(path) if path else None,
+        Path(out),
+        config=model_cfg,
+        settings=found.config.get("settings", {}),
+        prediction=found.config["prediction"],
+        num_samples=num_samples,
+        sampler=sampler,
+        steps=steps,
+        raw=raw,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def write_metrics(metrics: dict, path: Path) -> None:

@@ -209,9 +209,11 @@ class TimeGradModel(nn.Module):
         past_time_feat: Tensor,
         future_time_feat: Tensor,
         *,
+        weighting: str | None = None,
+        reduction: str = "mean",
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Teacher-forced diffusion loss over context + horizon: a scalar.
+        """Teacher-forced diffusion loss over context + horizon.
 
         Parameters
         ----------
@@ -219,6 +221,10 @@ class TimeGradModel(nn.Module):
             (B, Tp, D), (B, Tp, D) or None, (B, Tp, F) with Tp >= ``history_length``.
         future_target, future_observed, future_time_feat
             (B, Th, D), (B, Th, D) or None, (B, Th, F).
+        weighting
+            Loss weighting of :func:`diffkit.diffusion_loss` ("none" or "min_snr").
+        reduction
+            "mean": a scalar; "none": one value per example, shape (B,).
         generator
             Draws the diffusion times and noise.
 
@@ -226,8 +232,9 @@ class TimeGradModel(nn.Module):
         -------
         torch.Tensor
             The mean squared error of the denoiser over every observed value of the
-            Tc + Th steps (missing values count nowhere).
+            Tc + Th steps (missing values count nowhere), over the batch or per example.
         """
+        check_choice("reduction", reduction, ("mean", "none"))
         B, _, D = future_target.shape  # (B, Th, D)
         self._check(future_target, future_time_feat, 1, "future")
         observed, scale, scaled, ctx_feat = self._prepare(
@@ -248,10 +255,14 @@ class TimeGradModel(nn.Module):
             prediction=self.config.prediction,
             cond={"cond": cond.reshape(B * T, -1)},
             mask=mask,
+            weighting=weighting,
             generator=generator,
         )  # (B*T,) mean over each step's observed values
-        count = mask.sum(dim=1).to(per_step.dtype)
-        return (per_step * count).sum() / count.sum().clamp_min(1.0)
+        count = mask.sum(dim=1).to(per_step.dtype).reshape(B, T)
+        total = (per_step.reshape(B, T) * count).sum(dim=1)  # (B,)
+        if reduction == "none":
+            return total / count.sum(dim=1).clamp_min(1.0)
+        return total.sum() / count.sum().clamp_min(1.0)
 
     @torch.no_grad()
     def forecast(

@@ -1,0 +1,319 @@
+"""The time-series domain: ``diffkit train --domain timeseries`` and its forecast/evaluate.
+
+Data are any file :func:`data.load` reads (``--data``), or, by default, the seasonal VAR of
+:mod:`synthetic` whose true predictive law is known, so evaluation also reports the CRPS
+of the true law as a floor. The last ``test_windows`` windows of ``prediction_length``
+steps are held out as GluonTS does it; training reads every window of the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffkit.config import DiffusionConfig
+from diffkit.domain import Domain, DomainData
+from diffkit.errors import ConfigError, ShapeError, check_choice
+from diffkit.sampling import SAMPLERS
+
+from .data import load
+from .denoiser import DenoiserConfig
+from .evaluate import evaluate as score
+from .module import TimeGradConfig, TimeGradModel
+from .output import forecast_frame, save_fan_chart, save_frame
+from .series import Series, check_series, rolling_windows
+from .synthetic import seasonal_var, synthetic, true_predictive_samples
+from .windows import WindowDataset, check_compatible, forecast_inputs
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class TimeSeriesConfig:
+    """The data, the TimeGrad network and its evaluation (the ``[model]`` section).
+
+    ``freq`` and ``target_dim`` are filled in from the data when left empty / 0; a value
+    given must match the data. ``lags`` is a comma-separated list ("" = by frequency).
+    """
+
+    prediction_length: int = 24
+    context_length: int = 0  # 0: the prediction length
+    freq: str = ""
+    start: str = ""  # first timestamp of a headerless .txt matrix
+    target_dim: int = 0
+    test_windows: int = 1
+    train_length: int = 0  # 0: everything before the test windows
+    lags: str = ""
+    cell_type: str = "gru"
+    num_layers: int = 2
+    num_cells: int = 40
+    dropout: float = 0.1
+    embedding_dim: int = 1
+    cond_dim: int = 100
+    residual_layers: int = 8
+    residual_channels: int = 8
+    dilation_cycle_length: int = 2
+    scaling: bool = True
+    num_samples: int = 100
+    eval_sampler: str = "ddpm"
+    eval_steps: int = 0  # 0: every schedule step
+    synthetic_length: int = 1000
+    data_seed: int = 0
+
+    def __post_init__(self):
+        for name in ("prediction_length", "test_windows", "num_samples", "synthetic_length"):
+            if not 1 <= getattr(self, name) <= 10_000_000:
+                raise ConfigError(
+                    f"model.{name} must lie in 1..10000000, got {getattr(self, name)}."
+                )
+        for name in ("context_length", "target_dim", "train_length", "eval_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"model.{name} must not be negative, got {getattr(self, name)}.")
+        check_choice("eval sampler", self.eval_sampler, SAMPLERS)
+        parse_lags(self.lags)
+
+    def network(self, diffusion: DiffusionConfig | None = None) -> TimeGradConfig:
+        """The :class:`TimeGradConfig` these settings describe (data-dependent keys filled)."""
+        if not self.target_dim or not self.freq:
+            raise ConfigError(
+                "the number of series and the frequency are not known yet; load the data "
+                "first (they are filled in from it) or set target_dim and freq."
+            )
+        diffusion = diffusion or DiffusionConfig(**DIFFUSION_DEFAULTS)
+        return TimeGradConfig(
+            target_dim=self.target_dim,
+            prediction_length=self.prediction_length,
+            context_length=self.context_length or None,
+            freq=self.freq,
+            lags=parse_lags(self.lags),
+            cell_type=self.cell_type,
+            num_layers=self.num_layers,
+            num_cells=self.num_cells,
+            dropout=self.dropout,
+            embedding_dim=self.embedding_dim,
+            cond_dim=self.cond_dim,
+            denoiser=DenoiserConfig(
+                residual_layers=self.residual_layers,
+                residual_channels=self.residual_channels,
+                dilation_cycle_length=self.dilation_cycle_length,
+            ),
+            schedule=diffusion.build_schedule(),
+            prediction=diffusion.prediction,
+            scaling=self.scaling,
+        )
+
+
+# TimeGrad's reference diffusion: 100 linear steps, beta 1e-4..0.1, eps-loss; and its
+# training: batches of 64 windows, lr 1e-3, 20 epochs of 100 batches.
+DIFFUSION_DEFAULTS = {"schedule": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.1}
+TRAIN_DEFAULTS = {"batch_size": 64, "lr": 1e-3, "max_steps": 2000}
+
+
+def parse_lags(text: str) -> tuple[int, ...] | None:
+    """``"1,7,14"`` as a tuple of positive ints; ``""`` as None (lags by frequency)."""
+    if not text.strip():
+        return None
+    try:
+        lags = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        lags = ()
+    if not lags or min(lags) < 1:
+        raise ConfigError(f"model.lags must be positive integers like '1,7,14', got {text!r}.")
+    return lags
+
+
+def build_network(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
+    return TimeGradModel(config.network(diffusion))
+
+
+def read_series(config: TimeSeriesConfig, path: Path | None) -> Series:
+    """The full series: the file at ``path`` or the built-in seasonal VAR."""
+    if path is None:
+        return synthetic(
+            config.synthetic_length, freq=config.freq or "D", seed=config.data_seed
+        )
+    return load(path, config.freq or None, config.start or None)
+
+
+def complete(config: TimeSeriesConfig, series: Series) -> TimeSeriesConfig:
+    """``config`` with ``target_dim`` and ``freq`` from the data; a mismatch raises."""
+    if config.target_dim and config.target_dim != series.dim:
+        raise ShapeError(
+            f"the data holds {series.dim} series but target_dim is {config.target_dim}; "
+            f"drop --target-dim or pass data with {config.target_dim} columns."
+        )
+    if config.freq and config.freq != series.freq:
+        raise ConfigError(
+            f"the data has frequency {series.freq!r} but freq is {config.freq!r}; "
+            "drop --freq or resample the data."
+        )
+    return dataclasses.replace(config, target_dim=series.dim, freq=series.freq)
+
+
+def load_data(config: TimeSeriesConfig, path: Path | None) -> DomainData:
+    series = read_series(config, path)
+    config = complete(config, series)
+    net_config = config.network()
+    check_series(
+        series,
+        net_config.context_length,
+        config.prediction_length * config.test_windows,
+        min_dim=2,
+    )
+    split = rolling_windows(
+        series,
+        config.prediction_length,
+        config.test_windows,
+        train_length=config.train_length or None,
+    )
+    check_series(split.train, net_config.context_length, config.prediction_length)
+    settings = {"source": str(path) if path else "synthetic", "names": list(series.names)}
+    return DomainData(WindowDataset(split, net_config), None, settings, config)
+
+
+def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generator=None):
+    # The network owns the run's schedule and prediction (build_network got the config).
+    return net.loss(
+        batch["past_target"],
+        None,
+        batch["future_target"],
+        None,
+        batch["past_time_feat"],
+        batch["future_time_feat"],
+        weighting=weighting,
+        reduction="none",
+        generator=generator,
+    )
+
+
+def _forecast(net, histories, config, *, num_samples, sampler, steps, generator):
+    past, past_feat, future_feat, index = forecast_inputs(histories, net.config)
+    samples = net.forecast(
+        past,
+        None,
+        past_feat,
+        future_feat,
+        num_samples=num_samples,
+        sampler=sampler,
+        steps=steps or None,
+        generator=generator,
+    )  # (B, S, Th, D)
+    return samples, index
+
+
+def generate(net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None):
+    """``n`` sample paths (n, Th, D) of the horizon after the end of the run's data."""
+    path = None if settings.get("source", "synthetic") == "synthetic" else Path(settings["source"])
+    series = read_series(config, path)
+    samples, _ = _forecast(
+        net.eval(),
+        [series],
+        config,
+        num_samples=n,
+        sampler=sampler,
+        steps=steps,
+        generator=generator,
+    )
+    return samples[0]
+
+
+def evaluate(net, schedule, data, *, config, settings, prediction, generator=None):
+    """CRPS, CRPS-sum, energy score, ND, NRMSE, MSE over the held-out rolling windows."""
+    split = data.train.split
+    samples, _ = _forecast(
+        net.eval(),
+        list(split.histories),
+        config,
+        num_samples=config.num_samples,
+        sampler=config.eval_sampler,
+        steps=config.eval_steps,
+        generator=generator,
+    )
+    out = score(list(samples.double().numpy()), split.targets).as_dict()
+    if settings.get("source") == "synthetic" and data.settings.get("source") == "synthetic":
+        process = seasonal_var()
+        truth = [
+            true_predictive_samples(
+                process, h.values, config.prediction_length, config.num_samples, seed=k
+            )
+            for k, h in enumerate(split.histories)
+        ]
+        floor = score(truth, split.targets).as_dict()
+        out.update({f"{key}_true_law": value for key, value in floor.items()})
+    out["windows"] = len(split.tests)
+    return out
+
+
+def forecast(
+    net,
+    schedule,
+    data,
+    out,
+    *,
+    config,
+    settings,
+    prediction,
+    num_samples,
+    sampler,
+    steps,
+    raw=False,
+    generator=None,
+) -> list[Path]:
+    """Forecast the horizon after the end of ``data`` (default the run's data) to ``out``."""
+    source = settings.get("source", "synthetic")
+    path = Path(data) if data else (None if source == "synthetic" else Path(source))
+    series = read_series(config, path)
+    check_compatible(series, net.config, f"{path or 'the synthetic series'}")
+    samples, index = _forecast(
+        net.eval(),
+        [series],
+        config,
+        num_samples=num_samples,
+        sampler=sampler,
+        steps=steps,
+        generator=generator,
+    )
+    paths = samples[0].double().numpy()  # (S, Th, D)
+    frame = forecast_frame(paths, index[0], series.names, raw=raw)
+    written = [save_frame(frame, Path(out))]
+    written.append(save_fan_chart(series, paths, index[0], Path(out).with_suffix(".png")))
+    return written
+
+
+def save_samples(samples: Tensor, path: Path) -> None:
+    """Sample paths (n, Th, D) as .npy, .pt or a long .csv (sample, step, one column per series)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".npy", ".pt"):
+        raise ConfigError(f"--out must end in .csv, .npy or .pt, got {str(path)!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = samples.detach().cpu().double().numpy()  # (n, Th, D)
+    if suffix == ".npy":
+        np.save(path, arr)
+    elif suffix == ".pt":
+        torch.save(torch.from_numpy(arr), path)
+    else:
+        n, steps, dim = arr.shape
+        sample, step = np.meshgrid(np.arange(n), np.arange(steps), indexing="ij")
+        table = np.column_stack([sample.ravel(), step.ravel(), arr.reshape(n * steps, dim)])
+        header = ",".join(["sample", "step", *(f"s{d}" for d in range(dim))])
+        np.savetxt(path, table, delimiter=",", header=header, comments="", fmt="%.10g")
+
+
+domain = Domain(
+    name="timeseries",
+    config=TimeSeriesConfig,
+    build_network=build_network,
+    load_data=load_data,
+    generate=generate,
+    evaluate=evaluate,
+    save_samples=save_samples,
+    description="TimeGrad: an RNN over time conditions a denoiser per step (multivariate).",
+    loss=loss,
+    defaults={"diffusion": DIFFUSION_DEFAULTS, "train": TRAIN_DEFAULTS},
+    forecast=forecast,
+)
