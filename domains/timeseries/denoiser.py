@@ -63,31 +63,66 @@ def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # (N, 2 * dim)
 
 
-def _conv(c_in: int, c_out: int, kernel: int, length: int, dilation: int = 1) -> nn.Conv1d:
-    pad = dilation * (kernel - 1) // 2
-    # Circular padding needs the signal to be at least as long as the padding.
-    mode = "circular" if 0 < pad < length else "zeros"
-    return nn.Conv1d(c_in, c_out, kernel, padding=pad, dilation=dilation, padding_mode=mode)
+class SeriesConv(nn.Conv1d):
+    """A 1-D convolution over the series axis of channels-major (C, N, D) tensors.
+
+    Same weights, initialisation and result as ``nn.Conv1d`` with "same" padding (circular
+    where D allows it, zeros otherwise) applied to (N, C, D), computed as one matrix product
+    of shifted copies: for signals of a few values and channels, as here, that is several
+    times faster on CPU than a convolution kernel, backward included. Channels first keeps
+    each channel block contiguous, so the gated activation's halves stay fast to read.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, length: int, dilation: int = 1):
+        pad = dilation * (kernel - 1) // 2
+        # Circular padding needs the signal to be at least as long as the padding.
+        mode = "circular" if 0 < pad < length else "zeros"
+        super().__init__(c_in, c_out, kernel, padding=pad, dilation=dilation, padding_mode=mode)
+        self.offsets = tuple(dilation * j - pad for j in range(kernel))
+
+    def _shifted(self, x: torch.Tensor, offset: int) -> torch.Tensor:
+        # out[..., i] = x[..., i + offset], wrapped around or zero outside the signal
+        if offset == 0:
+            return x
+        if self.padding_mode == "circular":
+            return torch.roll(x, -offset, dims=-1)
+        D = x.shape[-1]
+        out = torch.zeros_like(x)
+        if abs(offset) < D:
+            if offset > 0:
+                out[..., : D - offset] = x[..., offset:]
+            else:
+                out[..., -offset:] = x[..., : D + offset]
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x (C_in, N, D) -> (C_out, N, D)
+        _, N, D = x.shape
+        shifted = [self._shifted(x, o) for o in self.offsets]
+        parts = shifted[0] if len(shifted) == 1 else torch.cat(shifted, dim=0)  # (k*C_in, N, D)
+        weight = self.weight.permute(0, 2, 1).reshape(self.out_channels, -1)  # (C_out, k*C_in)
+        out = torch.addmm(self.bias[:, None], weight, parts.reshape(-1, N * D))  # (C_out, N*D)
+        return out.view(self.out_channels, N, D)
 
 
 class _ResidualLayer(nn.Module):
     def __init__(self, channels: int, hidden: int, dilation: int, length: int):
         super().__init__()
         self.step_projection = nn.Linear(hidden, channels)
-        self.dilated_conv = _conv(channels, 2 * channels, 3, length, dilation)
-        self.cond_projection = nn.Conv1d(1, 2 * channels, 1)
-        self.output_projection = nn.Conv1d(channels, 2 * channels, 1)
+        self.dilated_conv = SeriesConv(channels, 2 * channels, 3, length, dilation)
+        self.cond_projection = SeriesConv(1, 2 * channels, 1, length)
+        self.output_projection = SeriesConv(channels, 2 * channels, 1, length)
         nn.init.kaiming_normal_(self.cond_projection.weight)
         nn.init.kaiming_normal_(self.output_projection.weight)
 
     def forward(self, x, cond, step):
-        # x (N, C, D), cond (N, 1, D), step (N, hidden)
-        y = x + self.step_projection(step)[:, :, None]  # (N, C, D)
-        y = self.dilated_conv(y) + self.cond_projection(cond)  # (N, 2C, D)
-        gate, signal = y.chunk(2, dim=1)
-        y = torch.sigmoid(gate) * torch.tanh(signal)  # (N, C, D)
-        y = F.leaky_relu(self.output_projection(y), _SLOPE)  # (N, 2C, D)
-        residual, skip = y.chunk(2, dim=1)
+        # x (C, N, D), cond (1, N, D), step (N, hidden)
+        y = x + self.step_projection(step).T[:, :, None]  # (C, N, D)
+        y = self.dilated_conv(y) + self.cond_projection(cond)  # (2C, N, D)
+        gate, signal = y.chunk(2, dim=0)
+        y = torch.sigmoid(gate) * torch.tanh(signal)  # (C, N, D)
+        y = F.leaky_relu(self.output_projection(y), _SLOPE)  # (2C, N, D)
+        residual, skip = y.chunk(2, dim=0)
         return (x + residual) / math.sqrt(2.0), skip
 
 
@@ -112,7 +147,7 @@ class ConditionalDenoiser(nn.Module):
         config = config or DenoiserConfig()
         self.target_dim, self.cond_dim, self.config = target_dim, cond_dim, config
         C, hidden = config.residual_channels, config.step_hidden_dim
-        self.input_projection = nn.Conv1d(1, C, 1)
+        self.input_projection = SeriesConv(1, C, 1, target_dim)
         self.step_mlp = nn.Sequential(
             nn.Linear(2 * config.step_embedding_dim, hidden),
             nn.SiLU(),
@@ -131,8 +166,8 @@ class ConditionalDenoiser(nn.Module):
             _ResidualLayer(C, hidden, 2 ** (i % config.dilation_cycle_length), target_dim)
             for i in range(config.residual_layers)
         )
-        self.skip_projection = _conv(C, C, 3, target_dim)
-        self.output_projection = _conv(C, 1, 3, target_dim)
+        self.skip_projection = SeriesConv(C, C, 3, target_dim)
+        self.output_projection = SeriesConv(C, 1, 3, target_dim)
         nn.init.kaiming_normal_(self.input_projection.weight)
         nn.init.kaiming_normal_(self.skip_projection.weight)
         nn.init.zeros_(self.output_projection.weight)
@@ -144,13 +179,14 @@ class ConditionalDenoiser(nn.Module):
                 f"denoiser input has shape {tuple(x_t.shape)} but (N, {self.target_dim}) is "
                 f"needed; pass one row of {self.target_dim} series values per example."
             )
-        x = F.leaky_relu(self.input_projection(x_t[:, None, :]), _SLOPE)  # (N, C, D)
+        # Channels-major throughout: (C, N, D), the D series values as the signal axis.
+        x = F.leaky_relu(self.input_projection(x_t[None]), _SLOPE)  # (C, N, D)
         step = self.step_mlp(step_embedding(t, self.config.step_embedding_dim))  # (N, hidden)
-        cond_up = self.cond_upsampler(cond)[:, None, :]  # (N, 1, D)
+        cond_up = self.cond_upsampler(cond)[None]  # (1, N, D)
         skip = 0.0
         for layer in self.layers:
             x, s = layer(x, cond_up, step)
             skip = skip + s
-        x = skip / math.sqrt(len(self.layers))  # (N, C, D)
+        x = skip / math.sqrt(len(self.layers))  # (C, N, D)
         x = F.leaky_relu(self.skip_projection(x), _SLOPE)
-        return self.output_projection(x)[:, 0, :]  # (N, D)
+        return self.output_projection(x)[0]  # (N, D)

@@ -3,6 +3,7 @@ import torch
 
 from diffkit import ShapeError
 from diffkit.domains.timeseries import ConditionalDenoiser, DenoiserConfig
+from diffkit.domains.timeseries.denoiser import SeriesConv
 
 SMALL = DenoiserConfig(residual_layers=2, residual_channels=4, step_hidden_dim=16)
 
@@ -36,3 +37,16 @@ def test_wrong_width_is_a_shape_error():
     net = ConditionalDenoiser(4, cond_dim=3, config=SMALL)
     with pytest.raises(ShapeError, match=r"\(N, 4\)"):
         net(torch.randn(2, 5), torch.zeros(2), cond=torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("D", [1, 2, 3, 5, 8, 33])
+@pytest.mark.parametrize(("kernel", "dilation"), [(1, 1), (3, 1), (3, 2), (3, 4)])
+def test_series_conv_equals_a_padded_conv1d_on_channels_first_input(D, kernel, dilation):
+    torch.manual_seed(0)
+    conv = SeriesConv(3, 5, kernel, D, dilation)
+    x = torch.randn(3, 4, D, dtype=torch.float64)  # (C, N, D) channels-major
+    conv = conv.double()
+    reference = torch.nn.Conv1d.forward(conv, x.transpose(0, 1)).transpose(0, 1)
+    torch.testing.assert_close(conv(x), reference)
+    expected_mode = "circular" if 0 < dilation * (kernel - 1) // 2 < D else "zeros"
+    assert conv.padding_mode == expected_mode

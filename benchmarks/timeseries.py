@@ -1,0 +1,273 @@
+"""diffkit's TimeGrad on Exchange (and ETTh1) next to a random walk and GluonTS's DeepAR.
+
+    python benchmarks/timeseries.py --quick   # one seed, 600 steps, Exchange only (~5 min)
+    python benchmarks/timeseries.py           # 3 seeds, 2000 steps, plus ETTh1 (~25 min)
+
+Exchange is GluonTS's ``exchange_rate_nips`` rebuilt offline from
+``../shared/data/exchange_rate/exchange_rate.txt.gz`` (start 1990-01-01, business days,
+8 series; train = the first 6,071 rows; 5 rolling test windows of 30). ETTh1 is
+``../shared/data/ett/ETTh1.csv`` (hourly, 7 series), its last 7 windows of 24 as test.
+Each seed trains TimeGrad through ``diffkit.fit`` (the engine the CLI uses: batches of 64,
+lr 1e-3 with warm-up and cosine decay, EMA), then forecasts 100 sample paths per window
+with the ancestral sampler (100 steps) and DPM-Solver++ (2M, 10 and 20 calls). Baselines
+in the same run: a random walk with Gaussian increments (mean and full covariance of the
+training range's increments) and GluonTS's torch DeepAR (one model over the series as
+univariate items, its defaults, stopped at TimeGrad's training wall time). Metrics are
+``diffkit.domains.timeseries.evaluate`` (equal to GluonTS's MultivariateEvaluator).
+Writes ``benchmarks/results/timeseries[-quick].{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffkit.config import DiffusionConfig, TrainConfig
+from diffkit.domains.timeseries import data as ts_data
+from diffkit.domains.timeseries.domain import DIFFUSION_DEFAULTS, TimeSeriesConfig
+from diffkit.domains.timeseries.evaluate import evaluate
+from diffkit.domains.timeseries.windows import forecast_inputs
+from diffkit.runner import RunConfig, fit, load_model
+
+SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20), ("dpmpp_2m", 10))
+DATASETS = {
+    # name -> (file under the data folder, model settings)
+    "exchange": (
+        "exchange_rate/exchange_rate.txt.gz",
+        TimeSeriesConfig(
+            prediction_length=30,
+            context_length=30,
+            freq="B",
+            start="1990-01-01",
+            test_windows=5,
+            train_length=ts_data.EXCHANGE_TRAIN_LENGTH,
+        ),
+    ),
+    "etth1": ("ett/ETTh1.csv", TimeSeriesConfig(prediction_length=24, freq="h", test_windows=7)),
+}
+
+
+def train_timegrad(path: Path, model: TimeSeriesConfig, steps: int, seed: int, root: Path):
+    """Train through the engine; returns (network, split, wall seconds)."""
+    run = RunConfig(
+        "timeseries",
+        model,
+        TrainConfig(
+            max_steps=steps,
+            batch_size=64,
+            lr=1e-3,
+            seed=seed,
+            checkpoint_every=steps,
+            log_every=200,
+        ),
+        DiffusionConfig(**DIFFUSION_DEFAULTS),
+        str(path),
+    )
+    t0 = time.perf_counter()
+    out = fit("timeseries", run, out=root / f"seed{seed}", quiet=True)
+    wall = time.perf_counter() - t0
+    domain, net, _, _ = load_model(out)
+    data = domain.load_data(model, path)
+    return net, data.train.split, wall
+
+
+def forecast_windows(net, split, sampler, steps, seed, num_samples=100):
+    """Sample paths (S, Th, D) per test window, and the wall time of the batched forecast."""
+    past, past_feat, future_feat, _ = forecast_inputs(list(split.histories), net.config)
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    samples = net.forecast(
+        past,
+        None,
+        past_feat,
+        future_feat,
+        num_samples=num_samples,
+        sampler=sampler,
+        steps=steps,
+        generator=g,
+    )  # (W, S, Th, D)
+    return list(samples.double().numpy()), time.perf_counter() - t0
+
+
+def random_walk(split, num_samples=100, seed=0):
+    """Last value plus Gaussian increments with the training range's mean and covariance."""
+    train = split.train.values
+    inc = np.diff(train, axis=0)
+    inc = inc[np.isfinite(inc).all(axis=1)]
+    mean, cov = inc.mean(axis=0), np.cov(inc, rowvar=False)
+    rng = np.random.default_rng(seed)
+    out = []
+    for history in split.histories:
+        last = history.values[np.isfinite(history.values).all(axis=1)][-1]
+        steps = rng.multivariate_normal(mean, cov, size=(num_samples, split.prediction_length))
+        out.append(last + np.cumsum(steps, axis=1))  # (S, Th, D)
+    return out
+
+
+def deepar(split, budget_s: float, seed: int, num_samples=100):
+    """GluonTS's torch DeepAR on the series as univariate items, stopped after ``budget_s``."""
+    import pandas as pd
+    from gluonts.dataset.common import ListDataset
+    from gluonts.torch.model.deepar import DeepAREstimator
+
+    freq, Th = split.train.freq, split.prediction_length
+
+    def items(series):
+        start = pd.Period(series.index[0], freq=freq)
+        return [{"start": start, "target": series.values[:, d]} for d in range(series.dim)]
+
+    torch.manual_seed(seed)
+    estimator = DeepAREstimator(
+        freq=freq,
+        prediction_length=Th,
+        context_length=Th,
+        trainer_kwargs={
+            "max_time": {"seconds": budget_s},
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "logger": False,
+        },
+    )
+    t0 = time.perf_counter()
+    predictor = estimator.train(ListDataset(items(split.train), freq=freq))
+    wall = time.perf_counter() - t0
+    out = []
+    for history in split.histories:
+        forecasts = list(predictor.predict(ListDataset(items(history), freq=freq)))
+        out.append(np.stack([f.samples[:num_samples] for f in forecasts], axis=-1))  # (S, Th, D)
+    return out, wall
+
+
+def run_dataset(name, folder, seeds, steps, root, baselines=True):
+    file, model = DATASETS[name]
+    path = folder / file
+    rows = []
+    for seed in seeds:
+        net, split, train_s = train_timegrad(path, model, steps, seed, root)
+        params = sum(p.numel() for p in net.parameters())
+        for sampler, calls in SAMPLERS:
+            samples, forecast_s = forecast_windows(net, split, sampler, calls, seed)
+            metrics = evaluate(samples, split.targets).as_dict()
+            label = f"TimeGrad {sampler}" + (f" {calls}" if calls else " 100")
+            rows.append(
+                {
+                    "model": label,
+                    "seed": seed,
+                    "train_s": train_s,
+                    "forecast_s": forecast_s,
+                    "params": params,
+                    **metrics,
+                }
+            )
+        if not baselines:
+            continue
+        t0 = time.perf_counter()
+        rw = random_walk(split, seed=seed)
+        rows.append(
+            {
+                "model": "random walk",
+                "seed": seed,
+                "train_s": 0.0,
+                "forecast_s": time.perf_counter() - t0,
+                "params": 0,
+                **evaluate(rw, split.targets).as_dict(),
+            }
+        )
+        samples, deepar_s = deepar(split, train_s, seed)
+        rows.append(
+            {
+                "model": "DeepAR (GluonTS)",
+                "seed": seed,
+                "train_s": deepar_s,
+                "forecast_s": float("nan"),
+                "params": float("nan"),
+                **evaluate(samples, split.targets).as_dict(),
+            }
+        )
+        print(json.dumps(rows[-len(SAMPLERS) - 2 :], indent=1), flush=True)
+    return rows
+
+
+def summary(rows):
+    """Mean and std over seeds per model."""
+    out = {}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        keys = [k for k in mine[0] if k not in ("model", "seed")]
+        out[model] = {
+            k: (float(np.mean([r[k] for r in mine])), float(np.std([r[k] for r in mine])))
+            for k in keys
+        }
+    return out
+
+
+def _cell(m: dict, key: str) -> str:
+    return f"{m[key][0]:.4f} ± {m[key][1]:.4f}"
+
+
+def markdown(results, args) -> str:
+    lines = [f"Command: `{args.command}`; {args.machine}.", ""]
+    for name, res in results["datasets"].items():
+        seeds = len(args.seeds)
+        lines += [
+            f"**{name}** ({seeds} seed{'s' * (seeds > 1)}, {args.steps} training steps; "
+            "mean ± std over seeds)",
+            "",
+            "| model | CRPS-sum | CRPS | energy | ND | train s | forecast s | params |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for model, m in res["summary"].items():
+            lines.append(
+                f"| {model} | {_cell(m, 'crps_sum')} | {_cell(m, 'crps')} | "
+                f"{_cell(m, 'energy_score')} | {_cell(m, 'nd')} | {m['train_s'][0]:.0f} | "
+                f"{m['forecast_s'][0]:.2f} | {m['params'][0]:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one seed, 600 steps, Exchange")
+    parser.add_argument("--data", type=Path, default=None, help="data folder (../shared/data)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--datasets", nargs="+", default=None, choices=sorted(DATASETS))
+    parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    args.steps = args.steps or (600 if args.quick else 2000)
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    args.datasets = args.datasets or (["exchange"] if args.quick else ["exchange", "etth1"])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder = args.data or Path(
+        os.environ.get("DIFFKIT_DATA", Path(__file__).parents[1] / "../shared/data")
+    )
+    args.command = "python benchmarks/timeseries.py " + " ".join(os.sys.argv[1:])
+    args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
+    results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets:
+            rows = run_dataset(
+                name, folder, args.seeds, args.steps, Path(tmp) / name, not args.no_baselines
+            )
+            results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
+    stem = "timeseries-quick" if args.quick else "timeseries"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    text = markdown(results, args)
+    (args.out / f"{stem}.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
