@@ -140,8 +140,11 @@ def _option_value(argv: list[str], name: str) -> str | None:
     return None
 
 
+# train takes the domain's [model] keys as extra flags (commands.domain_flags)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    commands.train
+)
 for _command in (
-    commands.train,
     commands.sample,
     commands.forecast,
     commands.evaluate,

@@ -49,7 +49,40 @@ def domain_help(name: str | None) -> str:
     return escape("\n".join(lines))
 
 
+def domain_flags(args: list[str], config: type) -> dict[str, str | bool]:
+    """``--prediction-length 30 --scaling`` as ``[model]`` values of the domain ``config``.
+
+    A flag names a field with dashes for underscores; a flag without a value sets a
+    boolean field to true. Unknown flags raise a ConfigError listing the valid ones.
+    """
+    from dataclasses import fields
+
+    valid = {f.name: f for f in fields(config)}
+    out: dict[str, str | bool] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        name, eq, value = token.removeprefix("--").partition("=")
+        key = name.replace("-", "_")
+        if not token.startswith("--") or key not in valid:
+            listed = ", ".join("--" + k.replace("_", "-") for k in valid)
+            raise ConfigError(
+                f"unknown option {token!r} for this domain; core options are in `diffkit train "
+                f"--help`, the domain's are: {listed}."
+            )
+        if not eq:
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is None or following.startswith("--"):
+                value = "true"  # a bare flag
+            else:
+                value, i = following, i + 1
+        out[key] = value
+        i += 1
+    return out
+
+
 def train(
+    ctx: typer.Context,
     domain: str = typer.Option(..., help="Domain to train (see `diffkit info`)."),
     data: Optional[Path] = typer.Option(None, help="Data file or folder; default built-in."),
     config: Optional[Path] = typer.Option(
@@ -69,7 +102,11 @@ def train(
         [], "--set", help="KEY=VALUE override, repeatable; `--domain NAME --help` lists the keys."
     ),
 ) -> None:
-    """Train a diffusion model for a domain and save checkpoints in the run directory."""
+    """Train a diffusion model for a domain and save checkpoints in the run directory.
+
+    Any [model] key of the domain is also a flag: `--prediction-length 30` is
+    `--set prediction_length=30`.
+    """
     from diffkit.config import merge, parse_sets, read_toml
     from diffkit.registry import get_domain
     from diffkit.runner import fit, resolve_config
@@ -99,6 +136,7 @@ def train(
         "seed": seed,
     }
     layers.append({"train": {k: v for k, v in flags.items() if v is not None}})
+    layers.append({"model": domain_flags(ctx.args, dom.config)})
     layers.append(parse_sets(set_))
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")

@@ -76,6 +76,13 @@ def from_frame(frame: pd.DataFrame, freq: str | None = None) -> Series:
             f"timestamp {off_grid[0]} is not on the {freq!r} grid starting at {index[0]}; "
             "pass the right freq or resample the data first."
         )
+    if len(grid) > 2 * len(index):  # a finer grid than the data: mostly missing rows
+        inferred = pd.infer_freq(index) if len(index) >= 3 else None
+        hint = f" (the timestamps look like {inferred!r})" if inferred else ""
+        raise DataError(
+            f"at frequency {freq!r} the {len(index)} rows spread over {len(grid)} steps, most "
+            f"of them missing; pass the data's own frequency{hint}."
+        )
     values = frame.set_axis(index).reindex(grid).to_numpy(dtype=np.float64)  # (T, D)
     return Series(values, grid, tuple(str(c) for c in frame.columns), freq)
 

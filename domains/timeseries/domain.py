@@ -130,13 +130,17 @@ def build_network(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = 
     return TimeGradModel(config.network(diffusion))
 
 
-def read_series(config: TimeSeriesConfig, path: Path | None) -> Series:
-    """The full series: the file at ``path`` or the built-in seasonal VAR."""
+def read_series(config: TimeSeriesConfig, path: Path | None, *, infer: bool = False) -> Series:
+    """The full series: the file at ``path`` or the built-in seasonal VAR.
+
+    ``infer`` reads the frequency from the timestamps where the file has them (to compare it
+    with a trained model's instead of forcing the data onto the model's grid).
+    """
     if path is None:
-        return synthetic(
-            config.synthetic_length, freq=config.freq or "D", seed=config.data_seed
-        )
-    return load(path, config.freq or None, config.start or None)
+        return synthetic(config.synthetic_length, freq=config.freq or "D", seed=config.data_seed)
+    headerless = ".txt" in Path(path).suffixes
+    freq = None if infer and not headerless else config.freq or None
+    return load(path, freq, config.start or None)
 
 
 def complete(config: TimeSeriesConfig, series: Series) -> TimeSeriesConfig:
@@ -266,7 +270,7 @@ def forecast(
     """Forecast the horizon after the end of ``data`` (default the run's data) to ``out``."""
     source = settings.get("source", "synthetic")
     path = Path(data) if data else (None if source == "synthetic" else Path(source))
-    series = read_series(config, path)
+    series = read_series(config, path, infer=True)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
     samples, index = _forecast(
         net.eval(),
