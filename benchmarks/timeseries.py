@@ -20,6 +20,7 @@ Writes ``benchmarks/results/timeseries[-quick].{json,md}``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffkit.config import DiffusionConfig, TrainConfig
+from diffkit.config import DiffusionConfig, TrainConfig, build, parse_sets
 from diffkit.domains.timeseries import data as ts_data
 from diffkit.domains.timeseries.domain import DIFFUSION_DEFAULTS, TimeSeriesConfig
 from diffkit.domains.timeseries.evaluate import evaluate
@@ -54,20 +55,21 @@ DATASETS = {
 }
 
 
-def train_timegrad(path: Path, model: TimeSeriesConfig, steps: int, seed: int, root: Path):
+def train_timegrad(path, model, steps, seed, root, overrides=None):
     """Train through the engine; returns (network, split, wall seconds)."""
+    overrides = overrides or {}
+    train = {"max_steps": steps, "batch_size": 64, "lr": 1e-3, "seed": seed, "log_every": 200}
+    train.update(checkpoint_every=steps, **overrides.get("train", {}))
+    model = build(
+        TimeSeriesConfig, {**dataclasses.asdict(model), **overrides.get("model", {})}, "model"
+    )
     run = RunConfig(
         "timeseries",
         model,
-        TrainConfig(
-            max_steps=steps,
-            batch_size=64,
-            lr=1e-3,
-            seed=seed,
-            checkpoint_every=steps,
-            log_every=200,
+        build(TrainConfig, train, "train"),
+        build(
+            DiffusionConfig, {**DIFFUSION_DEFAULTS, **overrides.get("diffusion", {})}, "diffusion"
         ),
-        DiffusionConfig(**DIFFUSION_DEFAULTS),
         str(path),
     )
     t0 = time.perf_counter()
@@ -145,12 +147,12 @@ def deepar(split, budget_s: float, seed: int, num_samples=100):
     return out, wall
 
 
-def run_dataset(name, folder, seeds, steps, root, baselines=True):
+def run_dataset(name, folder, seeds, steps, root, baselines=True, overrides=None):
     file, model = DATASETS[name]
     path = folder / file
     rows = []
     for seed in seeds:
-        net, split, train_s = train_timegrad(path, model, steps, seed, root)
+        net, split, train_s = train_timegrad(path, model, steps, seed, root, overrides)
         params = sum(p.numel() for p in net.parameters())
         for sampler, calls in SAMPLERS:
             samples, forecast_s = forecast_windows(net, split, sampler, calls, seed)
@@ -240,6 +242,9 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="training steps per seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--datasets", nargs="+", default=None, choices=sorted(DATASETS))
+    parser.add_argument(
+        "--set", action="append", default=[], help="KEY=VALUE like diffkit train's (train.lr=2e-3)"
+    )
     parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -258,7 +263,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:
             rows = run_dataset(
-                name, folder, args.seeds, args.steps, Path(tmp) / name, not args.no_baselines
+                name,
+                folder,
+                args.seeds,
+                args.steps,
+                Path(tmp) / name,
+                not args.no_baselines,
+                parse_sets(args.set),
             )
             results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
     stem = "timeseries-quick" if args.quick else "timeseries"
