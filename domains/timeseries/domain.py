@@ -58,6 +58,7 @@ class TimeSeriesConfig:
     residual_channels: int = 8
     dilation_cycle_length: int = 2
     scaling: bool = True
+    target: str = "level"  # or "difference" (see TimeGradConfig)
     num_samples: int = 100
     eval_sampler: str = "ddpm"
     eval_steps: int = 0  # 0: every schedule step
@@ -74,6 +75,7 @@ class TimeSeriesConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name} must not be negative, got {getattr(self, name)}.")
         check_choice("eval sampler", self.eval_sampler, SAMPLERS)
+        check_choice("target", self.target, ("level", "difference"))
         parse_lags(self.lags)
 
     def network(self, diffusion: DiffusionConfig | None = None) -> TimeGradConfig:
@@ -104,6 +106,7 @@ class TimeSeriesConfig:
             schedule=diffusion.build_schedule(),
             prediction=diffusion.prediction,
             scaling=self.scaling,
+            target=self.target,
         )
 
 

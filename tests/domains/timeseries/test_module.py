@@ -167,3 +167,55 @@ def test_training_lowers_the_loss_and_forecasts_are_in_the_original_scale():
     # Levels of the synthetic series are 5..15: the samples live there, not around 1.
     level = future[:2].abs().mean()
     assert 0.5 * level < out.abs().mean() < 1.5 * level
+
+
+class ConstantX0(torch.nn.Module):
+    """A denoiser that predicts x0 = c everywhere: every sampler then lands exactly on c."""
+
+    def __init__(self, c: torch.Tensor):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x_t, t, cond):
+        return self.c.expand_as(x_t)
+
+
+@pytest.mark.parametrize("target", ["level", "difference"])
+def test_forecast_paths_follow_the_target_from_the_last_observed_value(target):
+    model, config = make(D=2, prediction="x0", target=target)
+    model.denoiser = ConstantX0(torch.tensor([0.5, -1.0]))
+    past, _, past_feat, future_feat = windows(synthetic(60, seasonal_var(dim=2)), config, [5, 20])
+    past[0, -1, 1] = float("nan")  # the anchor of series 1 in example 0 is one step earlier
+    with torch.no_grad():
+        paths = model.eval().forecast(past, None, past_feat, future_feat, num_samples=3)
+    ctx = past[:, -config.context_length :]
+    scale = torch.nanmean(ctx.abs(), dim=1)  # (B, D) the mean scaling
+    steps = torch.arange(1, 5, dtype=torch.float32)[:, None]  # (Th, 1)
+    if target == "level":
+        expected = torch.tensor([0.5, -1.0]) * scale[:, None]  # (B, 1, D) for every step
+        expected = expected.expand(2, 4, 2)
+    else:
+        last = torch.stack([past[0, -1], past[1, -1]])  # (B, D)
+        last[0, 1] = past[0, -2, 1]
+        window = past[:, -config.context_length - 1 :]  # the context's changes, the first too
+        change = (window[:, 1:] - window[:, :-1]).abs()
+        step = torch.nanmean(change, dim=1)  # (B, D) mean |change| in original units
+        expected = last[:, None] + steps * torch.tensor([0.5, -1.0]) * step[:, None]
+    torch.testing.assert_close(paths, expected[:, None].expand(2, 3, 4, 2), rtol=1e-4, atol=1e-4)
+
+
+def test_the_difference_target_trains_on_scaled_changes_and_masks_broken_pairs():
+    model, config = make(D=2, target="difference")
+    past, future, past_feat, future_feat = windows(
+        synthetic(60, seasonal_var(dim=2)), config, [3, 9, 17]
+    )
+    future[1, 2, 0] = float("nan")  # breaks two changes: into and out of the gap
+    loss = model.loss(past, None, future, None, past_feat, future_feat, reduction="none")
+    assert loss.shape == (3,) and torch.isfinite(loss).all()
+    seq = torch.cat([past, future], dim=1)
+    obs = torch.isfinite(seq)
+    x0, mask = model._diffused(torch.nan_to_num(seq), obs, 10, torch.ones(3, 1, 2))
+    assert mask.sum() == 3 * 10 * 2 - 2 and not mask[1, -2, 0] and not mask[1, -1, 0]
+    torch.testing.assert_close(x0[0, -1], seq[0, -1] - seq[0, -2])
+    with pytest.raises(ConfigError, match="target"):
+        TimeGradConfig(target_dim=2, prediction_length=3, target="returns")
