@@ -28,6 +28,7 @@ def domain_help(name: str | None) -> str:
         " tables of --config FILE.toml):"
     ]
     sections: list[tuple[str, type]] = [("train", TrainConfig), ("diffusion", DiffusionConfig)]
+    defaults: dict[str, dict] = {}
     if name is None:
         lines.append(
             f"  (add --domain NAME to list its [model] keys; domains: {', '.join(available())})"
@@ -36,14 +37,19 @@ def domain_help(name: str | None) -> str:
         try:
             domain = get_domain(name)
             sections.append(("model", domain.config))
+            defaults = domain.defaults
             lines.insert(1, f"Domain {name}: {domain.description}")
         except UserError as e:
             lines.append(f"  ({e})")
     for section, cls in sections:
         lines.append(f"  [{section}]")
         for key, kind, default in describe(cls):
-            prefix = "" if section == "model" else f"{section}."
-            lines.append(f"    --set {prefix}{key}=<{kind}>  (default {default!r})")
+            default = defaults.get(section, {}).get(key, default)  # the domain's own first
+            if section == "model":  # also a flag of its own
+                flag = "--" + key.replace("_", "-")
+                lines.append(f"    --set {key}=<{kind}> or {flag} <{kind}>  (default {default!r})")
+            else:
+                lines.append(f"    --set {section}.{key}=<{kind}>  (default {default!r})")
     from rich.markup import escape  # typer renders help as rich markup
 
     return escape("\n".join(lines))
@@ -104,7 +110,7 @@ def train(
 ) -> None:
     """Train a diffusion model for a domain and save checkpoints in the run directory.
 
-    Any [model] key of the domain is also a flag: `--prediction-length 30` is
+    Every key of the domain's model section is also a flag: `--prediction-length 30` is
     `--set prediction_length=30`.
     """
     from diffkit.config import merge, parse_sets, read_toml
