@@ -245,6 +245,7 @@ def main():
     parser.add_argument(
         "--set", action="append", default=[], help="KEY=VALUE like diffkit train's (train.lr=2e-3)"
     )
+    parser.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
     parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -261,6 +262,7 @@ def main():
     args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = args.keep or tmp
         for name in args.datasets:
             rows = run_dataset(
                 name,
