@@ -37,7 +37,7 @@ from diffkit.domains.timeseries.evaluate import evaluate
 from diffkit.domains.timeseries.windows import forecast_inputs
 from diffkit.runner import RunConfig, fit, load_model
 
-SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20), ("dpmpp_2m", 10))
+SAMPLERS = (("ddpm", None), ("ddpm", 20), ("dpmpp_2m", 20), ("dpmpp_2m", 10))
 DATASETS = {
     # name -> (file under the data folder, model settings)
     "exchange": (
