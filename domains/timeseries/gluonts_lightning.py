@@ -75,8 +75,8 @@ class TimeGradLightningModule(pl.LightningModule):
             generator=generator,
         )
 
-    def _loss(self, batch: dict) -> torch.Tensor:
-        return self.model.loss(
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        loss = self.model.loss(
             batch["past_target"],
             batch["past_observed_values"],
             batch["future_target"],
@@ -84,20 +84,15 @@ class TimeGradLightningModule(pl.LightningModule):
             batch["past_time_feat"],
             batch["future_time_feat"],
         )
+        size = batch["past_target"].shape[0]
+        self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        return loss
 
     def training_step(self, batch, batch_idx: int):
-        loss = self._loss(batch)
-        batch_size = batch["past_target"].shape[0]
-        self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=True,
-                 batch_size=batch_size)  # fmt: skip
-        return loss
+        return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx: int):
-        loss = self._loss(batch)
-        batch_size = batch["past_target"].shape[0]
-        self.log("val_loss", loss, on_epoch=True, on_step=False, prog_bar=True,
-                 batch_size=batch_size)  # fmt: skip
-        return loss
+        return self._step(batch, "val")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
