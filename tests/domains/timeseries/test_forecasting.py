@@ -67,7 +67,8 @@ def predict(model, data, mode: str, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loader = data.to_dataloader(train=False, batch_size=8)
-        return model.predict(loader, mode=mode, generator=generator, **kwargs)
+        quiet = {"logger": False, "accelerator": "cpu"}  # no lightning_logs/ in the cwd
+        return model.predict(loader, mode=mode, generator=generator, trainer_kwargs=quiet, **kwargs)
 
 
 def quantile_loss(model, data) -> float:
