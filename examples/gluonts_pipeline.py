@@ -10,35 +10,20 @@ reference network, 5 epochs of 50 batches, DDPM over all 100 steps) take about t
 minutes on one CPU thread.
 """
 
-import argparse
 import warnings
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # write files only, no display needed
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from gluonts.dataset.multivariate_grouper import MultivariateGrouper
 from gluonts.evaluation import MultivariateEvaluator, make_evaluation_predictions
+from pipeline_common import arguments, plot_window
 
 from diffkit.domains.timeseries import QUANTILES, TimeGradEstimator, exchange_rate_nips
 from diffkit.domains.timeseries.gluonts_data import gluonts_datasets
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="?", default=DEFAULT_DATA, type=Path)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batches", type=int, default=50, help="batches per epoch")
-    parser.add_argument("--sampler", default="ddpm")
-    parser.add_argument("--steps", type=int, default=None, help="model calls per step")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("gluonts_forecast.png"))
-    args = parser.parse_args()
+    args = arguments(__doc__, "gluonts_forecast.png")
     torch.set_num_threads(1)  # small recurrent model: one thread is fastest on CPU
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)  # GluonTS's instance sampler draws from numpy's global state
@@ -61,9 +46,13 @@ def main() -> None:
         sampler=args.sampler,
         steps=args.steps,
         prediction_seed=args.seed,
-        trainer_kwargs={"max_epochs": args.epochs, "logger": False, "accelerator": "cpu",
-                        "default_root_dir": "runs/gluonts_pipeline"},
-    )  # fmt: skip
+        trainer_kwargs={
+            "max_epochs": args.epochs,
+            "logger": False,
+            "accelerator": "cpu",
+            "default_root_dir": "runs/gluonts_pipeline",
+        },
+    )
     predictor = estimator.train(train)
 
     forecast_it, series_it = make_evaluation_predictions(test, predictor, num_samples=100)
@@ -73,25 +62,8 @@ def main() -> None:
     print(f"CRPS      {metrics['mean_wQuantileLoss']:.4f}")
     print(f"CRPS-sum  {metrics['m_sum_mean_wQuantileLoss']:.4f}")
     print(f"ND        {metrics['ND']:.4f}   NRMSE {metrics['NRMSE']:.4f}")
-    plot(forecasts[-1], series[-1], args.out)
+    plot_window(forecasts[-1].samples, series[-1].to_numpy(), args.out)
     print(f"plot: {args.out}")
-
-
-def plot(forecast, frame, path: Path, history: int = 60) -> None:
-    """The last test window of the first four series: history, median, 5-95% band."""
-    horizon = forecast.samples.shape[1]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
-    steps = np.arange(-history, horizon)
-    low, mid, high = np.quantile(forecast.samples, [0.05, 0.5, 0.95], axis=0)  # (Th, D)
-    for d, ax in enumerate(axes.flat):
-        ax.plot(steps, frame.iloc[-history - horizon :, d].to_numpy(), color="black", lw=1)
-        ax.plot(steps[history:], mid[:, d], color="tab:blue", label="median")
-        ax.fill_between(steps[history:], low[:, d], high[:, d], alpha=0.3, label="5-95%")
-        ax.set_title(f"series {d}")
-    axes.flat[0].legend()
-    fig.supxlabel("business days from the forecast start")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

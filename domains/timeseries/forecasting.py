@@ -25,23 +25,10 @@ from diffkit.errors import ConfigError, ShapeError
 from .evaluate import sample_quantiles
 from .features import time_features
 from .module import TimeGradConfig, TimeGradModel
-from .series import Series, normalise_freq
+from .series import normalise_freq
 
 # pytorch-forecasting's QuantileLoss levels, the default of mode="quantiles".
 DEFAULT_QUANTILES = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98)
-
-
-def wide_frame(series: Series, group: str = "0") -> pd.DataFrame:
-    """A wide frame for ``TimeSeriesDataSet``: ``time_idx``, ``group``, ``date``, the series.
-
-    ``time_idx`` counts steps from ``series.index[0]``, which is the ``start`` to pass to
-    :meth:`TimeGradForecaster.from_dataset`. Missing values stay NaN (pytorch-forecasting
-    refuses them in targets: fill or drop them first).
-    """
-    frame = series.to_frame().reset_index(names="date")
-    frame.insert(0, "time_idx", np.arange(series.length))
-    frame.insert(1, "group", group)
-    return frame
 
 
 def _stack(targets) -> torch.Tensor:

@@ -9,12 +9,11 @@ import torch
 pytest.importorskip("pytorch_forecasting")
 
 import lightning.pytorch as pl
-from pytorch_forecasting import TimeSeriesDataSet
 from pytorch_forecasting.metrics import QuantileLoss
 
 from diffkit import ConfigError, ShapeError
 from diffkit.domains.timeseries import TimeGradForecaster
-from diffkit.domains.timeseries.forecasting import wide_frame
+from diffkit.domains.timeseries.forecasting_data import forecasting_datasets
 
 from .glue import CONTEXT, HORIZON, QUIET, TINY, WINDOWS, exchange_slice
 
@@ -26,25 +25,7 @@ HISTORY = CONTEXT + 2  # business-day lags (1, 2)
 def exchange(data_dir):
     """Training dataset (8 targets, one group) and the 3 held-out windows of the slice."""
     split = exchange_slice(data_dir)
-    full = split.tests[-1]
-    frame = wide_frame(full)
-    names = list(full.names)
-    cut = split.train.length
-    training = TimeSeriesDataSet(
-        frame[frame.time_idx < cut],
-        time_idx="time_idx",
-        target=names,
-        group_ids=["group"],
-        min_encoder_length=HISTORY,
-        max_encoder_length=HISTORY,
-        min_prediction_length=HORIZON,
-        max_prediction_length=HORIZON,
-        time_varying_unknown_reals=names,
-    )
-    held_out = TimeSeriesDataSet.from_dataset(
-        training, frame, min_prediction_idx=cut, stop_randomization=True
-    ).filter(lambda index: (index.time_idx_first_prediction - cut) % HORIZON == 0)
-    return split, training, held_out
+    return (split, *forecasting_datasets(split, encoder_length=HISTORY))
 
 
 def fit(training, start, batches: int, seed: int = 0, **overrides) -> TimeGradForecaster:

@@ -19,7 +19,7 @@ from diffkit.domains.timeseries import (
     TimeGradModel,
     time_features,
 )
-from diffkit.domains.timeseries.forecasting import wide_frame
+from diffkit.domains.timeseries.forecasting_data import wide_frame
 
 from .glue import CONTEXT, HORIZON, TINY
 
