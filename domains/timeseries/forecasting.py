@@ -1,11 +1,14 @@
 """TimeGrad as a pytorch-forecasting model: :class:`TimeGradModel` behind ``BaseModel``.
 
 The D series are the D targets of a ``TimeSeriesDataSet`` (a wide frame: one column per
-series, one or more groups). The network reads the raw targets (``encoder_target``,
-``decoder_target``) and scales them itself, so the dataset's target normaliser plays no
-part and forecasts come back in the original scale. Other covariates are not read; the
-time features are the network's own, computed from ``time_idx`` given the timestamp of
-``time_idx == 0`` (``start``) and ``freq``.
+series, one or more groups), or the D groups of a one-target dataset (a long frame,
+``layout="long"``) loaded with ``to_dataloader(batch_sampler="synchronized")``, whose
+batches hold every group at one time: the model regroups each batch's rows into D-vectors
+and hands each row its own series' forecast back. The network reads the raw targets
+(``encoder_target``, ``decoder_target``) and scales them itself, so the dataset's target
+normaliser plays no part and forecasts come back in the original scale. Other covariates
+are not read; the time features are the network's own, computed from ``time_idx`` given
+the timestamp of ``time_idx == 0`` (``start``) and ``freq``.
 
 pytorch-forecasting's ``BaseModel`` trains a point or distribution metric; the diffusion
 loss is no such metric, so the training and validation steps are overridden to call the
@@ -20,7 +23,7 @@ import torch
 from pytorch_forecasting.data import TimeSeriesDataSet
 from pytorch_forecasting.models.base import BaseModel
 
-from diffkit.errors import ConfigError, ShapeError
+from diffkit.errors import ConfigError, DataError, ShapeError, check_choice
 
 from .evaluate import sample_quantiles
 from .features import time_features
@@ -59,6 +62,8 @@ class TimeGradForecaster(BaseModel):
         Core sampler and its model calls per forecast step (default: DDPM, all steps).
     quantiles
         Levels of ``predict(mode="quantiles")``.
+    groups
+        Long layout: the number D of groups, each one series (None: the targets are).
     **kwargs
         ``BaseModel``'s: ``learning_rate``, ``weight_decay``, ``optimizer``, ...
     """
@@ -75,13 +80,14 @@ class TimeGradForecaster(BaseModel):
         sampler: str = "ddpm",
         steps: int | None = None,
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        groups: int | None = None,
         **kwargs,
     ):
         self.save_hyperparameters()
         super().__init__(**kwargs)
         targets = [target] if isinstance(target, str) else list(target)
         config = TimeGradConfig(
-            target_dim=len(targets),
+            target_dim=groups or len(targets),
             prediction_length=prediction_length,
             context_length=context_length,
             freq=normalise_freq(freq),
@@ -96,10 +102,11 @@ class TimeGradForecaster(BaseModel):
         *,
         freq: str,
         start,
+        layout: str = "wide",
         target_dim: int | None = None,
         **kwargs,
     ) -> "TimeGradForecaster":
-        """Build the model for a dataset whose targets are the D series.
+        """Build the model for a dataset whose targets (or groups) are the D series.
 
         Parameters
         ----------
@@ -108,17 +115,26 @@ class TimeGradForecaster(BaseModel):
             (``min_* == max_*``), the encoder at least the context plus the largest lag.
         freq, start
             Frequency of ``time_idx`` and the timestamp at ``time_idx == 0``.
+        layout
+            "wide": the targets are the series; "long": one target, one group per series
+            (load it with ``batch_sampler="synchronized"`` and a batch size of at least D),
+            series d being the d-th group as pytorch-forecasting encodes them (sorted).
         target_dim
             Optional check: the number of series the caller expects.
         **kwargs
             Further ``__init__`` arguments; ``context_length`` defaults to the encoder
             length minus the largest lag.
         """
+        check_choice("layout", layout, ("wide", "long"))
         targets = list(dataset.target_names)
-        if target_dim is not None and target_dim != len(targets):
+        if layout == "long":
+            kwargs["groups"] = _long_layout_groups(dataset)
+        found = kwargs.get("groups") or len(targets)
+        if target_dim is not None and target_dim != found:
+            what = "groups" if layout == "long" else "target(s)"
             raise ShapeError(
-                f"the dataset has {len(targets)} target(s) but target_dim={target_dim}; pass "
-                f"target_dim={len(targets)} or build the dataset with one target per series."
+                f"the dataset has {found} {what} but target_dim={target_dim}; pass "
+                f"target_dim={found} or build the dataset with one {what[:5]} per series."
             )
         if dataset.min_prediction_length != dataset.max_prediction_length:
             raise ConfigError(
@@ -156,21 +172,32 @@ class TimeGradForecaster(BaseModel):
         table = torch.as_tensor(time_features(index, freq), device=time_idx.device)  # (N, F)
         return table[time_idx - first]
 
-    def _inputs(self, x: dict) -> dict:
-        """Past targets and the time features of past and horizon from a batch's x."""
+    def _inputs(self, x: dict, future=None) -> dict:
+        """Past (and future) targets as (N, T, D) and the time features, from a batch."""
         past = _stack(x["encoder_target"]).float()  # (B, Te, D)
         horizon = x["decoder_time_idx"]  # (B, Th)
+        order = None
+        if self.hparams.groups:  # long layout: rows are (time, series) pairs
+            order = _synchronized_order(x["groups"][:, 0], horizon[:, 0], self.hparams.groups)
+            past = _to_vectors(past[order], self.hparams.groups)  # (N, Te, D)
+            horizon = horizon[order][:: self.hparams.groups]  # (N, Th)
+            if future is not None:
+                future = _to_vectors(_stack(future)[order], self.hparams.groups)
+        elif future is not None:
+            future = _stack(future)  # (B, Th, D)
         offsets = torch.arange(-past.shape[1], 0, device=horizon.device)
-        past_idx = horizon[:, :1] + offsets  # (B, Te)
+        past_idx = horizon[:, :1] + offsets  # (N, Te)
         return {
             "past": past,
+            "future": None if future is None else future.to(past.dtype),
             "past_time_feat": self._time_features(past_idx),
             "future_time_feat": self._time_features(horizon),
+            "order": order,
         }
 
     def _loss(self, x: dict, y) -> torch.Tensor:
-        inputs = self._inputs(x)
-        future = _stack(y[0]).to(inputs["past"].dtype)  # (B, Th, D)
+        inputs = self._inputs(x, y[0])
+        future = inputs["future"]
         return self.model.loss(
             inputs["past"],
             None,
@@ -196,7 +223,10 @@ class TimeGradForecaster(BaseModel):
     def forward(
         self, x: dict, n_samples: int | None = None, generator: torch.Generator | None = None
     ):
-        """Sample paths: ``prediction`` per target (B, Th, S), ``samples`` (B, S, Th, D)."""
+        """Sample paths: ``prediction`` per target (B, Th, S), ``samples`` (B, S, Th, D).
+
+        In the long layout ``samples`` is (B, S, Th, 1): row b's own series.
+        """
         inputs = self._inputs(x)
         samples = self.model.forecast(
             inputs["past"],
@@ -207,7 +237,12 @@ class TimeGradForecaster(BaseModel):
             sampler=self.hparams.sampler,
             steps=self.hparams.steps,
             generator=generator,
-        )  # (B, S, Th, D), original scale
+        )  # (N, S, Th, D), original scale
+        if inputs["order"] is not None:  # long layout: each row gets its series' paths
+            rows = samples.permute(0, 3, 1, 2).flatten(0, 1)  # (N*D, S, Th) in sorted order
+            samples = torch.empty_like(rows)
+            samples[inputs["order"]] = rows
+            samples = samples.unsqueeze(-1)  # (B, S, Th, 1)
         per_target = samples.permute(0, 2, 3, 1)  # (B, Th, D, S)
         if isinstance(self.hparams.target, str):
             prediction = per_target[:, :, 0]  # (B, Th, S)
@@ -235,3 +270,33 @@ class TimeGradForecaster(BaseModel):
         if isinstance(prediction, torch.Tensor):
             return fn(prediction)
         return [fn(p) for p in prediction]
+
+
+def _long_layout_groups(dataset: TimeSeriesDataSet) -> int:
+    """Number of groups of a one-target dataset whose groups are the series."""
+    if dataset.multi_target or len(dataset.group_ids) != 1:
+        raise ConfigError(
+            "layout='long' needs one target and one group column (one group per series); "
+            "pass a dataset built that way, or layout='wide' for one target per series."
+        )
+    return int(dataset.data["groups"][:, 0].max()) + 1
+
+
+def _synchronized_order(group: torch.Tensor, time: torch.Tensor, count: int) -> torch.Tensor:
+    """Row order sorting a batch by (time, group); checks it holds all groups per time."""
+    order = torch.argsort(time * count + group)
+    if group.numel() % count == 0:
+        grid = group[order].view(-1, count)  # (N, D)
+        times = time[order].view(-1, count)
+        expected = torch.arange(count, device=group.device)
+        if (grid == expected).all() and (times == times[:, :1]).all():
+            return order
+    raise DataError(
+        f"a batch does not hold all {count} series at each forecast time; load the data "
+        f"with to_dataloader(batch_sampler='synchronized', batch_size={count}) or more."
+    )
+
+
+def _to_vectors(rows: torch.Tensor, count: int) -> torch.Tensor:
+    """Rows sorted by (time, group), (N*D, T, 1), as N D-vector sequences (N, T, D)."""
+    return rows[..., 0].view(-1, count, rows.shape[1]).transpose(1, 2)

@@ -43,11 +43,11 @@ def fit(training, start, batches: int, seed: int = 0, **overrides) -> TimeGradFo
     return model
 
 
-def predict(model, data, mode: str, **kwargs):
+def predict(model, data, mode: str, batch_size: int = 8, **kwargs):
     generator = torch.Generator().manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        loader = data.to_dataloader(train=False, batch_size=8)
+        loader = data.to_dataloader(train=False, batch_size=batch_size)
         quiet = {"logger": False, "accelerator": "cpu"}  # no lightning_logs/ in the cwd
         return model.predict(loader, mode=mode, generator=generator, trainer_kwargs=quiet, **kwargs)
 
@@ -112,3 +112,34 @@ def test_checkpoint_round_trip(exchange, tmp_path):
     first = predict(model, held_out, "raw")["samples"]
     again = predict(loaded, held_out, "raw")["samples"]
     torch.testing.assert_close(first, again, rtol=0, atol=0)
+
+
+def test_long_layout_forecasts_as_the_wide_one(data_dir):
+    """D groups + the synchronized sampler: same network, same forecasts as D targets."""
+    split = exchange_slice(data_dir)
+    wide_train, wide_test = forecasting_datasets(split, encoder_length=HISTORY)
+    long_train, long_test = forecasting_datasets(split, HISTORY, layout="long")
+    start = split.train.index[0]
+    wide = fit(wide_train, start, batches=2)
+    torch.manual_seed(0)
+    long = TimeGradForecaster.from_dataset(
+        long_train, freq="B", start=start, layout="long", model_options=TINY, num_samples=SAMPLES
+    )
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, enable_checkpointing=False, **QUIET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = long_train.to_dataloader(batch_size=8, batch_sampler="synchronized")
+        trainer.fit(long, loader)  # trains on synchronized batches
+    long.model.load_state_dict(wide.model.state_dict())
+    generator = torch.Generator().manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = long_test.to_dataloader(train=False, batch_size=8, batch_sampler="synchronized")
+        quiet = {"logger": False}
+        out = long.predict(loader, "raw", return_x=True, generator=generator, trainer_kwargs=quiet)
+    # One window per batch in both, so the generator draws the same noise for each.
+    wide_samples = predict(wide, wide_test, "raw", batch_size=1)["samples"]  # (W, S, Th, D)
+    rows = out.output["samples"][..., 0]  # (W*D, S, Th), rows in the loader's order
+    window = (out.x["decoder_time_idx"][:, 0] - split.train.length) // HORIZON
+    series = out.x["groups"][:, 0]  # encoded in sorted name order, as the wide columns
+    torch.testing.assert_close(rows, wide_samples[window, :, :, series])
