@@ -11,7 +11,7 @@ pytest.importorskip("pytorch_forecasting")
 import lightning.pytorch as pl
 from pytorch_forecasting.metrics import QuantileLoss
 
-from diffkit import ConfigError, ShapeError
+from diffkit import ConfigError, DataError, ShapeError
 from diffkit.domains.timeseries import TimeGradForecaster
 from diffkit.domains.timeseries.forecasting_data import forecasting_datasets
 
@@ -143,3 +143,17 @@ def test_long_layout_forecasts_as_the_wide_one(data_dir):
     window = (out.x["decoder_time_idx"][:, 0] - split.train.length) // HORIZON
     series = out.x["groups"][:, 0]  # encoded in sorted name order, as the wide columns
     torch.testing.assert_close(rows, wide_samples[window, :, :, series])
+
+
+def test_long_layout_needs_synchronized_batches(exchange):
+    split, wide_train, _ = exchange
+    start = split.train.index[0]
+    with pytest.raises(ConfigError, match="layout='long' needs one target"):
+        TimeGradForecaster.from_dataset(wide_train, freq="B", start=start, layout="long")
+    long_train, _ = forecasting_datasets(split, HISTORY, layout="long")
+    model = TimeGradForecaster.from_dataset(
+        long_train, freq="B", start=start, layout="long", model_options=TINY
+    )
+    x, y = next(iter(long_train.to_dataloader(train=False, batch_size=8)))  # one series only
+    with pytest.raises(DataError, match="batch_sampler='synchronized'"):
+        model.training_step((x, y), 0)
