@@ -26,7 +26,7 @@ from pytorch_forecasting.models.base import BaseModel
 from diffkit.errors import ConfigError, DataError, ShapeError, check_choice
 
 from .evaluate import sample_quantiles
-from .features import time_features
+from .features import time_feature_table
 from .module import TimeGradConfig, TimeGradModel
 from .series import normalise_freq
 
@@ -168,9 +168,10 @@ class TimeGradForecaster(BaseModel):
         first = int(time_idx.min())
         last = int(time_idx.max())
         freq = self.model.config.freq
-        index = pd.date_range(self.hparams.start, periods=last + 1, freq=freq)[first:]
-        table = torch.as_tensor(time_features(index, freq), device=time_idx.device)  # (N, F)
-        return table[time_idx - first]
+        length = (last // 1024 + 1) * 1024  # whole blocks, so batches share cached tables
+        table = time_feature_table(pd.Timestamp(self.hparams.start), length, freq)  # (T, F)
+        window = torch.tensor(table[first:], device=time_idx.device)  # a copy: table is shared
+        return window[time_idx - first]
 
     def _inputs(self, x: dict, future=None) -> dict:
         """Past (and future) targets as (N, T, D) and the time features, from a batch."""
