@@ -131,16 +131,17 @@ class TimeGradForecaster(BaseModel):
             kwargs["groups"] = _long_layout_groups(dataset)
         found = kwargs.get("groups") or len(targets)
         if target_dim is not None and target_dim != found:
-            what = "groups" if layout == "long" else "target(s)"
+            unit = "group" if layout == "long" else "target"
             raise ShapeError(
-                f"the dataset has {found} {what} but target_dim={target_dim}; pass "
-                f"target_dim={found} or build the dataset with one {what[:5]} per series."
+                f"the dataset has {found} {unit}(s) but target_dim={target_dim}; pass "
+                f"target_dim={found} or build the dataset with one {unit} per series."
             )
-        if dataset.min_prediction_length != dataset.max_prediction_length:
-            raise ConfigError(
-                "TimeGrad forecasts a fixed horizon; build the TimeSeriesDataSet with "
-                "min_prediction_length equal to max_prediction_length."
-            )
+        for part in ("encoder", "prediction"):
+            if getattr(dataset, f"min_{part}_length") != getattr(dataset, f"max_{part}_length"):
+                raise ConfigError(
+                    f"TimeGrad reads windows of fixed length; build the TimeSeriesDataSet with "
+                    f"min_{part}_length equal to max_{part}_length."
+                )
         encoder = dataset.min_encoder_length
         options = kwargs.get("model_options") or {}
         config = TimeGradConfig(1, 1, freq=normalise_freq(freq), **options)
