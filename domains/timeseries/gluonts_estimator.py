@@ -35,7 +35,7 @@ from gluonts.transform import (
     ValidationSplitSampler,
 )
 
-from diffkit.errors import ShapeError
+from diffkit.errors import DataError, ShapeError
 
 from .data import period_timestamp
 from .features import time_feature_table
@@ -96,6 +96,11 @@ class AddTimeGradFeatures(MapTransformation):
     def map_transform(self, data: dict, is_train: bool) -> dict:
         start = data[self.start_field]
         if isinstance(start, pd.Period):
+            if normalise_freq(start.freqstr) != self.freq:
+                raise DataError(
+                    f"the dataset's frequency is {start.freqstr!r} but the estimator's is "
+                    f"{self.freq!r}; pass freq={start.freqstr!r} to TimeGradEstimator."
+                )
             start = period_timestamp(start)
         # Prediction needs the features of the horizon too, as AddTimeFeatures does.
         length = data[self.target_field].shape[-1] + (0 if is_train else self.pred_length)

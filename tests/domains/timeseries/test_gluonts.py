@@ -15,7 +15,7 @@ from gluonts.dataset.multivariate_grouper import MultivariateGrouper
 from gluonts.evaluation import MultivariateEvaluator, make_evaluation_predictions
 from gluonts.model.predictor import Predictor
 
-from diffkit import ShapeError
+from diffkit import DataError, ShapeError
 from diffkit.domains.timeseries import QUANTILES, TimeGradEstimator, TimeGradModel
 from diffkit.domains.timeseries.gluonts_data import gluonts_datasets
 
@@ -130,13 +130,15 @@ def test_missing_values_follow_the_observed_indicator(exchange, tmp_path):
     assert np.isfinite(forecast.samples).all()
 
 
-def test_target_dim_mismatch_is_one_clear_error(exchange, tmp_path):
+def test_bad_inputs_give_one_clear_error(exchange, tmp_path):
     split, train_ds, _ = exchange
     with pytest.raises(ShapeError, match=r"8 series but the estimator has target_dim=5"):
         train(estimator(tmp_path, batches=1, target_dim=5), train_ds)
     univariate, _ = gluonts_datasets(split)
     with pytest.raises(ShapeError, match="MultivariateGrouper"):
         train(estimator(tmp_path, batches=1), univariate)
+    with pytest.raises(DataError, match="pass freq='B' to TimeGradEstimator"):
+        train(estimator(tmp_path, batches=1, freq="D"), train_ds)
 
 
 def test_importing_the_package_loads_no_framework():
