@@ -1,8 +1,11 @@
 """Time series: TimeGrad (Rasul et al. 2021) on diffkit's core, its data readers and metrics.
 
 The network (``module``, ``denoiser``, ``features``) is pure torch; glue for GluonTS and
-pytorch-forecasting lives in its own files and is the only code importing those libraries.
+pytorch-forecasting lives in its own files and is the only code importing those libraries;
+their classes are exported lazily, so importing this package imports neither framework.
 """
+
+from importlib import import_module
 
 from .data import (
     etth1,
@@ -37,6 +40,20 @@ from .synthetic import (
     true_predictive_samples,
 )
 
+# Framework glue, imported on first access: name -> module.
+_LAZY = {
+    "TimeGradEstimator": ".gluonts_estimator",
+    "TimeGradLightningModule": ".gluonts_lightning",
+    "TimeGradForecaster": ".forecasting",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "QUANTILES",
     "ConditionalDenoiser",
@@ -46,6 +63,9 @@ __all__ = [
     "Series",
     "Split",
     "TimeGradConfig",
+    "TimeGradEstimator",
+    "TimeGradForecaster",
+    "TimeGradLightningModule",
     "TimeGradModel",
     "check_series",
     "default_lags",

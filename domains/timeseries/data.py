@@ -198,10 +198,7 @@ def from_gluonts(dataset: Iterable[Mapping], freq: str | None = None) -> Series:
         start = entry["start"]
         if isinstance(start, pd.Period):
             freq = freq or start.freqstr
-            # Field by field: Period.to_timestamp warns for business days in pandas 2.2+.
-            start = pd.Timestamp(
-                *(getattr(start, f) for f in ("year", "month", "day", "hour", "minute", "second"))
-            )
+            start = period_timestamp(start)
         if freq is None:
             raise ConfigError("the dataset's starts carry no frequency; pass freq (e.g. 'B').")
         target = np.asarray(entry["target"], dtype=np.float64)
@@ -215,6 +212,13 @@ def from_gluonts(dataset: Iterable[Mapping], freq: str | None = None) -> Series:
     if not columns:
         raise DataError("the dataset has no entries; pass at least one time series.")
     return from_frame(pd.concat(columns, axis=1), freq)
+
+
+def period_timestamp(period: pd.Period) -> pd.Timestamp:
+    """The timestamp a ``pandas.Period`` starts at (GluonTS entries start with a Period)."""
+    # Field by field: Period.to_timestamp warns for business days in pandas 2.2+.
+    fields = ("year", "month", "day", "hour", "minute", "second")
+    return pd.Timestamp(*(getattr(period, f) for f in fields))
 
 
 def read_jsonl(path, freq: str | None = None) -> Series:
