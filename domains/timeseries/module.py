@@ -104,9 +104,10 @@ class TimeGradConfig:
         fill = {
             "context_length": self.context_length or self.prediction_length,
             "lags": tuple(sorted(set(self.lags or default_lags(self.freq)))),
+            # canonical form (every parameter spelled out) so equal schedules compare equal
             "schedule": (
-                self.schedule.config() if isinstance(self.schedule, Schedule) else self.schedule
-            ),
+                self.schedule if isinstance(self.schedule, Schedule) else from_config(self.schedule)
+            ).config(),
         }
         if isinstance(self.denoiser, dict):  # read back from JSON
             fill["denoiser"] = DenoiserConfig(**self.denoiser)

@@ -88,3 +88,35 @@ def test_both_paths_feed_the_networks_own_time_features(series):
     steps = torch.arange(series.length)[None]  # (1, T) time_idx
     computed = forecaster(series)._time_features(steps)[0].numpy()
     np.testing.assert_array_equal(computed, expected)
+
+
+def test_the_cli_builds_the_network_the_glue_builds(series):
+    """``diffkit train --domain timeseries`` with the same settings: same class, config, size."""
+    from diffkit.config import DiffusionConfig
+    from diffkit.domains.timeseries.domain import TimeSeriesConfig
+    from diffkit.registry import get_domain
+
+    options = {**TINY, "denoiser": {"residual_layers": 2, "residual_channels": 8}}
+    cli_settings = TimeSeriesConfig(
+        prediction_length=HORIZON, context_length=CONTEXT, freq="B", target_dim=D,
+        num_layers=1, num_cells=16, cond_dim=16, dropout=0.0,
+        residual_layers=2, residual_channels=8,
+    )  # fmt: skip
+    diffusion = DiffusionConfig(schedule="linear", T=20, beta_start=1e-4, beta_end=0.3)
+    from_cli = get_domain("timeseries").build_network(cli_settings, diffusion)
+    from_gluonts = TimeGradEstimator(
+        freq="B", prediction_length=HORIZON, context_length=CONTEXT, target_dim=D,
+        model_options=options,
+    ).create_lightning_module().model  # fmt: skip
+    names = list(series.names)
+    dataset = TimeSeriesDataSet(
+        wide_frame(series), time_idx="time_idx", target=names, group_ids=["group"],
+        min_encoder_length=CONTEXT + 2, max_encoder_length=CONTEXT + 2,
+        min_prediction_length=HORIZON, max_prediction_length=HORIZON,
+    )  # fmt: skip
+    from_forecasting = TimeGradForecaster.from_dataset(
+        dataset, freq="B", start=series.index[0], model_options=options
+    ).model
+    for model in (from_gluonts, from_forecasting):
+        assert type(model) is type(from_cli) is TimeGradModel
+        assert model.config == from_cli.config and size(model) == size(from_cli)
