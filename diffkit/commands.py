@@ -65,6 +65,12 @@ def train(
     strategy: Optional[str] = typer.Option(None, help="auto or ddp."),
     seed: Optional[int] = typer.Option(None, help="Random seed (reproducible on one machine)."),
     quiet: bool = typer.Option(False, help="Log lines instead of a progress bar."),
+    class_conditional: bool = typer.Option(
+        False, "--class-conditional", help="Condition on class labels (images; model key)."
+    ),
+    latent: bool = typer.Option(
+        False, "--latent", help="Diffuse an autoencoder's latents (images; model key)."
+    ),
     set_: list[str] = typer.Option(
         [], "--set", help="KEY=VALUE override, repeatable; `--domain NAME --help` lists the keys."
     ),
@@ -99,11 +105,24 @@ def train(
         "seed": seed,
     }
     layers.append({"train": {k: v for k, v in flags.items() if v is not None}})
+    layers.append(model_flags(dom, class_conditional=class_conditional, latent=latent))
     layers.append(parse_sets(set_))
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
     run = resolve_config(dom, merge(*layers), str(data) if data else None)
     fit(dom, run, out=out, resume=resume, quiet=quiet)
+
+
+def model_flags(domain, **flags: bool) -> dict[str, dict]:
+    """The ``[model]`` layer of train's on/off flags; a flag the domain lacks is a ConfigError."""
+    from dataclasses import fields
+
+    keys = {f.name for f in fields(domain.config)}
+    for key, on in flags.items():
+        if on and key not in keys:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to domain {domain.name!r}; drop it.")
+    return {"model": {key: True for key, on in flags.items() if on}}
 
 
 def sample(
@@ -114,6 +133,14 @@ def sample(
     out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
     seed: int = typer.Option(0, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    class_: Optional[int] = typer.Option(
+        None, "--class", help="Class label of every sample (class-conditional models)."
+    ),
+    guidance: Optional[float] = typer.Option(
+        None, help="Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided."
+    ),
+    inpaint: Optional[Path] = typer.Option(None, help="Image whose known pixels are kept."),
+    mask: Optional[Path] = typer.Option(None, help="Mask for --inpaint: non-zero = known."),
 ) -> None:
     """Draw samples from a trained checkpoint and save them."""
     from diffkit.registry import get_domain
@@ -123,7 +150,11 @@ def sample(
         raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
     if not 1 <= steps <= 100_000:
         raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
-    samples = sample_checkpoint(checkpoint, n, sampler=sampler, steps=steps, seed=seed, ema=ema)
+    given = {"class": class_, "guidance": guidance, "inpaint": inpaint, "mask": mask}
+    options = {k: v for k, v in given.items() if v is not None}
+    samples = sample_checkpoint(
+        checkpoint, n, sampler=sampler, steps=steps, seed=seed, ema=ema, options=options
+    )
     from diffkit.checkpoint import load_checkpoint
 
     get_domain(load_checkpoint(checkpoint).domain).save_samples(samples, out)

@@ -58,6 +58,11 @@ class Domain:
         ``(samples, path) -> None``; raises a ConfigError for a file type it cannot write.
     description
         One line for ``diffkit info`` and help texts.
+    prepare
+        Optional ``(net, data, config) -> DomainData``, called by ``fit`` after the network
+        is built and before training: a step the diffusion fit needs first (the images
+        domain's latent mode trains its autoencoder into ``net`` and returns the data as
+        latents). Default: none.
     """
 
     name: str
@@ -68,6 +73,7 @@ class Domain:
     evaluate: Callable[..., dict[str, float]]
     save_samples: Callable[[Tensor, Path], None]
     description: str = ""
+    prepare: Callable[[torch.nn.Module, DomainData, Any], DomainData] | None = None
 
 
 def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:
