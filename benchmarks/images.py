@@ -54,8 +54,8 @@ LATENT = UNetConfig(
 )
 SETTINGS = {
     "quick": {
-        "batch": 32, "timed": 4, "budget": 50, "latent_budget": 25, "ae_steps": 100,
-        "samples": 40, "ancestral": 100, "classifier": 150, "bpd_images": 40, "bpd_steps": 10,
+        "batch": 32, "timed": 4, "budget": 40, "latent_budget": 20, "ae_steps": 40,
+        "samples": 32, "ancestral": 100, "classifier": 150, "bpd_images": 32, "bpd_steps": 10,
     },
     "full": {
         "batch": 64, "timed": 10, "budget": 1800, "latent_budget": 1800, "ae_steps": 2000,
@@ -281,20 +281,22 @@ def main():
     torch.set_num_threads(1)
     s = SETTINGS["quick" if args.quick else "full"]
     t0 = time.time()
+
+    def done(what: str) -> None:
+        print(f"{time.time() - t0:6.0f} s  {what}", flush=True)
+
     train, held_out = mnist_split(args.data)
-    results = {
-        "settings": s,
-        "throughput": throughput(train.images, train.labels, s["batch"], s["timed"]),
-    }
-    clf = train_classifier(
-        train.images,
-        train.labels,
-        steps=s["classifier"],
-        generator=torch.Generator().manual_seed(0),
-    )
+    results = {"settings": s}
+    results["throughput"] = throughput(train.images, train.labels, s["batch"], s["timed"])
+    done("throughput")
+    g = torch.Generator().manual_seed(0)
+    clf = train_classifier(train.images, train.labels, steps=s["classifier"], generator=g)
     results["fd_floor"] = feature_metrics(clf, held_out.images, train.images[:2000])["fd"]
+    done("classifier")
     results["pixel"] = pixel_model(train, held_out, clf, s)
+    done("pixel model")
     results["latent"] = latent_model(train, held_out, clf, s)
+    done("latent model")
     results["seconds"] = time.time() - t0
     name = "images-quick" if args.quick else "images"
     args.out.mkdir(parents=True, exist_ok=True)

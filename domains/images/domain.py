@@ -29,26 +29,19 @@ from diffkit.errors import ConfigError, DataError
 Tensor = torch.Tensor
 
 
-def parse_ints(text: str, name: str, allow_empty: bool = False) -> tuple[int, ...]:
-    """``"1,2,2"`` as ``(1, 2, 2)``; a ConfigError naming ``model.name`` otherwise."""
-    try:
-        values = tuple(int(v) for v in str(text).replace(" ", "").split(",") if v != "")
-    except ValueError:
-        raise ConfigError(f"model.{name} must be comma-separated integers, got {text!r}.") from None
-    if not values and not allow_empty:
-        raise ConfigError(f"model.{name} must name at least one integer, got {text!r}.")
-    return values
-
-
 COUNTS = ("ae_steps", "classifier_steps", "bpd_steps")  # 0 turns the step off
 
 
-def parse_floats(text: str, name: str) -> tuple[float, ...]:
-    """``"0,1,3"`` as ``(0.0, 1.0, 3.0)``; a ConfigError naming ``model.name`` otherwise."""
+def parse_list(text: str, name: str, kind: type = int, allow_empty: bool = False) -> tuple:
+    """``"1,2,2"`` as ``(1, 2, 2)`` of ``kind``; a ConfigError naming ``model.name`` otherwise."""
+    what = "integers" if kind is int else "numbers"
     try:
-        return tuple(float(v) for v in str(text).replace(" ", "").split(",") if v != "")
+        values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v != "")
     except ValueError:
-        raise ConfigError(f"model.{name} must be comma-separated numbers, got {text!r}.") from None
+        raise ConfigError(f"model.{name} must be comma-separated {what}, got {text!r}.") from None
+    if not values and not allow_empty:
+        raise ConfigError(f"model.{name} must name at least one number, got {text!r}.")
+    return values
 
 
 @dataclass(frozen=True)
@@ -104,22 +97,22 @@ class ImagesConfig:
             raise ConfigError("a class-conditional model needs model.num_classes of at least 2.")
         self.unet()  # the U-Net's own checks, now rather than at build time
         self.autoencoder()
-        parse_floats(self.guidance_scales, "guidance_scales")
+        parse_list(self.guidance_scales, "guidance_scales", float)
 
     def guidance_values(self) -> tuple[float, ...]:
         """The guidance scales evaluation measures class accuracy at."""
-        return parse_floats(self.guidance_scales, "guidance_scales")
+        return parse_list(self.guidance_scales, "guidance_scales", float)
 
     def unet(self) -> UNetConfig:
         """The U-Net this config describes (on latents in latent mode)."""
-        mults = parse_ints(self.channel_mults, "channel_mults")
+        mults = parse_list(self.channel_mults, "channel_mults")
         return UNetConfig(
             in_channels=self.latent_channels if self.latent else self.channels,
             base_channels=self.base_channels,
             channel_mults=mults,
             num_res_blocks=self.num_res_blocks,
-            attention_levels=parse_ints(self.attention_levels, "attention_levels", True),
-            mid_attention=bool(parse_ints(self.attention_levels, "attention_levels", True)),
+            attention_levels=parse_list(self.attention_levels, "attention_levels", int, True),
+            mid_attention=bool(parse_list(self.attention_levels, "attention_levels", int, True)),
             dropout=self.dropout,
             num_classes=self.num_classes if self.class_conditional else None,
             norm_groups=min(32, self.base_channels),
@@ -128,7 +121,7 @@ class ImagesConfig:
 
     def autoencoder(self) -> AutoencoderConfig:
         """The KL autoencoder of latent mode."""
-        widths = parse_ints(self.ae_channels, "ae_channels")
+        widths = parse_list(self.ae_channels, "ae_channels")
         return AutoencoderConfig(
             in_channels=self.channels,
             latent_channels=self.latent_channels,
