@@ -194,3 +194,32 @@ def test_bad_model_settings_are_one_error_line(tmp_path, capsys, sets, message):
     args = ["train", "--domain", "images", "--out", tmp_path / "run", "--max-steps", "1"]
     code, err = run_main(capsys, *args, *(f"--set={s}" for s in sets))
     assert code == 2 and err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+def test_a_latent_run_resumes_with_its_autoencoder(latent_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(latent_run, out)
+    before = load_checkpoint(out).model
+    args = ["train", "--domain", "images", "--out", str(out), "--resume", "--max-steps", "12"]
+    result = runner.invoke(app, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    after = load_checkpoint(out)
+    assert after.step == 12 and after.config["settings"]["shape"] == [4, 4, 4]
+    for key in ("latent_scale", "autoencoder.decoder.0.weight"):
+        torch.testing.assert_close(after.model[key], before[key])  # frozen through the resume
+
+
+def test_generate_names_an_unknown_option():
+    from diffkit.domains.images.domain import ImagesConfig, build_network
+    from diffkit.domains.images.generate import generate
+    from diffkit.errors import ConfigError
+    from diffkit.schedules import linear
+
+    net = build_network(ImagesConfig(base_channels=16, attention_levels=""))
+    kwargs = {"config": None, "settings": {"shape": [1, 8, 8]}, "sampler": "ddim", "steps": 2}
+    with pytest.raises(ConfigError, match="no sampling option --seed; use --class, --guidance"):
+        generate(net, linear(), 2, prediction="eps", seed=3, **kwargs)
+    x = generate(net, linear(), 2, prediction="eps", **kwargs)
+    assert x.shape == (2, 1, 8, 8)
