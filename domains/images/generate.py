@@ -28,16 +28,20 @@ def check_options(options: dict) -> None:
             raise ConfigError(f"the images domain has no sampling option --{key}; use {valid}.")
 
 
-def class_labels(net, n: int, label: int | None) -> Tensor | None:
-    """(n,) labels: ``label`` for all, else 0..K-1 cycled; None for an unconditional net."""
-    k = net.num_classes
-    if k is None:
+def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | None:
+    """(n,) labels: ``label`` for all, else 0..K-1 cycled; None for an unconditional net.
+
+    K is the number of classes the training data had (``settings["class_names"]``), which
+    may be fewer than the network's label slots.
+    """
+    if net.num_classes is None:
         if label is not None:
             raise ConfigError(
                 "--class needs a class-conditional model; this checkpoint is unconditional "
                 "(train with --class-conditional)."
             )
         return None
+    k = min(len(settings.get("class_names") or ()) or net.num_classes, net.num_classes)
     if label is not None and not 0 <= label < k:
         raise ConfigError(f"--class {label} is out of range; this model has classes 0..{k - 1}.")
     if label is not None:
@@ -96,7 +100,7 @@ def generate(
 ) -> Tensor:
     """``n`` images (n, C, H, W) in [-1, 1]; ``options`` are the sample command's flags."""
     check_options(options)
-    labels = class_labels(net, n, options.get("class"))
+    labels = class_labels(net, n, options.get("class"), settings)
     guidance = options.get("guidance")
     extra: dict = {}
     if guidance is not None:

@@ -14,7 +14,7 @@ import torch
 from diffkit.domain import DomainData
 from diffkit.domains.images.data import dequantize
 from diffkit.domains.images.evaluate import class_accuracy, feature_metrics, train_classifier
-from diffkit.domains.images.generate import generate
+from diffkit.domains.images.generate import class_labels, generate
 from diffkit.likelihood import bits_per_dim, variational_bound
 from diffkit.schedules import Schedule
 
@@ -101,7 +101,7 @@ def evaluate(
                     net, schedule, n, config, settings, prediction, generator, guidance=scale
                 )
                 key = f"class_accuracy_g{scale:g}"
-                out[key] = class_accuracy(clf, x, torch.arange(n) % net.num_classes)
+                out[key] = class_accuracy(clf, x, class_labels(net, n, None, settings))
     if net.autoencoder is None and config.bpd_steps >= 2 and settings.get("levels"):
         out["bits_per_dim"] = held_out_bits_per_dim(
             net,

@@ -223,3 +223,16 @@ def test_generate_names_an_unknown_option():
         generate(net, linear(), 2, prediction="eps", seed=3, **kwargs)
     x = generate(net, linear(), 2, prediction="eps", **kwargs)
     assert x.shape == (2, 1, 8, 8)
+
+
+def test_a_class_folder_trains_and_bounds_class_by_its_classes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(6):
+            write_png(tmp_path / "data" / name / f"{i}.png", rng.integers(0, 256, (8, 8)))
+    run = train(tmp_path / "run", "--data", str(tmp_path / "data"), "--class-conditional", steps=3)
+    x = sample(run, tmp_path / "s.npy", "--n", "3", "--class", "2")
+    assert x.shape == (3, 1, 8, 8)
+    code, err = run_main(capsys, "sample", "--checkpoint", run, "--n", "2", "--class", "3")
+    assert code == 2 and "--class 3 is out of range; this model has classes 0..2" in err
