@@ -24,7 +24,8 @@ from diffkit.domains.images.generate import generate
 from diffkit.domains.images.network import ImageDenoiser
 from diffkit.domains.images.score import evaluate
 from diffkit.domains.images.unet import UNetConfig
-from diffkit.errors import ConfigError, DataError
+from diffkit.errors import ConfigError, DataError, check_choice
+from diffkit.sampling import SAMPLERS
 
 Tensor = torch.Tensor
 
@@ -95,6 +96,7 @@ class ImagesConfig:
             )
         if self.class_conditional and self.num_classes < 2:
             raise ConfigError("a class-conditional model needs model.num_classes of at least 2.")
+        check_choice("eval_sampler", self.eval_sampler, SAMPLERS)
         self.unet()  # the U-Net's own checks, now rather than at build time
         self.autoencoder()
         parse_list(self.guidance_scales, "guidance_scales", float)

@@ -180,6 +180,11 @@ def test_latent_run_holds_its_trained_autoencoder_and_decodes_samples(latent_run
     assert trained < 0.5 * untrained
     x = sample(latent_run, tmp_path / "s.npy", "--n", "5")
     assert x.shape == (5, 1, 8, 8) and np.isfinite(x).all()
+    out = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", "--checkpoint", str(latent_run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())  # image-space metrics; no pixel likelihood
+    assert np.isfinite(metrics["fd"]) and "bits_per_dim" not in metrics
 
 
 @pytest.mark.parametrize(
