@@ -51,7 +51,8 @@ class ImagesConfig:
 
     The defaults suit the built-in 8x8 digits (a U-Net of 0.76M parameters that trains
     in seconds on a CPU). ``channels`` and ``num_classes`` must match the data; the loader
-    says which to set when they do not.
+    says which to set when they do not. ``hflip`` trains on randomly mirrored images
+    (pixel models; see :class:`~diffkit.domains.images.network.ImageDenoiser`).
     """
 
     class_conditional: bool = False
@@ -64,6 +65,7 @@ class ImagesConfig:
     attention_levels: str = "1"
     dropout: float = 0.0
     label_dropout: float = 0.1
+    hflip: bool = False
     time_scale: float = 1.0
     latent_channels: int = 4
     ae_channels: str = "32"
@@ -96,6 +98,10 @@ class ImagesConfig:
             )
         if self.class_conditional and self.num_classes < 2:
             raise ConfigError("a class-conditional model needs model.num_classes of at least 2.")
+        if self.hflip and self.latent:
+            raise ConfigError(
+                "model.hflip mirrors pixels, which latents do not follow; drop hflip with --latent."
+            )
         check_choice("eval_sampler", self.eval_sampler, SAMPLERS)
         self.unet()  # the U-Net's own checks, now rather than at build time
         self.autoencoder()
@@ -157,6 +163,7 @@ def build_network(config: ImagesConfig) -> ImageDenoiser:
     return ImageDenoiser(
         config.unet(),
         label_dropout=config.label_dropout if config.class_conditional else 0.0,
+        hflip=config.hflip,
         seed=config.data_seed,
         autoencoder=config.autoencoder() if config.latent else None,
     )

@@ -193,6 +193,7 @@ def test_latent_run_holds_its_trained_autoencoder_and_decodes_samples(latent_run
         (["channel_mults=1,x"], "model.channel_mults must be comma-separated integers"),
         (["channels=3"], "has 1-channel images but model.channels=3; pass --set channels=1"),
         (["latent=true", "ae_channels=32,32,32,32"], "not multiples of 16"),
+        (["latent=true", "hflip=true"], "drop hflip with --latent"),
     ],
 )
 def test_bad_model_settings_are_one_error_line(tmp_path, capsys, sets, message):

@@ -32,13 +32,27 @@ def test_partial_dropout_is_reproducible_from_the_saved_call_count():
     net = net_with(0.5).train()
     x, t, y = torch.randn(64, 1, 8, 8), torch.full((64,), 10.0), torch.arange(64) % 3
     first = net(x, t, y)
-    assert int(net.dropout_calls) == 1
+    assert int(net.training_calls) == 1
     second = net(x, t, y)
     assert (first - second).abs().max() > 1e-4  # a new draw per call
-    net.dropout_calls.zero_()
+    net.training_calls.zero_()
     torch.testing.assert_close(net(x, t, y), first)
     full, none = net_with(1.0).train()(x, t, y), net_with(0.0).train()(x, t, y)
     per_example = lambda a: a.flatten(1).abs().sum(1)  # noqa: E731
     dropped = (per_example(first - full) < 1e-4).sum()
     kept = (per_example(first - none) < 1e-4).sum()
     assert dropped + kept == 64 and 16 <= dropped <= 48
+
+
+def test_hflip_mirrors_a_random_half_around_the_unet_in_training_only():
+    torch.manual_seed(0)
+    net = ImageDenoiser(CONFIG, hflip=True, seed=1)
+    for param in net.parameters():
+        torch.nn.init.normal_(param, std=0.1)
+    x, t = torch.randn(64, 1, 8, 8), torch.full((64,), 10.0)
+    out = net.train()(x, t)
+    net.eval()
+    plain, mirrored = net(x, t), net(x.flip(-1), t).flip(-1)
+    per_example = lambda a: a.flatten(1).abs().sum(1)  # noqa: E731
+    is_plain, is_mirrored = per_example(out - plain) < 1e-4, per_example(out - mirrored) < 1e-4
+    assert bool((is_plain ^ is_mirrored).all()) and 16 <= int(is_mirrored.sum()) <= 48
