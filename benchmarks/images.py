@@ -2,6 +2,7 @@
 
     python benchmarks/images.py --quick    # about 4 min on a shared 2-core CPU: a smoke run
     python benchmarks/images.py            # 30 min of training + 1000-step sampling: hours on CPU
+    python benchmarks/images.py --quick --budget 600   # quick settings, 10-min models: ~25 min
 
 Data: the MNIST test split from ``../shared/data/mnist`` (``--data``), its first 8,000 images
 for training and the last 2,000 held out. Steps:
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -305,9 +307,15 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of about 4 minutes")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with MNIST t10k files")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--budget", type=float, help="override each model's training seconds")
+    parser.add_argument("--samples", type=int, help="override the samples per row")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    s = SETTINGS["quick" if args.quick else "full"]
+    s = dict(SETTINGS["quick" if args.quick else "full"])
+    if args.budget:
+        s["budget"] = s["latent_budget"] = args.budget
+    if args.samples:
+        s["samples"] = args.samples
     t0 = time.time()
 
     def done(what: str) -> None:
@@ -321,7 +329,7 @@ def main():
     clf = train_classifier(train.images, train.labels, steps=s["classifier"], generator=g)
     results["fd_floor"] = feature_metrics(clf, held_out.images, train.images[:2000])["fd"]
     done("classifier")
-    name = "images-quick" if args.quick else "images"
+    name = "images-quick" if args.quick else "images"  # overrides write the same names
     results["pixel"] = pixel_model(train, held_out, clf, s, args.out / f"{name}-inpaint.png")
     done("pixel model")
     results["latent"] = latent_model(train, held_out, clf, s)
@@ -329,7 +337,7 @@ def main():
     results["seconds"] = time.time() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
-    md = markdown(results, "python benchmarks/images.py" + (" --quick" if args.quick else ""))
+    md = markdown(results, "python " + " ".join(["benchmarks/images.py", *sys.argv[1:]]))
     (args.out / f"{name}.md").write_text(md)
     print(md)
 
