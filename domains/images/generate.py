@@ -14,7 +14,7 @@ import torch
 
 from diffkit import sample
 from diffkit.domains.images.data import from_array, read_image
-from diffkit.errors import ConfigError, ShapeError
+from diffkit.errors import ConfigError, MissingFileError, ShapeError
 
 Tensor = torch.Tensor
 OPTIONS = ("class", "guidance", "inpaint", "mask")
@@ -53,8 +53,6 @@ def read_picture(path: Path, what: str) -> Tensor:
     """An image file (PNG/JPEG) or .npy array as a (C, H, W) tensor in [-1, 1]."""
     path = Path(path)
     if not path.is_file():
-        from diffkit.errors import MissingFileError
-
         raise MissingFileError(f"{what} {str(path)!r} does not exist.")
     if path.suffix.lower() == ".npy":
         array = np.load(path, allow_pickle=False)
