@@ -158,6 +158,14 @@ def sample(
     out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
     seed: int = typer.Option(0, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    class_: Optional[int] = typer.Option(
+        None, "--class", help="Class label of every sample (class-conditional models)."
+    ),
+    guidance: Optional[float] = typer.Option(
+        None, help="Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided."
+    ),
+    inpaint: Optional[Path] = typer.Option(None, help="Image whose known pixels are kept."),
+    mask: Optional[Path] = typer.Option(None, help="Mask for --inpaint: non-zero = known."),
 ) -> None:
     """Draw samples from a trained checkpoint and save them."""
     from diffkit.registry import get_domain
@@ -167,7 +175,11 @@ def sample(
         raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
     if not 1 <= steps <= 100_000:
         raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
-    samples = sample_checkpoint(checkpoint, n, sampler=sampler, steps=steps, seed=seed, ema=ema)
+    given = {"class": class_, "guidance": guidance, "inpaint": inpaint, "mask": mask}
+    options = {k: v for k, v in given.items() if v is not None}
+    samples = sample_checkpoint(
+        checkpoint, n, sampler=sampler, steps=steps, seed=seed, ema=ema, options=options
+    )
     from diffkit.checkpoint import load_checkpoint
 
     get_domain(load_checkpoint(checkpoint).domain).save_samples(samples, out)

@@ -77,6 +77,11 @@ class Domain:
         sampler, steps, raw, generator) -> list[Path]`` behind ``diffkit forecast``: forecast
         past the end of ``data`` (a path, or None for the run's data), write ``out`` and
         return the files written.
+    prepare
+        Optional ``(net, data, config) -> DomainData``, called by ``fit`` after the network
+        is built and before training: a step the diffusion fit needs first (the images
+        domain's latent mode trains its autoencoder into ``net`` and returns the data as
+        latents). Default: none.
     """
 
     name: str
@@ -90,6 +95,7 @@ class Domain:
     loss: Callable[..., Tensor] | None = None
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     forecast: Callable[..., list[Path]] | None = None
+    prepare: Callable[[torch.nn.Module, DomainData, Any], DomainData] | None = None
 
 
 def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:

@@ -229,6 +229,8 @@ def fit(
     total = total_steps(cfg, len(data.train))
     torch.manual_seed(cfg.seed)  # network initialisation
     net = domain.build_network(config.model, config.diffusion)
+    if domain.prepare is not None:  # e.g. a latent domain trains its autoencoder first
+        data = domain.prepare(net, data, config.model)
     module = DiffusionModule(
         net, config.diffusion, cfg, total, found.state if found else None, loss=domain.loss
     )
@@ -320,11 +322,19 @@ def sample_checkpoint(
     steps: int | None = 50,
     seed: int = 0,
     ema: bool = True,
+    options: dict | None = None,
 ) -> torch.Tensor:
-    """``n`` samples from a checkpoint in the domain's own units."""
+    """``n`` samples from a checkpoint in the domain's own units.
+
+    ``options`` (e.g. ``{"class": 7, "guidance": 3.0}`` from ``diffkit sample``'s flags)
+    reach ``domain.generate`` as keyword arguments; a domain whose ``generate`` takes none
+    of them gets a ConfigError naming the first.
+    """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
     domain, net, schedule, found = load_model(checkpoint, ema=ema)
+    options = options or {}
+    check_generate_options(domain, options)
     model_cfg = build(domain.config, found.config.get("model", {}), "model")
     return domain.generate(
         net,
@@ -336,7 +346,20 @@ def sample_checkpoint(
         steps=steps,
         prediction=found.config["prediction"],
         generator=torch.Generator().manual_seed(seed),
+        **options,
     )
+
+
+def check_generate_options(domain: Domain, options: dict) -> None:
+    """ConfigError for an option ``domain.generate`` does not take (it may check more)."""
+    import inspect
+
+    params = inspect.signature(domain.generate).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # the domain checks its own options
+    for key in options:
+        if key not in params:
+            raise ConfigError(f"domain {domain.name!r} does not support --{key} when sampling.")
 
 
 @torch.no_grad()

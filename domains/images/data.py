@@ -196,7 +196,7 @@ def load_array(path: str | Path) -> ImageSet:
         return from_array(loaded[image_key], labels, source=str(path))
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     """One image file as uint8 (H, W) or (H, W, 3)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -230,7 +230,7 @@ def load_folder(path: str | Path) -> ImageSet:
     arrays, labels = [], []
     for index, (_, files) in enumerate(groups):
         for file in files:
-            arrays.append(_read_image(file))
+            arrays.append(read_image(file))
             labels.append(index)
     sizes = {a.shape[:2] for a in arrays}
     if len(sizes) > 1:

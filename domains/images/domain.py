@@ -1,0 +1,278 @@
+"""The images domain: its ``[model]`` config, data, network and sample files for the engine.
+
+``diffkit train --domain images`` trains a U-Net on scikit-learn's 8x8 digits (or on
+``--data``: an image folder, IDX files, NPZ/NPY arrays); ``--class-conditional`` adds class
+labels with label dropout for classifier-free guidance; ``--latent`` first trains a KL
+autoencoder (in :func:`prepare`, before the diffusion fit) and diffuses its latents.
+Sampling lives in :mod:`.generate`, metrics in :mod:`.score`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from diffkit.domain import Domain, DomainData
+from diffkit.domains.images.autoencoder import AutoencoderConfig, latent_scale, train_autoencoder
+from diffkit.domains.images.data import ImageSet, load_images
+from diffkit.domains.images.evaluate import save_grid
+from diffkit.domains.images.generate import generate
+from diffkit.domains.images.network import ImageDenoiser
+from diffkit.domains.images.score import evaluate
+from diffkit.domains.images.unet import UNetConfig
+from diffkit.errors import ConfigError, DataError, check_choice
+from diffkit.sampling import SAMPLERS
+
+Tensor = torch.Tensor
+
+
+COUNTS = ("ae_steps", "classifier_steps", "bpd_steps")  # 0 turns the step off
+
+
+def parse_list(text: str, name: str, kind: type = int, allow_empty: bool = False) -> tuple:
+    """``"1,2,2"`` as ``(1, 2, 2)`` of ``kind``; a ConfigError naming ``model.name`` otherwise."""
+    what = "integers" if kind is int else "numbers"
+    try:
+        values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v != "")
+    except ValueError:
+        raise ConfigError(f"model.{name} must be comma-separated {what}, got {text!r}.") from None
+    if not values and not allow_empty:
+        raise ConfigError(f"model.{name} must name at least one number, got {text!r}.")
+    return values
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """The ``[model]`` section: U-Net, conditioning, latent autoencoder, data split, metrics.
+
+    The defaults suit the built-in 8x8 digits (a U-Net of 0.76M parameters that trains
+    in seconds on a CPU). ``channels`` and ``num_classes`` must match the data; the loader
+    says which to set when they do not. ``hflip`` trains on randomly mirrored images
+    (pixel models; see :class:`~diffkit.domains.images.network.ImageDenoiser`).
+    """
+
+    class_conditional: bool = False
+    latent: bool = False
+    channels: int = 1
+    num_classes: int = 10
+    base_channels: int = 32
+    channel_mults: str = "1,2"
+    num_res_blocks: int = 1
+    attention_levels: str = "1"
+    dropout: float = 0.0
+    label_dropout: float = 0.1
+    hflip: bool = False
+    time_scale: float = 1.0
+    latent_channels: int = 4
+    ae_channels: str = "32"
+    ae_steps: int = 400
+    ae_kl_weight: float = 1e-3
+    val_fraction: float = 0.1
+    data_seed: int = 0
+    n_eval: int = 256
+    eval_sampler: str = "ddim"
+    eval_steps: int = 20
+    guidance_scales: str = "0,1,3"
+    classifier_steps: int = 300
+    bpd_steps: int = 50
+
+    def __post_init__(self):
+        for name in ("channels", "num_classes", "base_channels", "num_res_blocks"):
+            if not 1 <= getattr(self, name) <= 4096:
+                raise ConfigError(f"model.{name} must lie in 1..4096, got {getattr(self, name)}.")
+        for low, names in ((1, ("latent_channels", "n_eval", "eval_steps")), (0, COUNTS)):
+            for name in names:
+                value = getattr(self, name)
+                if not low <= value <= 1_000_000:
+                    raise ConfigError(f"model.{name} must lie in {low}..1000000, got {value}.")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"model.val_fraction must lie in (0, 1), got {self.val_fraction}.")
+        if not (0 <= self.label_dropout <= 1 and 0 <= self.dropout < 1 and self.time_scale > 0):
+            raise ConfigError(
+                "model.label_dropout must lie in [0, 1], model.dropout in [0, 1) and "
+                "model.time_scale must be positive."
+            )
+        if self.class_conditional and self.num_classes < 2:
+            raise ConfigError("a class-conditional model needs model.num_classes of at least 2.")
+        if self.hflip and self.latent:
+            raise ConfigError(
+                "model.hflip mirrors pixels, which latents do not follow; drop hflip with --latent."
+            )
+        check_choice("eval_sampler", self.eval_sampler, SAMPLERS)
+        self.unet()  # the U-Net's own checks, now rather than at build time
+        self.autoencoder()
+        parse_list(self.guidance_scales, "guidance_scales", float)
+
+    def guidance_values(self) -> tuple[float, ...]:
+        """The guidance scales evaluation measures class accuracy at."""
+        return parse_list(self.guidance_scales, "guidance_scales", float)
+
+    def unet(self) -> UNetConfig:
+        """The U-Net this config describes (on latents in latent mode)."""
+        mults = parse_list(self.channel_mults, "channel_mults")
+        return UNetConfig(
+            in_channels=self.latent_channels if self.latent else self.channels,
+            base_channels=self.base_channels,
+            channel_mults=mults,
+            num_res_blocks=self.num_res_blocks,
+            attention_levels=parse_list(self.attention_levels, "attention_levels", int, True),
+            mid_attention=bool(parse_list(self.attention_levels, "attention_levels", int, True)),
+            dropout=self.dropout,
+            num_classes=self.num_classes if self.class_conditional else None,
+            norm_groups=min(32, self.base_channels),
+            time_scale=self.time_scale,
+        )
+
+    def autoencoder(self) -> AutoencoderConfig:
+        """The KL autoencoder of latent mode."""
+        widths = parse_list(self.ae_channels, "ae_channels")
+        return AutoencoderConfig(
+            in_channels=self.channels,
+            latent_channels=self.latent_channels,
+            channels=widths,
+            norm_groups=min(8, *widths),
+            kl_weight=self.ae_kl_weight,
+        )
+
+
+class ImageDataset(Dataset):
+    """Images (N, C, H, W) and their labels (N,) or None.
+
+    Yields ``{"x": image, "y": label}`` when ``conditional``, else the image alone; the
+    labels stay available to evaluation (the classifier) either way.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor | None = None, conditional: bool = False):
+        self.images, self.labels = images, labels
+        self.conditional = conditional and labels is not None
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int):
+        if not self.conditional:
+            return self.images[i]
+        return {"x": self.images[i], "y": self.labels[i]}
+
+
+def build_network(config: ImagesConfig, diffusion=None) -> ImageDenoiser:
+    return ImageDenoiser(
+        config.unet(),
+        label_dropout=config.label_dropout if config.class_conditional else 0.0,
+        hflip=config.hflip,
+        seed=config.data_seed,
+        autoencoder=config.autoencoder() if config.latent else None,
+    )
+
+
+def check_fits(data: ImageSet, config: ImagesConfig, source: str) -> None:
+    """DataError when the images' channels or classes do not fit the configured network."""
+    channels = data.images.shape[1]
+    if channels != config.channels:
+        raise DataError(
+            f"{source} has {channels}-channel images but model.channels={config.channels}; "
+            f"pass --set channels={channels}."
+        )
+    if config.class_conditional and data.num_classes > config.num_classes:
+        raise DataError(
+            f"{source} has {data.num_classes} classes but model.num_classes="
+            f"{config.num_classes}; pass --set num_classes={data.num_classes}."
+        )
+    if config.latent:
+        factor = config.autoencoder().factor
+        if data.images.shape[2] % factor or data.images.shape[3] % factor:
+            raise DataError(
+                f"{source} has {tuple(data.images.shape[2:])} images whose sides are not "
+                f"multiples of {factor}, the autoencoder's down-sampling; change "
+                "model.ae_channels or resize the images."
+            )
+
+
+def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """A random (train, held-out) split with ``fraction`` held out (at least one image)."""
+    if len(data) < 2:
+        raise DataError(f"the data hold {len(data)} image; give at least two.")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    n_val = min(len(data) - 1, max(1, round(fraction * len(data))))
+    return data.take(perm[n_val:]), data.take(perm[:n_val])
+
+
+def load_data(config: ImagesConfig, path: Path | None) -> DomainData:
+    source = str(path) if path is not None else "the built-in digits"
+    data = load_images(path, class_conditional=config.class_conditional)
+    check_fits(data, config, source)
+    train, val = split(data, config.val_fraction, config.data_seed)
+    cond = config.class_conditional
+    settings = {
+        "source": "digits" if path is None else str(path),
+        "shape": list(data.images.shape[1:]),  # of what the U-Net samples; latents in prepare
+        "image_shape": list(data.images.shape[1:]),
+        "levels": data.levels,
+        "class_names": list(data.class_names),
+    }
+    return DomainData(
+        ImageDataset(train.images, train.labels, cond),
+        ImageDataset(val.images, val.labels, cond),
+        settings,
+    )
+
+
+def prepare(net: ImageDenoiser, data: DomainData, config: ImagesConfig) -> DomainData:
+    """Latent mode: train the autoencoder into ``net`` and return the data as latents.
+
+    Pixel mode returns ``data`` unchanged. The autoencoder's training is a pure function of
+    the data and ``data_seed``, so a resumed run rebuilds the same one (and then loads the
+    checkpoint's copy over it).
+    """
+    if not config.latent:
+        return data
+    g = torch.Generator().manual_seed(config.data_seed)
+    images = data.train.images
+    trained = train_autoencoder(
+        images, config.autoencoder(), steps=config.ae_steps, generator=g, batch_size=64
+    )
+    net.autoencoder.load_state_dict(trained.state_dict())
+    net.latent_scale.fill_(latent_scale(trained, images, g))
+    train = net.encode(images)  # (N, latent_channels, H / f, W / f)
+    val = net.encode(data.val.images)
+    settings = {**data.settings, "shape": list(train.shape[1:])}
+    return DomainData(
+        ImageDataset(train, data.train.labels, data.train.conditional),
+        ImageDataset(val, data.val.labels, data.val.conditional),
+        settings,
+    )
+
+
+def save_samples(samples: Tensor, path: Path) -> None:
+    """A PNG grid (small images enlarged), or the (N, C, H, W) array as .npy or .pt."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".npy", ".pt"):
+        raise ConfigError(f"--out must end in .png, .npy or .pt, got {str(path)!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = samples.detach().cpu().float()
+    if suffix == ".png":
+        save_grid(x, path, upscale=max(1, 32 // x.shape[-1]))
+    elif suffix == ".npy":
+        np.save(path, x.numpy())
+    else:
+        torch.save(x, path)
+
+
+domain = Domain(
+    name="images",
+    config=ImagesConfig,
+    build_network=build_network,
+    load_data=load_data,
+    generate=generate,
+    evaluate=evaluate,
+    save_samples=save_samples,
+    description="U-Net image diffusion: class-conditional with guidance, inpainting, latent.",
+    prepare=prepare,
+    # small images train well in batches of 64; the engine's 256 makes a CPU run slow
+    defaults={"train": {"batch_size": 64}},
+)

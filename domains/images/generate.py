@@ -1,0 +1,131 @@
+"""Sampling for the images domain: class labels, classifier-free guidance and inpainting.
+
+``diffkit sample`` passes its ``--class``, ``--guidance``, ``--inpaint`` and ``--mask``
+options to :func:`generate` as keyword arguments named after the flags; anything else is a
+one-line ConfigError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffkit import sample
+from diffkit.domains.images.data import from_array, read_image
+from diffkit.errors import ConfigError, MissingFileError, ShapeError
+
+Tensor = torch.Tensor
+OPTIONS = ("class", "guidance", "inpaint", "mask")
+
+
+def check_options(options: dict) -> None:
+    """ConfigError for an option the images domain does not take."""
+    for key in options:
+        if key not in OPTIONS:
+            valid = ", ".join(f"--{k}" for k in OPTIONS)
+            raise ConfigError(f"the images domain has no sampling option --{key}; use {valid}.")
+
+
+def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | None:
+    """(n,) labels: ``label`` for all, else 0..K-1 cycled; None for an unconditional net.
+
+    K is the number of classes the training data had (``settings["class_names"]``), which
+    may be fewer than the network's label slots.
+    """
+    if net.num_classes is None:
+        if label is not None:
+            raise ConfigError(
+                "--class needs a class-conditional model; this checkpoint is unconditional "
+                "(train with --class-conditional)."
+            )
+        return None
+    k = min(len(settings.get("class_names") or ()) or net.num_classes, net.num_classes)
+    if label is not None and not 0 <= label < k:
+        raise ConfigError(f"--class {label} is out of range; this model has classes 0..{k - 1}.")
+    if label is not None:
+        return torch.full((n,), int(label), dtype=torch.long)
+    return torch.arange(n) % k  # a grid shows every class in turn
+
+
+def read_picture(path: Path, what: str) -> Tensor:
+    """An image file (PNG/JPEG) or .npy array as a (C, H, W) tensor in [-1, 1]."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{what} {str(path)!r} does not exist.")
+    if path.suffix.lower() == ".npy":
+        array = np.load(path, allow_pickle=False)
+        if array.ndim == 4 and array.shape[0] == 1:
+            array = array[0]
+        if array.ndim == 3 and array.shape[0] in (1, 3):  # (C, H, W) -> (H, W, C)
+            array = array.transpose(1, 2, 0)
+    else:
+        array = read_image(path)
+    return from_array(np.asarray(array)[None], source=str(path)).images[0]  # (C, H, W)
+
+
+def inpainting(inpaint: Path, mask: Path, shape: list[int]) -> tuple[Tensor, Tensor]:
+    """``(known, mask)`` of the sample shape (C, H, W); the mask is 1 where mask pixels > 0."""
+    known, keep = read_picture(inpaint, "--inpaint image"), read_picture(mask, "--mask")
+    c, h, w = shape
+    if known.shape[1:] != (h, w) or known.shape[0] not in (1, c):
+        raise ShapeError(
+            f"--inpaint image is {tuple(known.shape)} (C, H, W) but the model makes "
+            f"{tuple(shape)}; give an image of the training size."
+        )
+    if keep.shape[1:] != (h, w):
+        raise ShapeError(
+            f"--mask is {keep.shape[1]}x{keep.shape[2]} but the image is {h}x{w}; "
+            "give a mask of the image's size."
+        )
+    keep = (keep.amax(0, keepdim=True) > -1.0).float()  # (1, H, W): any non-black pixel is known
+    return known.expand(c, h, w), keep.expand(c, h, w)
+
+
+def generate(
+    net,
+    schedule,
+    n: int,
+    *,
+    config,
+    settings: dict,
+    sampler: str,
+    steps: int | None,
+    prediction: str,
+    generator=None,
+    **options,
+) -> Tensor:
+    """``n`` images (n, C, H, W) in [-1, 1]; ``options`` are the sample command's flags."""
+    check_options(options)
+    labels = class_labels(net, n, options.get("class"), settings)
+    guidance = options.get("guidance")
+    extra: dict = {}
+    if guidance is not None:
+        if labels is None:
+            raise ConfigError(
+                "--guidance needs a class-conditional model; this checkpoint is unconditional."
+            )
+        extra = {"guidance_scale": float(guidance), "null_cond": {"y": net.num_classes}}
+    if (options.get("inpaint") is None) != (options.get("mask") is None):
+        raise ConfigError("inpainting needs both --inpaint IMAGE and --mask MASK; give both.")
+    if options.get("inpaint") is not None:
+        if net.autoencoder is not None:
+            raise ConfigError(
+                "--inpaint works on pixel models; this checkpoint is latent (trained with "
+                "--latent), so sample it without --inpaint."
+            )
+        known, mask = inpainting(options["inpaint"], options["mask"], settings["shape"])
+        extra.update(known=known, mask=mask)
+    x = sample(
+        net,
+        (n, *settings["shape"]),
+        schedule,
+        sampler=sampler,
+        steps=steps,
+        prediction=prediction,
+        cond={"y": labels} if labels is not None else None,
+        generator=generator,
+        **extra,
+    )
+    return net.decode(x).clamp(-1.0, 1.0)
