@@ -3,6 +3,7 @@
     python benchmarks/images.py --quick    # about 4 min on a shared 2-core CPU: a smoke run
     python benchmarks/images.py            # 30 min of training + 1000-step sampling: hours on CPU
     python benchmarks/images.py --quick --budget 600   # quick settings, 10-min models: ~25 min
+    python benchmarks/images.py --medium --threads 2   # 15-min pixel model, 200 samples, ~35 min
 
 Data: the MNIST test split from ``../shared/data/mnist`` (``--data``), its first 8,000 images
 for training and the last 2,000 held out. Steps:
@@ -64,6 +65,11 @@ SETTINGS = {
     "quick": {
         "batch": 32, "timed": 4, "budget": 40, "latent_budget": 20, "ae_steps": 40,
         "samples": 32, "ancestral": 100, "classifier": 150, "bpd_images": 32, "bpd_steps": 10,
+    },
+    "medium": {
+        "batch": 64, "timed": 6, "budget": 900, "latent_budget": 300, "ae_steps": 600,
+        "samples": 200, "ancestral": 1000, "classifier": 600, "bpd_images": 100,
+        "bpd_steps": 100,
     },
     "full": {
         "batch": 64, "timed": 10, "budget": 1800, "latent_budget": 1800, "ae_steps": 2000,
@@ -263,7 +269,7 @@ def markdown(r: dict, command: str) -> str:
     tp = r["throughput"]
     lines = [
         f"Command: `{command}` ({r['seconds']:.0f} s). MNIST test split: first 8,000 images "
-        "train, last 2,000 held out. Shared 2-core CPU, torch CPU, one thread.",
+        f"train, last 2,000 held out. 2-core CPU, torch CPU, {r['threads']} thread(s).",
         "",
         f"Throughput at batch {tp['batch']} (images/s, best of the timed steps): diffkit "
         f"{tp['images_per_s']['diffkit']:.1f} ({tp['params']['diffkit']:,} parameters), "
@@ -307,11 +313,16 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of about 4 minutes")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with MNIST t10k files")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--medium", action="store_true", help="15-min pixel model, 1000-step ancestral: ~35 min"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--budget", type=float, help="override each model's training seconds")
     parser.add_argument("--samples", type=int, help="override the samples per row")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    s = dict(SETTINGS["quick" if args.quick else "full"])
+    torch.set_num_threads(args.threads)
+    preset = "quick" if args.quick else "medium" if args.medium else "full"
+    s = dict(SETTINGS[preset])
     if args.budget:
         s["budget"] = s["latent_budget"] = args.budget
     if args.samples:
@@ -322,14 +333,14 @@ def main():
         print(f"{time.time() - t0:6.0f} s  {what}", flush=True)
 
     train, held_out = mnist_split(args.data)
-    results = {"settings": s}
+    results = {"settings": s, "threads": args.threads}
     results["throughput"] = throughput(train.images, train.labels, s["batch"], s["timed"])
     done("throughput")
     g = torch.Generator().manual_seed(0)
     clf = train_classifier(train.images, train.labels, steps=s["classifier"], generator=g)
     results["fd_floor"] = feature_metrics(clf, held_out.images, train.images[:2000])["fd"]
     done("classifier")
-    name = "images-quick" if args.quick else "images"  # overrides write the same names
+    name = {"quick": "images-quick", "medium": "images-medium"}.get(preset, "images")
     results["pixel"] = pixel_model(train, held_out, clf, s, args.out / f"{name}-inpaint.png")
     done("pixel model")
     results["latent"] = latent_model(train, held_out, clf, s)

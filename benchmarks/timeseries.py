@@ -34,10 +34,14 @@ import torch
 
 from diffkit.config import DiffusionConfig, TrainConfig, build, parse_sets
 from diffkit.domains.timeseries import data as ts_data
-from diffkit.domains.timeseries.domain import DIFFUSION_DEFAULTS, TimeSeriesConfig
+from diffkit.domains.timeseries.domain import (
+    DIFFUSION_DEFAULTS,
+    TimeSeriesConfig,
+    forecast_paths,
+)
 from diffkit.domains.timeseries.evaluate import evaluate
-from diffkit.domains.timeseries.windows import forecast_inputs
-from diffkit.runner import RunConfig, fit, load_model
+from diffkit.inference import load_model
+from diffkit.runner import RunConfig, fit
 
 SAMPLERS = (("ddpm", None), ("ddpm", 20), ("dpmpp_2m", 20), ("dpmpp_2m", 10))
 DATASETS = {
@@ -88,14 +92,11 @@ def train_timegrad(path, model, steps, seed, root, overrides=None):
 
 def forecast_windows(net, split, sampler, steps, seed, num_samples=100):
     """Sample paths (S, Th, D) per test window, and the wall time of the batched forecast."""
-    past, past_feat, future_feat, _ = forecast_inputs(list(split.histories), net.config)
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    samples = net.forecast(
-        past,
-        None,
-        past_feat,
-        future_feat,
+    samples, _ = forecast_paths(
+        net,
+        list(split.histories),
         num_samples=num_samples,
         sampler=sampler,
         steps=steps,
@@ -119,7 +120,7 @@ def random_walk(split, num_samples=100, seed=0):
     return out
 
 
-def deepar(split, budget_s: float, seed: int, num_samples=100):
+def deepar(split, budget_s: float, seed: int, root: Path, num_samples=100):
     """GluonTS's torch DeepAR on the series as univariate items, stopped after ``budget_s``."""
     import pandas as pd
     from gluonts.dataset.common import ListDataset
@@ -141,6 +142,7 @@ def deepar(split, budget_s: float, seed: int, num_samples=100):
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "logger": False,
+            "default_root_dir": str(root / "deepar"),  # GluonTS keeps a best-epoch checkpoint
         },
     )
     t0 = time.perf_counter()
@@ -188,7 +190,7 @@ def run_dataset(name, folder, seeds, steps, root, baselines=True, overrides=None
                 **evaluate(rw, split.targets).as_dict(),
             }
         )
-        samples, deepar_s = deepar(split, train_s, seed)
+        samples, deepar_s = deepar(split, train_s, seed, root)
         rows.append(
             {
                 "model": "DeepAR (GluonTS)",

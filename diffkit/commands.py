@@ -168,8 +168,8 @@ def sample(
     mask: Optional[Path] = typer.Option(None, help="Mask for --inpaint: non-zero = known."),
 ) -> None:
     """Draw samples from a trained checkpoint and save them."""
+    from diffkit.inference import sample_checkpoint
     from diffkit.registry import get_domain
-    from diffkit.runner import sample_checkpoint
 
     if not 1 <= n <= 10_000_000:
         raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
@@ -200,7 +200,7 @@ def forecast(
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
 ) -> None:
     """Forecast the horizon after the data with a time-series checkpoint: table + fan chart."""
-    from diffkit.runner import forecast_checkpoint
+    from diffkit.inference import forecast_checkpoint
 
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
@@ -228,7 +228,7 @@ def evaluate(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Compute the domain's metrics for a checkpoint; print them and save them as JSON."""
-    from diffkit.runner import evaluate_checkpoint, write_metrics
+    from diffkit.inference import evaluate_checkpoint, write_metrics
 
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")

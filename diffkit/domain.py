@@ -106,3 +106,28 @@ def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:
         return batch[0], {}, None
     cond = {k: v for k, v in batch.items() if k not in ("x", "mask")}
     return batch["x"], cond, batch.get("mask")
+
+
+def save_samples_as(
+    samples: Tensor, path: Path, suffix: str, write: Callable[[Tensor, Path], None]
+) -> None:
+    """Save samples as ``.npy``, ``.pt`` or the domain's own ``suffix`` through ``write``.
+
+    Shared by the domains' ``save_samples``; any other suffix is a ConfigError naming the three.
+    """
+    import numpy as np
+
+    from diffkit.errors import ConfigError
+
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in (suffix, ".npy", ".pt"):
+        raise ConfigError(f"--out must end in {suffix}, .npy or .pt, got {str(path)!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = samples.detach().cpu().float()
+    if kind == ".npy":
+        np.save(path, x.numpy())
+    elif kind == ".pt":
+        torch.save(x, path)
+    else:
+        write(x, path)

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from diffkit.domain import Domain, DomainData
+from diffkit.domain import Domain, DomainData, save_samples_as
 from diffkit.domains.images.autoencoder import AutoencoderConfig, latent_scale, train_autoencoder
 from diffkit.domains.images.data import ImageSet, load_images
 from diffkit.domains.images.evaluate import save_grid
@@ -249,18 +248,11 @@ def prepare(net: ImageDenoiser, data: DomainData, config: ImagesConfig) -> Domai
 
 def save_samples(samples: Tensor, path: Path) -> None:
     """A PNG grid (small images enlarged), or the (N, C, H, W) array as .npy or .pt."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".png", ".npy", ".pt"):
-        raise ConfigError(f"--out must end in .png, .npy or .pt, got {str(path)!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = samples.detach().cpu().float()
-    if suffix == ".png":
-        save_grid(x, path, upscale=max(1, 32 // x.shape[-1]))
-    elif suffix == ".npy":
-        np.save(path, x.numpy())
-    else:
-        torch.save(x, path)
+    save_samples_as(samples, path, ".png", _save_grid)
+
+
+def _save_grid(x: Tensor, path: Path) -> None:
+    save_grid(x, path, upscale=max(1, 32 // x.shape[-1]))
 
 
 domain = Domain(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from diffkit.config import DiffusionConfig
-from diffkit.domain import Domain, DomainData
+from diffkit.domain import Domain, DomainData, save_samples_as
 from diffkit.errors import ConfigError, ShapeError, check_choice
 from diffkit.sampling import SAMPLERS
 
@@ -197,7 +197,8 @@ def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generato
     )
 
 
-def _forecast(net, histories, config, *, num_samples, sampler, steps, generator):
+def forecast_paths(net, histories, *, num_samples, sampler, steps, generator):
+    """Sample paths (B, S, Th, D) after each history, and the B future timestamp grids."""
     past, past_feat, future_feat, index = forecast_inputs(histories, net.config)
     samples = net.forecast(
         past,
@@ -216,10 +217,9 @@ def generate(net, schedule, n, *, config, settings, sampler, steps, prediction, 
     """``n`` sample paths (n, Th, D) of the horizon after the end of the run's data."""
     path = None if settings.get("source", "synthetic") == "synthetic" else Path(settings["source"])
     series = read_series(config, path)
-    samples, _ = _forecast(
+    samples, _ = forecast_paths(
         net.eval(),
         [series],
-        config,
         num_samples=n,
         sampler=sampler,
         steps=steps,
@@ -231,10 +231,9 @@ def generate(net, schedule, n, *, config, settings, sampler, steps, prediction, 
 def evaluate(net, schedule, data, *, config, settings, prediction, generator=None):
     """CRPS, CRPS-sum, energy score, ND, NRMSE, MSE over the held-out rolling windows."""
     split = data.train.split
-    samples, _ = _forecast(
+    samples, _ = forecast_paths(
         net.eval(),
         list(split.histories),
-        config,
         num_samples=config.num_samples,
         sampler=config.eval_sampler,
         steps=config.eval_steps,
@@ -275,10 +274,9 @@ def forecast(
     path = Path(data) if data else (None if source == "synthetic" else Path(source))
     series = read_series(config, path, infer=True)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
-    samples, index = _forecast(
+    samples, index = forecast_paths(
         net.eval(),
         [series],
-        config,
         num_samples=num_samples,
         sampler=sampler,
         steps=steps,
@@ -293,22 +291,15 @@ def forecast(
 
 def save_samples(samples: Tensor, path: Path) -> None:
     """Sample paths (n, Th, D) as .npy, .pt or a long .csv (sample, step, one column per series)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".npy", ".pt"):
-        raise ConfigError(f"--out must end in .csv, .npy or .pt, got {str(path)!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = samples.detach().cpu().double().numpy()  # (n, Th, D)
-    if suffix == ".npy":
-        np.save(path, arr)
-    elif suffix == ".pt":
-        torch.save(torch.from_numpy(arr), path)
-    else:
-        n, steps, dim = arr.shape
-        sample, step = np.meshgrid(np.arange(n), np.arange(steps), indexing="ij")
-        table = np.column_stack([sample.ravel(), step.ravel(), arr.reshape(n * steps, dim)])
-        header = ",".join(["sample", "step", *(f"s{d}" for d in range(dim))])
-        np.savetxt(path, table, delimiter=",", header=header, comments="", fmt="%.10g")
+    save_samples_as(samples, path, ".csv", _save_csv)
+
+
+def _save_csv(x: Tensor, path: Path) -> None:
+    n, steps, dim = x.shape
+    sample, step = np.meshgrid(np.arange(n), np.arange(steps), indexing="ij")
+    table = np.column_stack([sample.ravel(), step.ravel(), x.numpy().reshape(n * steps, dim)])
+    header = ",".join(["sample", "step", *(f"s{d}" for d in range(dim))])
+    np.savetxt(path, table, delimiter=",", header=header, comments="", fmt="%.8g")
 
 
 domain = Domain(

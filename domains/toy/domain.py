@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from diffkit import sample, toy
-from diffkit.domain import Domain, DomainData
+from diffkit.domain import Domain, DomainData, save_samples_as
 from diffkit.domains.toy.network import MLP
 from diffkit.errors import ConfigError, DataError, MissingFileError
 
@@ -170,18 +170,11 @@ def evaluate(
 
 
 def save_samples(samples: Tensor, path: Path) -> None:
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".npy", ".pt"):
-        raise ConfigError(f"--out must end in .csv, .npy or .pt, got {str(path)!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = samples.detach().cpu().float()
-    if suffix == ".csv":
-        np.savetxt(path, arr.numpy(), delimiter=",", header="x,y", comments="")
-    elif suffix == ".npy":
-        np.save(path, arr.numpy())
-    else:
-        torch.save(arr, path)
+    save_samples_as(samples, path, ".csv", _save_csv)
+
+
+def _save_csv(x: Tensor, path: Path) -> None:
+    np.savetxt(path, x.numpy(), delimiter=",", header="x,y", comments="")
 
 
 domain = Domain(

@@ -7,8 +7,9 @@ import torch
 
 from diffkit.checkpoint import list_checkpoints, load_checkpoint
 from diffkit.errors import TrainingError
+from diffkit.inference import sample_checkpoint
 from diffkit.registry import get_domain
-from diffkit.runner import fit, sample_checkpoint, total_steps
+from diffkit.runner import fit, total_steps
 from diffkit.training import StepBatches, ema_decay, ema_update, lr_factor
 from tests.tiny import one_thread, tiny_config  # noqa: F401  (autouse)
 

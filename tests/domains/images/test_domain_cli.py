@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from diffkit.checkpoint import load_checkpoint
 from diffkit.cli import app, main
 from diffkit.domains.images.data import load_digits_set
-from diffkit.runner import load_model
+from diffkit.inference import load_model
 from tests.tiny import SETS as TOY_SETS
 
 runner = CliRunner()

@@ -15,8 +15,9 @@ from diffkit.domains.timeseries.domain import TimeSeriesConfig, load_data
 from diffkit.domains.timeseries.series import rolling_windows
 from diffkit.domains.timeseries.synthetic import synthetic
 from diffkit.domains.timeseries.windows import WindowDataset, forecast_inputs
+from diffkit.inference import load_model
 from diffkit.registry import get_domain
-from diffkit.runner import load_model, resolve_config
+from diffkit.runner import resolve_config
 
 TINY = [
     "--num-cells", "8", "--num-layers", "1", "--cond-dim", "8", "--residual-layers", "2",
