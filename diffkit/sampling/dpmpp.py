@@ -61,21 +61,35 @@ def dpmpp_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, order):
     return x + (alpha_s * (1 - phi / h)) * first - (alpha_s * ((h - phi) / h**2 - 0.5)) * second
 
 
+def multistep(model_fn, x, times, schedule, order, update, callback, lower_order_final):
+    """The multistep loop: one model call per time, then ``update`` from the last ``order``
+    (lambda, x0) pairs with arguments ``(x, history, lam_s, alpha_s, sigma_s, sigma_t, k)``."""
+    alphas, sigmas = trajectory(schedule, times)
+    lams = half_log_snr(alphas, sigmas)
+    history = []  # (lambda, x0) of the last `order` evaluations
+    for i, t in enumerate(times):
+        x0, _ = model_fn(x, t)
+        history = [*history[1 - order :], (lams[i], x0)]
+        k = multistep_order(order, i, len(times), lower_order_final)
+        x = update(x, history, lams[i + 1], alphas[i + 1], sigmas[i + 1], sigmas[i], k)
+        report(callback, i, t, x, x0)
+    return x
+
+
 @register("dpmpp_2m")
 def dpmpp_2m(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
     """DPM-Solver++(2M), multistep second order (Lu et al. 2022b, Algorithm 2)."""
-    alphas, sigmas = trajectory(schedule, times)
-    lams = half_log_snr(alphas, sigmas)
-    history = []  # (lambda, x0) of the last two evaluations
-    for i, t in enumerate(times):
-        x0, _ = model_fn(x, t)
-        history = [*history[-1:], (lams[i], x0)]
-        k = multistep_order(2, i, len(times), lower_order_final)
-        x = dpmpp_update(x, history, lams[i + 1], alphas[i + 1], sigmas[i + 1], sigmas[i], k)
-        report(callback, i, t, x, x0)
-    return x
+    return multistep(model_fn, x, times, schedule, 2, dpmpp_update, callback, lower_order_final)
+
+
+@register("dpmpp_3m")
+def dpmpp_3m(
+    model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
+):
+    """DPM-Solver++(3M), multistep third order (Lu et al. 2022b; the official code's form)."""
+    return multistep(model_fn, x, times, schedule, 3, dpmpp_update, callback, lower_order_final)
 
 
 def sde_dpmpp_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, order, noise):
@@ -101,36 +115,12 @@ def dpmpp_2m_sde(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
     """SDE-DPM-Solver++(2M), multistep second order with fresh noise (Lu et al. 2022b)."""
-    alphas, sigmas = trajectory(schedule, times)
-    lams = half_log_snr(alphas, sigmas)
-    history = []  # (lambda, x0) of the last two evaluations
-    for i, t in enumerate(times):
-        x0, _ = model_fn(x, t)
-        history = [*history[-1:], (lams[i], x0)]
-        k = multistep_order(2, i, len(times), lower_order_final)
-        noise = randn_like(x, generator) if sigmas[i + 1] > 0 else torch.zeros_like(x)
-        x = sde_dpmpp_update(
-            x, history, lams[i + 1], alphas[i + 1], sigmas[i + 1], sigmas[i], k, noise
-        )
-        report(callback, i, t, x, x0)
-    return x
 
+    def update(x, history, lam_s, alpha_s, sigma_s, sigma_t, k):
+        noise = randn_like(x, generator) if sigma_s > 0 else torch.zeros_like(x)
+        return sde_dpmpp_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, k, noise)
 
-@register("dpmpp_3m")
-def dpmpp_3m(
-    model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
-):
-    """DPM-Solver++(3M), multistep third order (Lu et al. 2022b; the official code's form)."""
-    alphas, sigmas = trajectory(schedule, times)
-    lams = half_log_snr(alphas, sigmas)
-    history = []  # (lambda, x0) of the last three evaluations
-    for i, t in enumerate(times):
-        x0, _ = model_fn(x, t)
-        history = [*history[-2:], (lams[i], x0)]
-        k = multistep_order(3, i, len(times), lower_order_final)
-        x = dpmpp_update(x, history, lams[i + 1], alphas[i + 1], sigmas[i + 1], sigmas[i], k)
-        report(callback, i, t, x, x0)
-    return x
+    return multistep(model_fn, x, times, schedule, 2, update, callback, lower_order_final)
 
 
 @register("dpmpp_2s")
