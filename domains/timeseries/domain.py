@@ -213,10 +213,17 @@ def forecast_paths(net, histories, *, num_samples, sampler, steps, generator):
     return samples, index
 
 
+def source_path(settings: dict, data: str | Path | None = None) -> Path | None:
+    """The series to continue: ``data`` when given, else the run's own (None: synthetic)."""
+    if data:
+        return Path(data)
+    source = settings.get("source", "synthetic")
+    return None if source == "synthetic" else Path(source)
+
+
 def generate(net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None):
     """``n`` sample paths (n, Th, D) of the horizon after the end of the run's data."""
-    path = None if settings.get("source", "synthetic") == "synthetic" else Path(settings["source"])
-    series = read_series(config, path)
+    series = read_series(config, source_path(settings))
     samples, _ = forecast_paths(
         net.eval(),
         [series],
@@ -270,8 +277,7 @@ def forecast(
     generator=None,
 ) -> list[Path]:
     """Forecast the horizon after the end of ``data`` (default the run's data) to ``out``."""
-    source = settings.get("source", "synthetic")
-    path = Path(data) if data else (None if source == "synthetic" else Path(source))
+    path = source_path(settings, data)
     series = read_series(config, path, infer=True)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
     samples, index = forecast_paths(
