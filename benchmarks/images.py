@@ -3,7 +3,7 @@
     python benchmarks/images.py --quick    # about 4 min on a shared 2-core CPU: a smoke run
     python benchmarks/images.py            # 30 min of training + 1000-step sampling: hours on CPU
     python benchmarks/images.py --quick --budget 600   # quick settings, 10-min models: ~25 min
-    python benchmarks/images.py --medium --threads 2   # 15-min pixel model, 200 samples, ~35 min
+    python benchmarks/images.py --medium --threads 2   # 15-min pixel model, 200 samples, ~45 min
 
 Data: the MNIST test split from ``../shared/data/mnist`` (``--data``), its first 8,000 images
 for training and the last 2,000 held out. Steps:
@@ -314,7 +314,7 @@ def main():
     parser.add_argument("--data", type=Path, default=DATA, help="folder with MNIST t10k files")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument(
-        "--medium", action="store_true", help="15-min pixel model, 1000-step ancestral: ~35 min"
+        "--medium", action="store_true", help="15-min pixel model, 1000-step ancestral: ~45 min"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--budget", type=float, help="override each model's training seconds")

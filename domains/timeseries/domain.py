@@ -221,18 +221,18 @@ def source_path(settings: dict, data: str | Path | None = None) -> Path | None:
     return None if source == "synthetic" else Path(source)
 
 
+def continue_series(net, series, n, sampler, steps, generator):
+    """``n`` sample paths (n, Th, D) after the end of ``series``, and their timestamps."""
+    samples, index = forecast_paths(
+        net.eval(), [series], num_samples=n, sampler=sampler, steps=steps, generator=generator
+    )
+    return samples[0], index[0]
+
+
 def generate(net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None):
     """``n`` sample paths (n, Th, D) of the horizon after the end of the run's data."""
     series = read_series(config, source_path(settings))
-    samples, _ = forecast_paths(
-        net.eval(),
-        [series],
-        num_samples=n,
-        sampler=sampler,
-        steps=steps,
-        generator=generator,
-    )
-    return samples[0]
+    return continue_series(net, series, n, sampler, steps, generator)[0]
 
 
 def evaluate(net, schedule, data, *, config, settings, prediction, generator=None):
@@ -280,18 +280,11 @@ def forecast(
     path = source_path(settings, data)
     series = read_series(config, path, infer=True)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
-    samples, index = forecast_paths(
-        net.eval(),
-        [series],
-        num_samples=num_samples,
-        sampler=sampler,
-        steps=steps,
-        generator=generator,
-    )
-    paths = samples[0].double().numpy()  # (S, Th, D)
-    frame = forecast_frame(paths, index[0], series.names, raw=raw)
+    samples, index = continue_series(net, series, num_samples, sampler, steps, generator)
+    paths = samples.double().numpy()  # (S, Th, D)
+    frame = forecast_frame(paths, index, series.names, raw=raw)
     written = [save_frame(frame, Path(out))]
-    written.append(save_fan_chart(series, paths, index[0], Path(out).with_suffix(".png")))
+    written.append(save_fan_chart(series, paths, index, Path(out).with_suffix(".png")))
     return written
 
 
