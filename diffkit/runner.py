@@ -178,6 +178,12 @@ def _logger(out: Path, start: int):
     return loggers
 
 
+def _hide_banner() -> None:
+    """Lightning's start-up lines ("GPU available: False", tips) are info-level logs."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def fit(
     domain: Domain | str,
     config: RunConfig | None = None,
@@ -185,6 +191,7 @@ def fit(
     out: Path | str = "runs/run",
     resume: bool = False,
     quiet: bool = False,
+    verbose: bool = False,
     callbacks: tuple = (),
 ) -> Path:
     """Train ``domain`` with ``config`` and return the run directory.
@@ -201,6 +208,8 @@ def fit(
         Continue from the latest checkpoint in ``out`` (same weights as an uninterrupted run).
     quiet
         Log lines instead of a progress bar.
+    verbose
+        Also show Lightning's banner (devices found, tips) and its model summary.
     """
     domain = get_domain(domain) if isinstance(domain, str) else domain
     config = config or RunConfig(domain.name, domain.config())
@@ -214,9 +223,8 @@ def fit(
         )
     found = ckpt.load_checkpoint(root, domain=domain.name, with_state=True) if existing else None
     _say(f"run directory: {out} (checkpoints in {root}, logs in {out / 'logs'})")
-    if quiet:
-        for name in ("lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    if not verbose:
+        _hide_banner()
 
     data = domain.load_data(config.model, Path(config.data) if config.data else None)
     if data.config is not None:  # completed from the data: what the network is built from
@@ -272,7 +280,7 @@ def fit(
         ],
         enable_checkpointing=False,
         enable_progress_bar=not quiet,
-        enable_model_summary=not quiet,
+        enable_model_summary=verbose,
         deterministic=True,
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
@@ -284,6 +292,8 @@ def fit(
             # the EMA copy is in eval mode on purpose; the pytree notice is Lightning's own
             warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            # the run is one pass of step-indexed batches: Lightning's epoch-length notice
+            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
             trainer.fit(module, datamodule=_StepData(data, cfg, module.step, total))
     except TrainingError as e:
         last = ckpt.list_checkpoints(root)

@@ -19,6 +19,7 @@ from diffkit.config import DiffusionConfig, TrainConfig
 from diffkit.domain import split_batch
 from diffkit.errors import TrainingError
 from diffkit.losses import diffusion_loss
+from diffkit.seeding import mix_seed
 
 Tensor = torch.Tensor
 
@@ -51,15 +52,6 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None
         e.lerp_(p.detach().to(e.dtype), 1 - decay)
     for e, b in zip(ema.buffers(), net.buffers(), strict=True):
         e.copy_(b)
-
-
-def mix_seed(*parts: int) -> int:
-    """One 63-bit seed from several integers (splitmix64-style), stable across runs."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
 
 
 class StepBatches(Sampler[list[int]]):

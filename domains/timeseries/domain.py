@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from diffkit.config import DiffusionConfig
-from diffkit.domain import Domain, DomainData, save_samples_as
+from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_samples_as
 from diffkit.errors import ConfigError, ShapeError, check_choice
 from diffkit.sampling import SAMPLERS
 
@@ -37,7 +37,7 @@ class TimeSeriesConfig:
     """The data, the TimeGrad network and its evaluation (the ``[model]`` section).
 
     ``freq`` and ``target_dim`` are filled in from the data when left empty / 0; a value
-    given must match the data. ``lags`` is a comma-separated list ("" = by frequency).
+    given must match the data. ``lags`` is a list (empty: TimeGrad's lags by frequency).
     """
 
     prediction_length: int = 24
@@ -47,7 +47,7 @@ class TimeSeriesConfig:
     target_dim: int = 0
     test_windows: int = 1
     train_length: int = 0  # 0: everything before the test windows
-    lags: str = ""
+    lags: tuple[int, ...] = ()
     cell_type: str = "gru"
     num_layers: int = 2
     num_cells: int = 40
@@ -76,7 +76,8 @@ class TimeSeriesConfig:
                 raise ConfigError(f"model.{name} must not be negative, got {getattr(self, name)}.")
         check_choice("eval sampler", self.eval_sampler, SAMPLERS)
         check_choice("target", self.target, ("level", "difference"))
-        parse_lags(self.lags)
+        if self.lags and min(self.lags) < 1:
+            raise ConfigError(f"model.lags must be positive integers like 1,7,14, got {self.lags}.")
 
     def network(self, diffusion: DiffusionConfig | None = None) -> TimeGradConfig:
         """The :class:`TimeGradConfig` these settings describe (data-dependent keys filled)."""
@@ -91,7 +92,7 @@ class TimeSeriesConfig:
             prediction_length=self.prediction_length,
             context_length=self.context_length or None,
             freq=self.freq,
-            lags=parse_lags(self.lags),
+            lags=self.lags or None,
             cell_type=self.cell_type,
             num_layers=self.num_layers,
             num_cells=self.num_cells,
@@ -116,17 +117,16 @@ DIFFUSION_DEFAULTS = {"schedule": "linear", "T": 100, "beta_start": 1e-4, "beta_
 TRAIN_DEFAULTS = {"batch_size": 64, "lr": 1e-3, "max_steps": 2000}
 
 
-def parse_lags(text: str) -> tuple[int, ...] | None:
-    """``"1,7,14"`` as a tuple of positive ints; ``""`` as None (lags by frequency)."""
-    if not text.strip():
-        return None
-    try:
-        lags = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        lags = ()
-    if not lags or min(lags) < 1:
-        raise ConfigError(f"model.lags must be positive integers like '1,7,14', got {text!r}.")
-    return lags
+@dataclass(frozen=True)
+class ForecastOptions:
+    """The time-series domain's flags of ``diffkit forecast``."""
+
+    num_samples: int = option(100, "Sample paths per forecast.")
+    raw: bool = option(False, "One row per sample path instead of mean and quantiles.")
+
+    def __post_init__(self):
+        if not 1 <= self.num_samples <= 1_000_000:
+            raise ConfigError(f"--num-samples must lie in 1..1000000, got {self.num_samples}.")
 
 
 def build_network(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
@@ -199,7 +199,10 @@ def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generato
 
 def forecast_paths(net, histories, *, num_samples, sampler, steps, generator):
     """Sample paths (B, S, Th, D) after each history, and the B future timestamp grids."""
-    past, past_feat, future_feat, index = forecast_inputs(histories, net.config)
+    device = next(net.parameters()).device
+    inputs = forecast_inputs(histories, net.config)
+    past, past_feat, future_feat = (x.to(device) for x in inputs[:3])
+    index = inputs[3]
     samples = net.forecast(
         past,
         None,
@@ -229,14 +232,24 @@ def continue_series(net, series, n, sampler, steps, generator):
     return samples[0], index[0]
 
 
-def generate(net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None):
+def generate(
+    net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None, options=None
+):
     """``n`` sample paths (n, Th, D) of the horizon after the end of the run's data."""
     series = read_series(config, source_path(settings))
     return continue_series(net, series, n, sampler, steps, generator)[0]
 
 
-def evaluate(net, schedule, data, *, config, settings, prediction, generator=None):
-    """CRPS, CRPS-sum, energy score, ND, NRMSE, MSE over the held-out rolling windows."""
+def evaluate(net, schedule, data, *, config, settings, prediction, generator=None, options=None):
+    """CRPS, CRPS-sum, energy score, ND, NRMSE, MSE over the held-out rolling windows.
+
+    ``options`` (``--sampler``, ``--steps``, ``--num-samples``) override the run's
+    ``eval_sampler``, ``eval_steps`` and ``num_samples``.
+    """
+    if options is not None:
+        config = options.onto(
+            config, sampler="eval_sampler", steps="eval_steps", num_samples="num_samples"
+        )
     split = data.train.split
     samples, _ = forecast_paths(
         net.eval(),
@@ -246,7 +259,7 @@ def evaluate(net, schedule, data, *, config, settings, prediction, generator=Non
         steps=config.eval_steps,
         generator=generator,
     )
-    out = score(list(samples.double().numpy()), split.targets).as_dict()
+    out = score(list(samples.cpu().double().numpy()), split.targets).as_dict()
     if settings.get("source") == "synthetic" and data.settings.get("source") == "synthetic":
         process = seasonal_var()
         truth = [
@@ -270,19 +283,19 @@ def forecast(
     config,
     settings,
     prediction,
-    num_samples,
     sampler,
     steps,
-    raw=False,
     generator=None,
+    options: ForecastOptions | None = None,
 ) -> list[Path]:
     """Forecast the horizon after the end of ``data`` (default the run's data) to ``out``."""
+    options = options or ForecastOptions()
     path = source_path(settings, data)
     series = read_series(config, path, infer=True)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
-    samples, index = continue_series(net, series, num_samples, sampler, steps, generator)
-    paths = samples.double().numpy()  # (S, Th, D)
-    frame = forecast_frame(paths, index, series.names, raw=raw)
+    samples, index = continue_series(net, series, options.num_samples, sampler, steps, generator)
+    paths = samples.cpu().double().numpy()  # (S, Th, D)
+    frame = forecast_frame(paths, index, series.names, raw=options.raw)
     written = [save_frame(frame, Path(out))]
     written.append(save_fan_chart(series, paths, index, Path(out).with_suffix(".png")))
     return written
@@ -313,4 +326,5 @@ domain = Domain(
     loss=loss,
     defaults={"diffusion": DIFFUSION_DEFAULTS, "train": TRAIN_DEFAULTS},
     forecast=forecast,
+    options={"evaluate": EvaluateOptions, "forecast": ForecastOptions},
 )
