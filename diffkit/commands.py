@@ -335,8 +335,8 @@ def evaluate(
 ) -> None:
     """Compute the domain's metrics for a checkpoint; print them and save them as JSON.
 
-    The checkpoint's domain adds its own options, such as --sampler, --steps and
-    --num-samples where it samples (`--checkpoint RUN --help` lists them).
+    The checkpoint's domain adds its own options, such as the sampler, its steps and the
+    number of samples where it samples (`--checkpoint RUN --help` lists them).
     """
     from diffkit.devices import set_threads
     from diffkit.inference import evaluate_checkpoint, write_metrics

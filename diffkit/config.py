@@ -170,7 +170,8 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
         return _scalar(value, kind)
     except (ValueError, TypeError, OverflowError):
         tname = type_name(kind)
-        raise ConfigError(f"{name} must be a {tname}, got {value!r}.") from None
+        article = "an" if tname[0] in "aeiou" else "a"
+        raise ConfigError(f"{name} must be {article} {tname}, got {value!r}.") from None
 
 
 def _scalar(value: Any, kind: Any) -> Any:

@@ -67,8 +67,10 @@ class Domain:
     loss
         Optional ``(net, batch, schedule, *, prediction, weighting, generator) -> (B,)``
         per-example training loss, for networks that do more than denoise one tensor (an
-        RNN over time that conditions a denoiser per step). By default
-        :func:`diffkit.training.batch_loss` on ``split_batch(batch)``.
+        RNN over time that conditions a denoiser per step). It may instead return a dict
+        ``{"loss": (B,), name: (B,), ...}``: the engine optimises ``"loss"`` and logs each
+        other term as ``loss/name``. By default :func:`diffkit.training.batch_loss` on
+        ``split_batch(batch)``.
     defaults
         The domain's own defaults of ``[train]`` and ``[diffusion]`` keys, by section (e.g.
         ``{"diffusion": {"T": 100}, "train": {"batch_size": 64}}``); the user's config

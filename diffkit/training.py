@@ -107,6 +107,15 @@ def batch_loss(
     )
 
 
+def loss_terms(loss: Tensor | dict[str, Tensor]) -> dict[str, Tensor]:
+    """A domain loss as ``{"loss": (B,), component: (B,), ...}`` (a bare tensor is "loss")."""
+    if isinstance(loss, Tensor):
+        return {"loss": loss}
+    if "loss" not in loss:
+        raise KeyError("a domain loss returning a dict must hold the key 'loss'")
+    return dict(loss)
+
+
 class DiffusionModule(pl.LightningModule):
     """Trains ``net`` with a per-example loss and keeps its EMA in ``ema``.
 
@@ -148,20 +157,25 @@ class DiffusionModule(pl.LightningModule):
         micro = self.start_step * self.train_cfg.accumulate + batch_idx
         g = torch.Generator(device=self.device)
         g.manual_seed(mix_seed(self.train_cfg.seed, micro, self.global_rank, 1))
-        loss = self.loss_fn(
-            self.net,
-            batch,
-            self.schedule,
-            prediction=self.diffusion.prediction,
-            weighting=self.diffusion.weighting,
-            generator=g,
-        ).mean()
+        terms = loss_terms(
+            self.loss_fn(
+                self.net,
+                batch,
+                self.schedule,
+                prediction=self.diffusion.prediction,
+                weighting=self.diffusion.weighting,
+                generator=g,
+            )
+        )
+        loss = terms.pop("loss").mean()
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the loss became {loss.item()} at step {self.step + 1}; training stopped "
                 "(lower train.lr or check the data for NaN)."
             )
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=True)
+        for name, term in terms.items():  # a domain's loss components, each logged on its own
+            self.log(f"loss/{name}", term.detach().mean(), on_step=True, logger=True)
         return loss
 
     def optimizer_step(self, *args, **kwargs):
@@ -191,13 +205,15 @@ def validation_loss(
     for b in range(min(max_batches, math.ceil(n / batch_size))):
         rows = [dataset[i] for i in range(b * batch_size, min(n, (b + 1) * batch_size))]
         batch = move_data_to_device(torch.utils.data.default_collate(rows), device)
-        loss = module.loss_fn(
-            module.ema,
-            batch,
-            module.schedule,
-            prediction=module.diffusion.prediction,
-            weighting=module.diffusion.weighting,
-            generator=g,
-        )
+        loss = loss_terms(
+            module.loss_fn(
+                module.ema,
+                batch,
+                module.schedule,
+                prediction=module.diffusion.prediction,
+                weighting=module.diffusion.weighting,
+                generator=g,
+            )
+        )["loss"]
         total, count = total + loss.sum().item(), count + len(loss)
     return total / max(count, 1)
