@@ -108,6 +108,7 @@ class _Checkpointer(pl.Callback):
     def save(self, trainer, module: DiffusionModule) -> None:
         if module.step == self.saved:
             return
+        module.check_finite()
         if trainer.is_global_zero:
             val = self.data.val if self.data.val is not None else self.data.train
             loss = validation_loss(module, val, seed=self.cfg.seed, batch_size=self.cfg.batch_size)

@@ -142,6 +142,7 @@ class DiffusionModule(pl.LightningModule):
         self.resume_state = state
         self.step = int(state["step"]) if state else 0  # optimizer steps taken
         self.start_step = self.step
+        self.first_bad: Tensor | None = None  # first step whose loss was not finite, or -1
 
     def configure_optimizers(self):
         cfg = self.train_cfg
@@ -168,15 +169,32 @@ class DiffusionModule(pl.LightningModule):
             )
         )
         loss = terms.pop("loss").mean()
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the loss became {loss.item()} at step {self.step + 1}; training stopped "
-                "(lower train.lr or check the data for NaN)."
-            )
+        self.note_finite(loss)
+        if (self.step + 1) % self.train_cfg.log_every == 0:
+            self.check_finite()
         self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=True)
         for name, term in terms.items():  # a domain's loss components, each logged on its own
             self.log(f"loss/{name}", term.detach().mean(), on_step=True, logger=True)
         return loss
+
+    def note_finite(self, loss: Tensor) -> None:
+        """Remember on the loss's device the first step whose loss is NaN or inf (no sync)."""
+        if self.first_bad is None:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        bad = ~torch.isfinite(loss) & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, self.step + 1, self.first_bad)
+
+    def check_finite(self) -> None:
+        """TrainingError if a loss since the start was not finite (one host sync).
+
+        Called every ``log_every`` steps and before each checkpoint, so no checkpoint holds
+        weights trained on a NaN loss.
+        """
+        if self.first_bad is not None and (step := int(self.first_bad)) >= 0:
+            raise TrainingError(
+                f"the loss became NaN or inf at step {step}; training stopped "
+                "(lower train.lr or check the data for NaN)."
+            )
 
     def optimizer_step(self, *args, **kwargs):
         super().optimizer_step(*args, **kwargs)
