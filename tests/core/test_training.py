@@ -128,7 +128,7 @@ def test_a_domain_loss_with_terms_optimises_loss_and_logs_each_term(tmp_path):
 
     toy = dataclasses.replace(get_domain("toy"), loss=loss_with_terms)
     out = fit(toy, tiny_config(train={"max_steps": 8, "log_every": 1}), out=tmp_path, quiet=True)
-    rows = list(csv.DictReader(open(out / "logs" / "run" / "metrics.csv")))
+    rows = list(csv.DictReader((out / "logs" / "run" / "metrics.csv").read_text().splitlines()))
     logged = [r for r in rows if r.get("loss")]
     assert len(logged) == 8
     for row in logged:
