@@ -148,9 +148,9 @@ def domain_flags(args: list[str], config: type) -> dict[str, str | bool]:
     A flag names a field with dashes for underscores; a flag without a value sets a
     boolean field to true. Unknown flags raise a ConfigError listing the valid ones.
     """
-    from dataclasses import fields
+    from diffkit.config import flat_fields
 
-    valid = {f.name: f for f in fields(config)}
+    valid = flat_fields(config)
     out: dict[str, str | bool] = {}
     i = 0
     while i < len(args):

@@ -126,20 +126,70 @@ class DiffusionConfig:
 
 
 def build(cls: type, values: dict[str, Any], where: str):
-    """``cls(**values)`` with each value checked against the field's type.
+    """An instance of config dataclass ``cls`` from ``values``, each checked against its type.
 
+    A field that is itself a config dataclass (a ``[model]`` that holds a network's config)
+    is flattened: its fields are keys of the same section (:func:`flat_fields`), given flat
+    (``num_cells = 40``, from flags and TOML) or nested as saved (``network = {...}``; flat
+    keys win). Fields marked ``metadata={"engine": True}`` are set by the engine, not keys.
     Unknown keys and wrongly typed values raise a one-line ConfigError naming ``where``.
     """
     if not isinstance(values, dict):
         raise ConfigError(f"[{where}] must be a table of key = value pairs.")
-    hints = typing.get_type_hints(cls)
-    valid = [f.name for f in fields(cls)]
-    out = {}
+    valid = flat_fields(cls)
+    flat: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in valid:
+        if key in _nested_names(cls) and isinstance(value, dict):
+            flat = {**_flatten(value), **flat}  # a saved nested table; flat keys win
+        else:
+            flat[key] = value
+    for key in list(flat):
+        if key not in valid:  # a nested table may hold engine fields or stale keys
             raise ConfigError(f"unknown key {key!r} in [{where}]; valid keys: {', '.join(valid)}.")
-        out[key] = coerce(value, hints[key], f"{where}.{key}")
-    return cls(**out)
+        flat[key] = coerce(flat[key], valid[key], f"{where}.{key}")
+    return _construct(cls, flat)
+
+
+def flat_fields(cls: type) -> dict[str, Any]:
+    """Every key of config dataclass ``cls`` with its type, nested configs flattened."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.metadata.get("engine"):
+            continue
+        kind = hints[f.name]
+        inner = flat_fields(kind) if dataclasses.is_dataclass(kind) else {f.name: kind}
+        for key in inner:
+            if key in out:
+                raise TypeError(f"{cls.__name__} has two keys named {key!r}")
+        out.update(inner)
+    return out
+
+
+def _nested_names(cls: type) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def _flatten(table: dict) -> dict:
+    out = {}
+    for key, value in table.items():
+        out.update(_flatten(value) if isinstance(value, dict) else {key: value})
+    return out
+
+
+def _construct(cls: type, flat: dict[str, Any]):
+    """``cls`` from flat values: each nested config from the keys that are its own."""
+    kwargs = {}
+    for f in fields(cls):
+        kind = _nested_names(cls).get(f.name)
+        if kind is not None:
+            own = {k: v for k, v in flat.items() if k in flat_fields(kind)}
+            if own:
+                kwargs[f.name] = _construct(kind, own)
+        elif f.name in flat and not f.metadata.get("engine"):
+            kwargs[f.name] = flat[f.name]
+    return cls(**kwargs)
 
 
 def coerce(value: Any, kind: Any, name: str) -> Any:
@@ -279,11 +329,26 @@ def merge(*layers: dict[str, dict]) -> dict[str, dict]:
 
 
 def as_dict(config) -> dict:
-    """A config dataclass as JSON-ready data."""
-    return dataclasses.asdict(config)
+    """A config dataclass as JSON-ready data; fields set by the engine are left out."""
+    out = {}
+    for f in fields(config):
+        if f.metadata.get("engine"):
+            continue
+        value = getattr(config, f.name)
+        out[f.name] = as_dict(value) if dataclasses.is_dataclass(value) else value
+    return out
 
 
 def describe(cls: type) -> list[tuple[str, str, Any]]:
-    """``(name, type name, default)`` per field, for help texts."""
-    hints = typing.get_type_hints(cls)
-    return [(f.name, type_name(hints[f.name]), f.default) for f in fields(cls)]
+    """``(key, type name, default)`` per key (nested configs flattened), for help texts."""
+    return [(key, type_name(kind), _default_of(cls, key)) for key, kind in flat_fields(cls).items()]
+
+
+def _default_of(cls: type, key: str) -> Any:
+    for f in fields(cls):
+        if f.name == key:
+            return f.default
+        kind = _nested_names(cls).get(f.name)
+        if kind is not None and key in flat_fields(kind):
+            return _default_of(kind, key)
+    raise KeyError(key)
