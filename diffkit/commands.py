@@ -240,7 +240,8 @@ def train(
     layers.append(parse_sets(set_))
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
-    run = resolve_config(dom, merge(*layers), str(data) if data else None)
+    # stored resolved, so evaluate, forecast and --resume work from any directory
+    run = resolve_config(dom, merge(*layers), str(data.resolve()) if data else None)
     fit(dom, run, out=out, resume=resume, quiet=quiet, verbose=verbose)
 
 

@@ -21,6 +21,7 @@ from diffkit.devices import generator_on, resolve_device
 from diffkit.domain import Domain
 from diffkit.errors import ConfigError
 from diffkit.options import build_options
+from diffkit.process import Prediction
 from diffkit.registry import get_domain
 
 
@@ -29,12 +30,13 @@ def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest
 
     The network is in eval mode on ``device``.
     """
+    return _load(checkpoint, ema, which, device)[:4]
+
+
+def _load(checkpoint, ema: bool, which: str, device):
     found = ckpt.load_checkpoint(Path(checkpoint), which=which)
     domain = get_domain(found.domain)
-    from diffkit.schedules import from_config
-
-    model_cfg = build(domain.config, found.config.get("model", {}), "model")
-    diffusion = build(DiffusionConfig, found.config.get("diffusion", {}), "diffusion")
+    model_cfg, diffusion, schedule = saved_configs(domain, found)
     net = domain.build_network(model_cfg, diffusion)
     try:
         net.load_state_dict(found.ema if ema else found.model)
@@ -44,7 +46,31 @@ def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest
             "its config.json describes; the checkpoint is damaged."
         ) from None
     net = net.to(resolve_device(device)).eval()
-    return domain, net, from_config(found.config["schedule"]), found
+    return domain, net, schedule, found, model_cfg
+
+
+def saved_configs(domain: Domain, found: ckpt.Checkpoint):
+    """``(model config, DiffusionConfig, Schedule)`` of a checkpoint's ``config.json``.
+
+    A missing or mistyped key is one CheckpointError naming the file.
+    """
+    from diffkit.schedules import from_config
+
+    where = f"{str(found.path / 'config.json')!r}"
+    try:
+        model = build(domain.config, found.config.get("model", {}), "model")
+        diffusion = build(DiffusionConfig, found.config.get("diffusion", {}), "diffusion")
+        schedule = from_config(found.config["schedule"])
+        Prediction.parse(found.config["prediction"])
+    except KeyError as e:
+        raise ckpt.CheckpointError(
+            f"{where} has no {e.args[0]!r} entry; the checkpoint is damaged, use another one."
+        ) from None
+    except (ConfigError, TypeError, AttributeError) as e:
+        raise ckpt.CheckpointError(
+            f"{where} does not describe a valid run ({e}); use another checkpoint."
+        ) from None
+    return model, diffusion, schedule
 
 
 def command_options(domain: Domain, command: str, values=None):
@@ -56,9 +82,9 @@ def command_options(domain: Domain, command: str, values=None):
 
 
 def _context(checkpoint, ema: bool, device, seed: int):
-    domain, net, schedule, found = load_model(checkpoint, ema=ema, device=device)
+    domain, net, schedule, found, model_cfg = _load(checkpoint, ema, "latest", device)
     common = {
-        "config": build(domain.config, found.config.get("model", {}), "model"),
+        "config": model_cfg,
         "settings": found.config.get("settings", {}),
         "prediction": found.config["prediction"],
         "generator": generator_on(next(net.parameters()).device, seed),

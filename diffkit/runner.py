@@ -230,9 +230,6 @@ def fit(
     data = domain.load_data(config.model, Path(config.data) if config.data else None)
     if data.config is not None:  # completed from the data: what the network is built from
         config = dataclasses.replace(config, model=data.config)
-    if _rank() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json_atomic(out / "config.json", config.to_json())
     cfg = config.train
     total = total_steps(cfg, len(data.train))
     torch.manual_seed(cfg.seed)  # network initialisation
@@ -252,9 +249,12 @@ def fit(
                 "resume with the run's own [model] settings."
             ) from None
         _say(f"resuming from {found.path} at step {module.step}")
-    if module.step >= total:
+    if module.step >= total:  # the run directory stays as it was
         _say(f"nothing to do: the run already reached step {module.step} of {total}.")
         return out
+    if _rank() == 0:  # only now that the configuration built a network its weights fit
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json_atomic(out / "config.json", config.to_json())
     schedule = config.diffusion.build_schedule()
     meta = {
         **config.to_json(),
