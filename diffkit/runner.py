@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diffkit import checkpoint as ckpt
 from diffkit.config import DiffusionConfig, TrainConfig, as_dict, build
@@ -133,6 +134,14 @@ class _Checkpointer(pl.Callback):
 
     def on_train_end(self, trainer, module):
         self.save(trainer, module)
+
+    def on_exception(self, trainer, module, exception):
+        """Ctrl-C or SIGTERM: save the step reached (a NaN loss saves nothing)."""
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and module.step > 0:
+            self.save(trainer, module)
+            last = ckpt.list_checkpoints(self.root)
+            where = str(last[-1]) if last else "no checkpoint"
+            _say(f"interrupted at step {module.step}: saved {where}; continue with --resume.")
 
 
 class _LogLines(pl.Callback):
@@ -300,5 +309,9 @@ def fit(
         last = ckpt.list_checkpoints(root)
         where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved"
         raise TrainingError(f"{e} {where}.") from None
+    except SIGTERMException:  # the checkpointer saved the step reached
+        raise TrainingError(
+            f"training was stopped by SIGTERM; continue it with --resume --out {out}."
+        ) from None
     _say(f"trained {total} steps; checkpoints in {root}, logs in {out / 'logs'}")
     return out

@@ -72,3 +72,35 @@ def test_an_edited_checkpoint_config_is_one_checkpoint_error(toy_run, capsys, ed
         main(["sample", "--checkpoint", str(step), "--n", "2", "--out", str(toy_run / "s.csv")])
     err = capsys.readouterr().err
     assert info.value.code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_an_interrupted_run_saves_its_step_says_where_and_exits_non_zero(tmp_path, capsys, how):
+    import os
+    import signal
+
+    import lightning.pytorch as pl
+
+    from diffkit.checkpoint import load_checkpoint
+    from diffkit.errors import TrainingError
+    from diffkit.runner import fit
+    from tests.tiny import tiny_config
+
+    class Stop(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if module.step == 6:
+                if how == "ctrl-c":
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    config = tiny_config(train={"max_steps": 50, "checkpoint_every": 100})
+    expected = (SystemExit,) if how == "ctrl-c" else (TrainingError,)
+    with pytest.raises(expected) as info:
+        fit("toy", config, out=tmp_path / "run", quiet=True, callbacks=(Stop(),))
+    if how == "ctrl-c":
+        assert info.value.code != 0
+    else:
+        assert "stopped by SIGTERM; continue it with --resume" in str(info.value)
+    out = capsys.readouterr().out
+    found = load_checkpoint(tmp_path / "run")
+    assert found.step in (6, 7) and f"interrupted at step {found.step}: saved" in out
