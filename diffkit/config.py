@@ -16,7 +16,6 @@ from typing import Any
 import tomllib
 
 from diffkit.errors import ConfigError, MissingFileError, check_choice
-from diffkit.losses import WEIGHTINGS
 
 SECTIONS = ("train", "diffusion", "model")
 
@@ -94,6 +93,7 @@ class DiffusionConfig:
     t_min: float | None = None
 
     def __post_init__(self):
+        from diffkit.losses import WEIGHTINGS
         from diffkit.process import Prediction
         from diffkit.schedules import SCHEDULES
 
