@@ -57,15 +57,28 @@ def test_loss_parts_and_kl_weight(digits):
     assert kl >= 0 and torch.allclose(loss, rec + SMALL.kl_weight * kl)
 
 
-def test_latent_scale_gives_unit_variance_latents(trained, digits):
+def test_latent_scale_is_one_over_the_posterior_samples_std(trained, digits):
     model, _ = trained
     scale = latent_scale(model, digits.images, torch.Generator().manual_seed(1))
-    z = to_latents(model, digits.images, scale, torch.Generator().manual_seed(1))
-    assert z.shape == (1797, 4, 2, 2)
-    assert abs(z.std().item() - 1.0) < 1e-4
-    back = from_latents(model, to_latents(model, digits.images[:64], scale), scale)
-    assert back.shape == (64, 1, 8, 8)
-    assert (back - digits.images[:64]).pow(2).mean() < 0.2
+    # Law of total variance over all latent entries: Var z = Var(mean) + E[exp(logvar)].
+    with torch.no_grad():
+        mean, logvar = model.encode(digits.images)  # (1797, 4, 2, 2) each
+    expected = 1.0 / (mean.flatten().var() + logvar.exp().mean()).sqrt()
+    assert scale == pytest.approx(expected.item(), rel=0.01)
+
+
+def test_scaled_latents_decode_as_the_unscaled_ones_and_reconstruct_digits(trained, digits):
+    model, _ = trained
+    x, scale = digits.images, 2.5
+    z = to_latents(model, x)  # posterior means
+    torch.testing.assert_close(to_latents(model, x, scale), scale * z)
+    with torch.no_grad():
+        decoded = model.decode(z)
+    torch.testing.assert_close(from_latents(model, scale * z, scale), decoded)
+    assert decoded.shape == x.shape == (1797, 1, 8, 8)
+    # Better than the best constant image (the mean digit): measured 0.12 against 0.29.
+    mean_image_error = (x - x.mean(0)).pow(2).mean()
+    assert (decoded - x).pow(2).mean() < 0.6 * mean_image_error
 
 
 def test_bad_input_and_config():
