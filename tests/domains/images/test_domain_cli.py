@@ -82,6 +82,12 @@ def test_train_sample_evaluate_on_the_built_in_digits(cond_run, tmp_path):
     assert keys | {"class_accuracy_g0", "class_accuracy_g3"} <= set(metrics)
     assert all(np.isfinite(metrics[k]) for k in keys) and metrics["fd"] > 0
     assert 0 <= metrics["precision"] <= 1 and metrics["bits_per_dim"] > 0
+    # Seeded end to end (samples, classifier, dequantisation): a second evaluate repeats it.
+    again = runner.invoke(
+        app, ["evaluate", "--checkpoint", str(cond_run), "--out", str(tmp_path / "m2.json")]
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "m2.json").read_text()) == metrics
 
 
 def test_class_and_guidance_change_the_samples_and_the_seed_fixes_them(cond_run, tmp_path):
