@@ -149,7 +149,6 @@ def test_sample_refuses_an_unknown_output_type(run_dir, tmp_path, capsys):
     assert code == 2 and ".csv, .npy or .pt" in err
 
 
-@pytest.mark.slow  # 9 s on an idle 2-core machine, about 5x that when loaded
 def test_a_subprocess_prints_one_line_without_traceback_and_debug_shows_it(tmp_path):
     (tmp_path / "c.toml").write_text("[train]\nfoo = 1\n")
     result = cli("train", "--domain", "toy", "--config", "c.toml", cwd=tmp_path)
