@@ -202,3 +202,21 @@ def test_series_must_match_the_models_frequency(run_dir, tmp_path, capsys):
     hourly = write_wide_csv(tmp_path / "h.csv", np.ones((60, 8)), freq="h")
     code, _, err = run(capsys, "forecast", "--checkpoint", run_dir, "--data", hourly)
     assert code == 2 and "frequency" in err and "'D'" in err, err
+
+
+def test_train_and_forecast_an_lstnet_matrix_through_the_cli(exchange_file, tmp_path, capsys):
+    """The README's Exchange commands, on the real file or a synthetic one in its layout."""
+    out, table = tmp_path / "run", tmp_path / "f.csv"
+    flags = [a for a in TINY if a not in ("--synthetic-length", "200")]
+    args = ["--data", exchange_file, "--freq", "B", "--start", "1990-01-01", "--test-windows", 2]
+    code, _, err = run(capsys, "train", "--domain", "timeseries", "--out", out, *args, *flags)
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())["model"]
+    assert saved["freq"] == "B" and saved["target_dim"] == 8
+    code, _, err = run(capsys, "forecast", "--checkpoint", out, "--out", table, "--steps", 2)
+    assert code == 0, err
+    frame = pd.read_csv(table, parse_dates=["timestamp"])
+    rows = len(pd.read_csv(exchange_file, header=None))
+    last = pd.bdate_range("1990-01-01", periods=rows)[-1]
+    expected = pd.bdate_range(last + pd.offsets.BDay(), periods=6)
+    assert (frame["timestamp"].iloc[:6] == expected).all() and frame["series"].nunique() == 8
