@@ -1,5 +1,3 @@
-import gzip
-
 import numpy as np
 import pytest
 import torch
@@ -20,6 +18,8 @@ from diffkit.domains.images.data import (
 )
 from diffkit.errors import DataError, MissingFileError, ShapeError
 
+from .files import write_idx, write_pngs
+
 
 @pytest.fixture
 def pixels() -> np.ndarray:
@@ -32,22 +32,6 @@ def pixels() -> np.ndarray:
 
 def expected(pixels: np.ndarray) -> torch.Tensor:
     return scale_uint8(pixels[:, None])  # (N, 1, H, W)
-
-
-def write_idx(path, array: np.ndarray, compress: bool) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-
-
-def write_pngs(folder, arrays) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, a in enumerate(arrays):
-        Image.fromarray(a).save(folder / f"{i:03d}.png")
 
 
 def test_scaling_maps_0_and_255_to_minus_one_and_one(pixels):
