@@ -175,8 +175,3 @@ def test_resuming_with_another_network_is_a_clear_error(run_dir, tmp_path, capsy
         "--quiet",
     )
     assert code == 2 and "do not fit the network" in err
-
-
-def test_info_lists_the_installed_domains():
-    result = runner.invoke(app, ["info"])
-    assert result.exit_code == 0 and "domains" in result.output and "toy" in result.output
