@@ -8,8 +8,6 @@ uniforms in the same order, so for one seed they agree whenever the network igno
 
 from __future__ import annotations
 
-import torch
-
 from diffkit.discrete.base import categorical, report, tempered, trajectory
 from diffkit.discrete.process import rand
 from diffkit.discrete.registry import register
@@ -24,9 +22,7 @@ def ancestral(
     for i, t in enumerate(times):
         a_t, a_s = alphas[i], alphas[i + 1]
         log_probs = model_fn(x, t)  # (B, L, V)
-        tokens = categorical(tempered(log_probs, temperature), rand(x.shape, generator, x.device))
-        unmask = rand(x.shape, generator, x.device) < (a_s - a_t) / (1 - a_t)  # (B, L)
-        x = torch.where((x == mask_id) & unmask, tokens, x)
+        x = unmask_some(x, log_probs, (a_s - a_t) / (1 - a_t), mask_id, temperature, generator)
         report(callback, i, t, x, log_probs)
     return x
 
@@ -46,9 +42,22 @@ def cached(
         a_t, a_s = alphas[i], alphas[i + 1]
         if changed:
             log_probs = model_fn(x, t)  # (B, L, V)
-        tokens = categorical(tempered(log_probs, temperature), rand(x.shape, generator, x.device))
-        unmask = rand(x.shape, generator, x.device) < (a_s - a_t) / (1 - a_t)  # (B, L)
-        new = torch.where((x == mask_id) & unmask, tokens, x)
+        new = unmask_some(x, log_probs, (a_s - a_t) / (1 - a_t), mask_id, temperature, generator)
         changed, x = bool((new != x).any()), new
         report(callback, i, t, x, log_probs)
+    return x
+
+
+def unmask_some(x, log_probs, chance: float, mask_id: int, temperature: float, generator):
+    """Unmask each masked token with probability ``chance``, drawing it from ``log_probs``.
+
+    The uniforms are drawn for every position whatever happens, so the random stream does
+    not depend on the probabilities; the categorical draws run on the unmasked ones only.
+    """
+    unmask = (x == mask_id) & (rand(x.shape, generator, x.device) < chance)  # (B, L)
+    u = rand(x.shape, generator, x.device)  # (B, L)
+    if not unmask.any():
+        return x
+    x = x.clone()
+    x[unmask] = categorical(tempered(log_probs[unmask], temperature), u[unmask])  # (n,)
     return x

@@ -58,7 +58,7 @@ def tempered(log_probs: Tensor, temperature: float) -> Tensor:
 
 
 def categorical(probs: Tensor, u: Tensor) -> Tensor:
-    """Inverse-CDF draws from ``probs`` (B, L, V) with uniforms ``u`` (B, L): indices (B, L).
+    """Inverse-CDF draws from ``probs`` (..., V) with uniforms ``u`` (...): indices (...).
 
     Uniforms drawn by the caller keep the random stream the same whatever the probabilities,
     so two samplers given one seed make the same draws.

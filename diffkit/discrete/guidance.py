@@ -12,7 +12,7 @@ import torch
 
 from diffkit import guidance
 from diffkit.discrete.process import check_keep, check_mask_id, check_tokens
-from diffkit.errors import DataError
+from diffkit.errors import DataError, ShapeError
 
 Tensor = torch.Tensor
 
@@ -51,7 +51,7 @@ def infill(x_T: Tensor, known: Tensor, known_mask: Tensor, mask_id: int) -> Tens
     known_mask = check_keep(known_mask, x_T, "known_mask")
     known = check_tokens(known, "known").to(x_T.device)
     if known.shape != x_T.shape:
-        raise DataError(f"known has shape {tuple(known.shape)} but x_T {tuple(x_T.shape)}.")
+        raise ShapeError(f"known has shape {tuple(known.shape)} but x_T {tuple(x_T.shape)}.")
     if (known_mask & (known == mask_id)).any():
         raise DataError(f"a known token equals the mask id {mask_id}; mark it unknown instead.")
     return torch.where(known_mask, known, torch.full_like(x_T, mask_id))

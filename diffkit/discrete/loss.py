@@ -88,10 +88,16 @@ def masked_diffusion_loss(
 
 
 class NLLBound(NamedTuple):
-    """The bound per sequence: ``nats`` (B,) and ``bits_per_token`` (B,) over unkept tokens."""
+    """The bound per sequence: ``nats`` (B,), ``bits_per_token`` (B,) and ``tokens`` (B,).
+
+    ``tokens`` counts the positions outside ``keep``; a corpus's bound per token is
+    ``nats.sum() / tokens.sum()`` (its perplexity bound the exp of that), not a mean of
+    per-sequence ratios.
+    """
 
     nats: Tensor
     bits_per_token: Tensor
+    tokens: Tensor
 
 
 def nll_bound(
@@ -117,8 +123,8 @@ def nll_bound(
     Returns
     -------
     NLLBound
-        ``nats`` (B,) and ``bits_per_token = nats / (tokens ln 2)`` (B,), tokens counted
-        outside ``keep``.
+        ``nats`` (B,), ``bits_per_token = nats / (tokens ln 2)`` (B,) and ``tokens`` (B,),
+        the positions outside ``keep``.
     """
     check_tokens(x0, "x0")
     check_choice("bound method", method, ("quadrature", "mc"))
@@ -142,4 +148,4 @@ def nll_bound(
             for _ in range(masks_per_t):
                 nats += w * masked_diffusion_loss(net, x0, schedule, t=t_b, **options).double()
     tokens = x0.new_full((b,), x0.shape[1]) if keep is None else (~keep).sum(-1)
-    return NLLBound(nats, nats / (tokens.clamp(min=1).double() * math.log(2)))
+    return NLLBound(nats, nats / (tokens.clamp(min=1).double() * math.log(2)), tokens)

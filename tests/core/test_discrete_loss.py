@@ -128,6 +128,7 @@ def test_the_loss_is_weighted_masked_cross_entropy_with_gradients_only_there():
     loss.sum().backward()
     assert (logits.grad[x_t != MASK] == 0).all() and (logits.grad[x_t == MASK] != 0).any()
     bound = nll_bound(net, x0, schedules.linear(), mask_id=MASK, keep=keep, num_t=2)
+    assert bound.tokens.tolist() == [4, 4]  # the kept first position is not counted
     torch.testing.assert_close(bound.bits_per_token, bound.nats / (4 * math.log(2)))
 
 
