@@ -8,7 +8,7 @@ uniforms in the same order, so for one seed they agree whenever the network igno
 
 from __future__ import annotations
 
-from diffkit.discrete.base import categorical, report, tempered, trajectory
+from diffkit.discrete.base import draw, report, trajectory
 from diffkit.discrete.process import rand
 from diffkit.discrete.registry import register
 
@@ -21,9 +21,9 @@ def ancestral(
     alphas = trajectory(schedule, times)
     for i, t in enumerate(times):
         a_t, a_s = alphas[i], alphas[i + 1]
-        log_probs = model_fn(x, t)  # (B, L, V)
-        x = unmask_some(x, log_probs, (a_s - a_t) / (1 - a_t), mask_id, temperature, generator)
-        report(callback, i, t, x, log_probs)
+        logits = model_fn(x, t)  # (B, L, V)
+        x = unmask_some(x, logits, (a_s - a_t) / (1 - a_t), mask_id, temperature, generator)
+        report(callback, i, t, x, logits)
     return x
 
 
@@ -33,23 +33,24 @@ def cached(
 ):
     """MDLM's cached ancestral sampler (Sahoo et al. 2024, sec. 3.3): no call while x is unchanged.
 
-    Exact for a network that ignores t (as MDLM's does); with many steps most steps unmask
-    nothing, so the number of calls is bounded by the number of tokens, not of steps.
+    Exact for a network that ignores t (as MDLM's does). It calls the network only after a
+    step that changed some token of the batch, so at most ``B * L + 1`` times however many
+    steps; with many steps and a small batch most steps change nothing.
     """
     alphas = trajectory(schedule, times)
-    log_probs, changed = None, True
+    logits, changed = None, True
     for i, t in enumerate(times):
         a_t, a_s = alphas[i], alphas[i + 1]
         if changed:
-            log_probs = model_fn(x, t)  # (B, L, V)
-        new = unmask_some(x, log_probs, (a_s - a_t) / (1 - a_t), mask_id, temperature, generator)
+            logits = model_fn(x, t)  # (B, L, V)
+        new = unmask_some(x, logits, (a_s - a_t) / (1 - a_t), mask_id, temperature, generator)
         changed, x = bool((new != x).any()), new
-        report(callback, i, t, x, log_probs)
+        report(callback, i, t, x, logits)
     return x
 
 
-def unmask_some(x, log_probs, chance: float, mask_id: int, temperature: float, generator):
-    """Unmask each masked token with probability ``chance``, drawing it from ``log_probs``.
+def unmask_some(x, logits, chance: float, mask_id: int, temperature: float, generator):
+    """Unmask each masked token with probability ``chance``, drawing it from ``logits``.
 
     The uniforms are drawn for every position whatever happens, so the random stream does
     not depend on the probabilities; the categorical draws run on the unmasked ones only.
@@ -59,5 +60,5 @@ def unmask_some(x, log_probs, chance: float, mask_id: int, temperature: float, g
     if not unmask.any():
         return x
     x = x.clone()
-    x[unmask] = categorical(tempered(log_probs[unmask], temperature), u[unmask])  # (n,)
+    x[unmask] = draw(logits[unmask], mask_id, temperature, u[unmask])[0]  # (n,) from (n, V)
     return x

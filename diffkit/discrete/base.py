@@ -1,21 +1,26 @@
-"""What every masked-diffusion sampler shares: the network turned into log-probabilities of
-x_0, the keep-probabilities along a trajectory, categorical draws from explicit uniforms."""
+"""What every masked-diffusion sampler shares: the network's checked logits, the
+keep-probabilities along a trajectory, and categorical draws from explicit uniforms.
+
+Samplers read the logits only at the masked positions they are about to fill, with the mask
+token's logit removed: that is MDLM's carry-over parameterisation (:func:`carry_over`)
+without ever building the full (B, L, V) distribution, which costs more than a small network
+at text sizes.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from diffkit.discrete.process import carry_over, check_mask_id
+from diffkit.discrete.process import check_mask_id
 from diffkit.errors import ConfigError, ShapeError
 
 Tensor = torch.Tensor
 
 
 def model_function(net, mask_id: int, cond: dict | None):
-    """Wrap ``net(x_t, t, **cond) -> logits`` as ``model_fn(x, t) -> log_probs`` (B, L, V).
+    """Wrap ``net(x_t, t, **cond)`` as ``model_fn(x, t) -> logits`` (B, L, V) for one time t.
 
-    ``t`` is one time; the log-probabilities are :func:`carry_over`'s (mask never predicted,
-    unmasked tokens copied).
+    The logits are checked for shape and for a vocabulary that holds ``mask_id``.
     """
     cond = cond or {}
 
@@ -28,7 +33,7 @@ def model_function(net, mask_id: int, cond: dict | None):
                 f"{tuple(x.shape)}; it must return logits (B, L, V)."
             )
         check_mask_id(mask_id, logits.shape[-1])
-        return carry_over(logits, x, mask_id)
+        return logits
 
     return model_fn
 
@@ -45,31 +50,56 @@ def trajectory(schedule, times: Tensor) -> list[float]:
     return [*schedule.alpha(times).tolist(), 1.0]
 
 
-def tempered(log_probs: Tensor, temperature: float) -> Tensor:
-    """Probabilities ``softmax(log_probs / temperature)`` in float64; 0 gives the argmax."""
+def draw(logits: Tensor, mask_id: int, temperature: float, u: Tensor) -> tuple[Tensor, Tensor]:
+    """Tokens (...) drawn from ``softmax(logits / temperature)`` (..., V) by inverse CDF, and
+    each token's log-probability under the untempered ``softmax(logits)`` (...).
+
+    The mask is never drawn; temperature 0 takes the argmax. The uniforms ``u`` (...) are the
+    caller's, so the random stream does not depend on the logits and two samplers given one
+    seed make the same draws.
+    """
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0, got {temperature}.")
+    z = logits.to(torch.float64 if logits.dtype == torch.float64 else torch.float32, copy=True)
+    z[..., mask_id] = -torch.inf
+    z = z.sub_(z.amax(-1, keepdim=True))  # (..., V), max 0
     if temperature == 0:
-        top = log_probs.argmax(-1, keepdim=True)
-        return torch.zeros_like(log_probs, dtype=torch.float64).scatter_(-1, top, 1.0)
-    if temperature == 1:  # carry_over's log-probabilities are normalised already
-        return log_probs.double().exp()
-    return torch.softmax(log_probs.double() / temperature, dim=-1)
+        tokens, log_total = z.argmax(-1), torch.logsumexp(z, -1).double()
+    else:
+        weights = z.exp() if temperature == 1 else (z / temperature).exp_()  # unnormalised
+        tokens, total = search_cdf(weights, u)
+        log_total = total.log() if temperature == 1 else torch.logsumexp(z, -1).double()
+    log_prob = z.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).double() - log_total
+    return tokens, log_prob
 
 
-def categorical(probs: Tensor, u: Tensor) -> Tensor:
-    """Inverse-CDF draws from ``probs`` (..., V) with uniforms ``u`` (...): indices (...).
+def search_cdf(weights: Tensor, u: Tensor, block: int = 64) -> tuple[Tensor, Tensor]:
+    """Inverse-CDF indices (...) for unnormalised ``weights`` (..., V) >= 0 and ``u`` in [0, 1).
 
-    Uniforms drawn by the caller keep the random stream the same whatever the probabilities,
-    so two samplers given one seed make the same draws.
+    Returns the first index whose cumulative weight exceeds ``u * total``, and the total.
+    Two levels, because a cumulative sum over V is many times slower than a plain sum on the
+    CPU: block sums find the block, a float64 cumulative sum inside it finds the index.
+    A zero weight is never chosen.
     """
-    cdf = probs.cumsum(-1)
-    cdf = cdf / cdf[..., -1:]  # guards the rounding of the total
-    idx = (cdf <= u.unsqueeze(-1)).sum(-1)  # the first index whose cdf exceeds u
-    return idx.clamp(max=probs.shape[-1] - 1)
+    shape, v = weights.shape[:-1], weights.shape[-1]
+    w = weights.reshape(shape.numel(), v)
+    if v % block:
+        w = torch.nn.functional.pad(w, (0, block - v % block))
+    blocks = w.view(w.shape[0], w.shape[1] // block, block)  # (n, K, block)
+    cdf = blocks.sum(-1).double().cumsum(-1)  # (n, K)
+    total = cdf[:, -1]
+    below_total = torch.nextafter(total, torch.zeros_like(total))  # u * total may round up
+    target = torch.minimum(u.reshape(-1).to(cdf) * total, below_total)  # (n,)
+    k = torch.searchsorted(cdf, target[:, None], right=True)  # (n, 1): the block holding it
+    before = torch.where(k > 0, cdf.gather(-1, (k - 1).clamp(min=0)), 0.0)[:, 0]  # (n,)
+    share = (target - before) / (cdf.gather(-1, k)[:, 0] - before)  # in [0, 1) within the block
+    inner = blocks.gather(1, k[:, :, None].expand(-1, 1, block))[:, 0].double().cumsum(-1)
+    share = share.clamp(max=1 - 2**-52) * inner[:, -1]
+    j = torch.searchsorted(inner, share[:, None], right=True)[:, 0]  # (n,)
+    return (k[:, 0] * block + j).reshape(shape), total.reshape(shape)
 
 
-def report(callback, i: int, t: Tensor, x: Tensor, log_probs: Tensor) -> None:
+def report(callback, i: int, t: Tensor, x: Tensor, logits: Tensor) -> None:
     """Call ``callback`` with the step's state, k-diffusion style, if one is given."""
     if callback is not None:
-        callback({"i": i, "t": t, "x": x, "log_probs": log_probs})
+        callback({"i": i, "t": t, "x": x, "logits": logits})

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from diffkit.discrete.base import categorical, report, tempered, trajectory
+from diffkit.discrete.base import draw, report, trajectory
 from diffkit.discrete.process import rand
 from diffkit.discrete.registry import register
 
@@ -36,18 +36,21 @@ def maskgit(
     start = (x == mask_id).sum(-1, keepdim=True)  # (B, 1) masked tokens at the start
     for i, t in enumerate(times):
         masked = x == mask_id  # (B, L)
-        log_probs = model_fn(x, t)  # (B, L, V)
-        tokens = categorical(tempered(log_probs, temperature), rand(x.shape, generator, x.device))
-        confidence = log_probs.double().gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, L)
+        logits = model_fn(x, t)  # (B, L, V)
+        at_masked = logits[masked]  # (n, V): only the masked positions are read
+        u = rand(x.shape, generator, x.device)[masked]
+        drawn, log_prob = draw(at_masked, mask_id, temperature, u)  # (n,), (n,)
+        tokens = x.masked_scatter(masked, drawn)  # (B, L)
+        confidence = torch.full(x.shape, math.inf, dtype=torch.float64, device=x.device)
+        confidence[masked] = log_prob  # the draw's untempered log-probability; unmasked: inf
         noise = confidence_noise * (1 - (i + 1) / len(times))
         if noise > 0:
             gumbel = -torch.log(-torch.log(rand(x.shape, generator, x.device).clamp(min=1e-300)))
             confidence = confidence + noise * gumbel
-        confidence = torch.where(masked, confidence, math.inf)  # unmasked tokens stay
         share = (1 - alphas[i + 1]) / (1 - alphas[0])
         remain = torch.floor(start * share + 1e-6).long()  # (B, 1) masked after this step
         remain = torch.minimum(remain, (masked.sum(-1, keepdim=True) - 1).clamp(min=0))
         rank = confidence.argsort(dim=-1, stable=True).argsort(dim=-1)  # 0 = least confident
         x = torch.where(masked & (rank >= remain), tokens, x)
-        report(callback, i, t, x, log_probs)
+        report(callback, i, t, x, logits)
     return x

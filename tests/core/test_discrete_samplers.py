@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffkit import ConfigError, ShapeError
-from diffkit.discrete import SAMPLERS, sample, schedules, toy
+from diffkit.discrete import SAMPLERS, base, sample, schedules, toy
 
 FACTORISED = toy.factorised(
     torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [0.3, 0.45, 0.25]])
@@ -58,8 +58,8 @@ def test_the_cached_sampler_equals_ancestral_with_fewer_calls():
     assert torch.equal(a, c)
     assert net_a.calls == 200 and net_c.calls <= 8 * 3 + 1  # a call only after a change
     seen = []
-    draw(net_c, (8, 3), "cached", 200, callback=lambda s: seen.append(s["log_probs"]))
-    assert len(seen) == 200  # the callback still runs every step, with the cached probabilities
+    draw(net_c, (8, 3), "cached", 200, callback=lambda s: seen.append(s["logits"]))
+    assert len(seen) == 200  # the callback still runs every step, with the cached logits
 
 
 def test_maskgit_at_L_steps_and_temperature_0_is_greedy_in_confidence_order():
@@ -115,3 +115,37 @@ def test_bad_inputs_give_one_sentence():
         draw(net, (2, 4), "ancestral", 2, eta=0.5)
     with pytest.raises(ConfigError, match="temperature must be >= 0"):
         draw(net, (2, 4), "maskgit", 2, temperature=-1.0)
+
+
+def test_draw_follows_the_tempered_softmax_without_the_mask():
+    logits = torch.tensor([[0.0, 1.0, -1.0, 5.0], [2.0, 2.0, 0.0, 9.0]])  # the mask's logit largest
+    u = torch.rand(2, 200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for temperature in (1.0, 0.5):
+        many = logits[:, None].expand(-1, u.shape[1], -1)  # (2, n, V)
+        tokens, log_prob = base.draw(many, MASK, temperature, u)  # (2, n)
+        freq = torch.nn.functional.one_hot(tokens, 4).double().mean(1)  # (2, 4)
+        expect = torch.softmax(logits[:, :MASK].double() / temperature, -1)
+        torch.testing.assert_close(freq[:, :MASK], expect, atol=5e-3, rtol=0)
+        assert (tokens != MASK).all()
+        lp = torch.log_softmax(logits[:, :MASK].double(), -1)  # untempered, the mask removed
+        torch.testing.assert_close(log_prob, lp.gather(-1, tokens), atol=1e-6, rtol=0)
+    tokens, log_prob = base.draw(logits, MASK, 0.0, u[:, 0])
+    assert tokens.tolist() == [1, 0]  # the argmax; ties: the first
+    torch.testing.assert_close(log_prob, lp.max(-1).values, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("v", [3, 64, 100, 1000])
+def test_the_two_level_cdf_search_equals_a_plain_cumulative_sum(v):
+    g = torch.Generator().manual_seed(v)
+    weights = torch.rand(500, v, generator=g) ** 4
+    weights[weights < 0.3] = 0  # many zero weights, whole blocks of them for large v
+    weights[:, 0] = 0
+    weights[:, -1] = 1e-3
+    u = torch.rand(500, generator=g, dtype=torch.float64)
+    u[:3] = torch.tensor([0.0, 1 - 2**-53, 0.5])
+    idx, total = base.search_cdf(weights, u)
+    cdf = weights.double().cumsum(-1)
+    expect = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
+    torch.testing.assert_close(total, cdf[:, -1], rtol=1e-6, atol=0)
+    assert (weights.gather(-1, idx[:, None]) > 0).all()  # never a zero weight
+    assert (idx != expect).float().mean() < 0.01  # float32 block sums: rare ties at edges
