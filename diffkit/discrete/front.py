@@ -10,6 +10,7 @@ from diffkit.discrete import guidance
 from diffkit.discrete.base import mask_times, model_function
 from diffkit.discrete.process import check_mask_id, check_tokens
 from diffkit.discrete.registry import get_sampler
+from diffkit.discrete.schedules import check_schedule
 from diffkit.errors import ConfigError, ShapeError
 
 Tensor = torch.Tensor
@@ -76,6 +77,7 @@ def sample(
     fn = get_sampler(sampler)
     check_options(fn, sampler, options)
     check_mask_id(mask_id)
+    check_schedule(schedule)
     if cond is not None and not isinstance(cond, dict):
         raise ConfigError(f"cond must be a dict of keyword arguments, got {type(cond).__name__}.")
     if isinstance(shape_or_x_T, Tensor):

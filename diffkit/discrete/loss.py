@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from diffkit.discrete.process import check_keep, check_mask_id, check_tokens, q_sample, rand
+from diffkit.discrete.schedules import check_schedule
 from diffkit.errors import ConfigError, ShapeError, check_choice
 
 Tensor = torch.Tensor
@@ -78,6 +79,7 @@ def masked_diffusion_loss(
         estimate of the sequence's negative ELBO. Divide by the token count for per-token nats.
     """
     check_tokens(x0, "x0")
+    check_schedule(schedule)
     if t is None:
         t = sample_t(x0.shape[0], generator, x0.device)
     t = schedule.check_t(t).to(x0.device).expand(x0.shape[0])  # (B,)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from diffkit.discrete.schedules import check_schedule
 from diffkit.errors import ConfigError, DataError, ShapeError
 
 Tensor = torch.Tensor
@@ -79,6 +80,7 @@ def q_sample(
     """
     check_tokens(x0, "x0")
     check_mask_id(mask_id)
+    check_schedule(schedule)
     keep = check_keep(keep, x0)
     if (x0 == mask_id).any():
         raise DataError(f"x0 already contains the mask id {mask_id}; pass clean tokens.")

@@ -71,6 +71,16 @@ class MaskSchedule:
         return -dalpha / masked
 
 
+def check_schedule(schedule) -> MaskSchedule:
+    """``schedule`` if it is a :class:`MaskSchedule`, else a ConfigError."""
+    if not isinstance(schedule, MaskSchedule):
+        raise ConfigError(
+            f"masked diffusion needs a masking schedule, got {type(schedule).__name__}; build "
+            "one with diffkit.discrete.get_schedule('loglinear')."
+        )
+    return schedule
+
+
 # Each returns (alpha, 1 - alpha, alpha') at t.
 
 

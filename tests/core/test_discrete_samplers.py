@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from diffkit import ConfigError, ShapeError
+from diffkit import schedules as gaussian_schedules
 from diffkit.discrete import SAMPLERS, base, sample, schedules, toy
 
 FACTORISED = toy.factorised(
@@ -113,6 +114,8 @@ def test_bad_inputs_give_one_sentence():
         draw(net, (2, 4), "ddim", 2)
     with pytest.raises(ConfigError, match="has no option 'eta'; its options: temperature"):
         draw(net, (2, 4), "ancestral", 2, eta=0.5)
+    with pytest.raises(ConfigError, match="needs a masking schedule, got Schedule"):
+        sample(net, (2, 4), gaussian_schedules.linear(), mask_id=MASK)
     with pytest.raises(ConfigError, match="temperature must be >= 0"):
         draw(net, (2, 4), "maskgit", 2, temperature=-1.0)
 
