@@ -26,7 +26,13 @@ from diffkit.discrete import ancestral, maskgit, schedules, toy  # noqa: F401  (
 from diffkit.discrete.base import mask_times, model_function
 from diffkit.discrete.front import sample
 from diffkit.discrete.guidance import cfg, infill
-from diffkit.discrete.loss import NLLBound, masked_cross_entropy, masked_diffusion_loss, nll_bound
+from diffkit.discrete.loss import (
+    NLLBound,
+    masked_cross_entropy,
+    masked_diffusion_loss,
+    nll_bound,
+    stratified_t,
+)
 from diffkit.discrete.process import carry_over, q_sample
 from diffkit.discrete.registry import SAMPLERS, get_sampler, register
 from diffkit.discrete.schedules import MaskSchedule, get_schedule
@@ -49,5 +55,6 @@ __all__ = [
     "register",
     "sample",
     "schedules",
+    "stratified_t",
     "toy",
 ]

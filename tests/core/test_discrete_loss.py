@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from diffkit import ConfigError, ShapeError
-from diffkit.discrete import masked_cross_entropy, masked_diffusion_loss, nll_bound, schedules, toy
+from diffkit.discrete import (
+    masked_cross_entropy,
+    masked_diffusion_loss,
+    nll_bound,
+    schedules,
+    stratified_t,
+    toy,
+)
 
 FACTORISED = toy.factorised(
     torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]])
@@ -172,3 +179,14 @@ def test_training_on_the_loss_brings_the_bound_to_the_data_nll():
         loss.mean().backward()
         opt.step()
     assert before > 1.0 and gap() < 0.15, (before, gap())
+
+
+def test_stratified_times_cover_one_stratum_each_and_are_uniform():
+    g = torch.Generator().manual_seed(0)
+    t = stratified_t(8, g)
+    assert ((t > 0) & (t <= 1)).all()
+    strata = torch.ceil(t * 8).long().sort().values  # t in ((k - 1) / 8, k / 8]
+    assert strata.tolist() == list(range(1, 9))
+    many = torch.stack([stratified_t(8, g) for _ in range(4000)])  # (4000, 8)
+    assert abs(float(many.mean()) - 0.5) < 0.01
+    assert abs(float(many[:, 0].mean()) - 15 / 16) < 0.002  # the first stratum (7/8, 1]
