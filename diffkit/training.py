@@ -158,16 +158,7 @@ class DiffusionModule(pl.LightningModule):
         micro = self.start_step * self.train_cfg.accumulate + batch_idx
         g = torch.Generator(device=self.device)
         g.manual_seed(mix_seed(self.train_cfg.seed, micro, self.global_rank, 1))
-        terms = loss_terms(
-            self.loss_fn(
-                self.net,
-                batch,
-                self.schedule,
-                prediction=self.diffusion.prediction,
-                weighting=self.diffusion.weighting,
-                generator=g,
-            )
-        )
+        terms = self.terms(self.net, batch, g)
         loss = terms.pop("loss").mean()
         self.note_finite(loss)
         if (self.step + 1) % self.train_cfg.log_every == 0:
@@ -176,6 +167,19 @@ class DiffusionModule(pl.LightningModule):
         for name, term in terms.items():  # a domain's loss components, each logged on its own
             self.log(f"loss/{name}", term.detach().mean(), on_step=True, logger=True)
         return loss
+
+    def terms(self, net: torch.nn.Module, batch, generator) -> dict[str, Tensor]:
+        """The loss terms of ``net`` (the network or its EMA) on ``batch``, each (B,)."""
+        return loss_terms(
+            self.loss_fn(
+                net,
+                batch,
+                self.schedule,
+                prediction=self.diffusion.prediction,
+                weighting=self.diffusion.weighting,
+                generator=generator,
+            )
+        )
 
     def note_finite(self, loss: Tensor) -> None:
         """Remember on the loss's device the first step whose loss is NaN or inf (no sync)."""
@@ -223,15 +227,6 @@ def validation_loss(
     for b in range(min(max_batches, math.ceil(n / batch_size))):
         rows = [dataset[i] for i in range(b * batch_size, min(n, (b + 1) * batch_size))]
         batch = move_data_to_device(torch.utils.data.default_collate(rows), device)
-        loss = loss_terms(
-            module.loss_fn(
-                module.ema,
-                batch,
-                module.schedule,
-                prediction=module.diffusion.prediction,
-                weighting=module.diffusion.weighting,
-                generator=g,
-            )
-        )["loss"]
+        loss = module.terms(module.ema, batch, g)["loss"]
         total, count = total + loss.sum().item(), count + len(loss)
     return total / max(count, 1)
