@@ -1,0 +1,119 @@
+"""The figures: each case's metric against NFE, and its training curve (matplotlib, Agg).
+
+diffkit's curves are solid with round markers, a reference's dashed with squares in the
+same colour as the diffkit sampler it stands beside; references that call no network and
+the floor are horizontal lines. NFE is on a log axis, the metric on one where the case says.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from diffkit.bench.report import curve_rows
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finite(values) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values)
+
+
+def metric_figure(res: dict, path: Path) -> Path:
+    """Metric vs true NFE for every (sampler, library) of a case."""
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = list(dict.fromkeys(m for m, _ in curve_rows(res)))
+    metric, values = res["metric"], []
+    for method, library in curve_rows(res):
+        pts = sorted(
+            (r["nfe"], r[metric])
+            for r in res["rows"]
+            if (r["method"], r["library"]) == (method, library) and r.get(metric) is not None
+        )
+        if not pts:
+            continue
+        ours = library == "diffkit"
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            linestyle="-" if ours else "--",
+            marker="o" if ours else "s",
+            markersize=5 if ours else 8,
+            fillstyle="full" if ours else "none",  # hollow, so a coinciding curve shows
+            color=colours[methods.index(method) % len(colours)],
+            alpha=1.0 if ours else 0.8,
+            label=f"{method} ({library})",
+        )
+        values += [p[1] for p in pts]
+    flat = [(r["method"], r[metric]) for r in res["rows"] if r["nfe"] is None and metric in r]
+    if metric in res.get("floor", {}):
+        flat.append((f"floor ({res.get('floor_label', 'exact')})", res["floor"][metric]))
+    greys = ("black", "dimgray", "darkgray", "silver")
+    styles = (":", "-.", (0, (1, 3)), (0, (5, 5)))
+    for k, (label, value) in enumerate(flat):
+        ax.axhline(value, color=greys[k % 4], linestyle=styles[k % 4], linewidth=1.2, label=label)
+        values.append(value)
+    ax.set_xscale("log")
+    if res["log_y"] and _finite(values):
+        ax.set_yscale("log")
+    nfes = sorted({r["nfe_budget"] for r in res["rows"] if r.get("nfe_budget") is not None})
+    if nfes:
+        ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    some = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")  # 2, 5 only
+    ax.yaxis.set_minor_formatter(some if ax.get_yscale() == "log" else NullFormatter())
+    ax.set_xlabel(res["nfe_label"])
+    ax.set_ylabel(res["unit"])
+    better = "lower is better" if res["lower_is_better"] else "higher is better"
+    ax.set_title(f"{res['domain']} / {res['name']}: {res['unit']} ({better})", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return _save(fig, path, plt)
+
+
+def curve_figure(res: dict, path: Path) -> Path:
+    """Training loss against optimiser step."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    steps, loss = zip(*res["curve"], strict=True)
+    ax.plot(steps, loss, color="tab:blue", label="diffkit training loss")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss (per example, batch mean)")
+    if _finite(loss):
+        ax.set_yscale("log")
+    ax.set_title(f"{res['domain']} / {res['name']}: training curve", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path, plt)
+
+
+def _save(fig, path: Path, plt) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def figures(results: list[dict], out: Path) -> dict[str, list[str]]:
+    """Write every case's figures into ``out``; their file names by case id."""
+    names: dict[str, list[str]] = {}
+    for res in results:
+        if res.get("skipped") or not res["rows"]:
+            continue
+        made = [metric_figure(res, Path(out) / f"{res['case']}.png").name]
+        if res.get("curve"):
+            made.append(curve_figure(res, Path(out) / f"{res['case']}-training.png").name)
+        names[res["case"]] = made
+    return names
