@@ -12,6 +12,7 @@ check :func:`installed` and report "reference not installed" without it.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -81,7 +82,9 @@ def scheduler(sampler: str, alphas_cumprod: Tensor, steps: int, variant: dict | 
         **(variant or {}),
     )
     sched.alphas_cumprod = ac.clone()  # float64, before set_timesteps
-    sched.set_timesteps(steps)
+    with warnings.catch_warnings():  # numpy 2's copy= notice about diffusers' np.array(tensor)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sched.set_timesteps(steps)
     return sched
 
 
