@@ -22,6 +22,13 @@ def _pyplot():
     return plt
 
 
+def _plain(only: str = "123456789"):
+    """Tick labels as plain numbers (0.05, not 5e-2), only for leading digits in ``only``."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in only else "")
+
+
 def _finite(values) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values)
 
@@ -29,7 +36,7 @@ def _finite(values) -> bool:
 def metric_figure(res: dict, path: Path) -> Path:
     """Metric vs true NFE for every (sampler, library) of a case."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+    from matplotlib.ticker import NullFormatter, NullLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -57,12 +64,14 @@ def metric_figure(res: dict, path: Path) -> Path:
         )
         values += [p[1] for p in pts]
     flat = [(r["method"], r[metric]) for r in res["rows"] if r["nfe"] is None and metric in r]
+    greys, styles = ("dimgray", "darkgray", "gray"), ("-.", ":", (0, (5, 2, 1, 2)))
+    for k, (label, value) in enumerate(flat):  # references that call no network
+        ax.axhline(value, color=greys[k % 3], linestyle=styles[k % 3], linewidth=1.4, label=label)
+        values.append(value)
     if metric in res.get("floor", {}):
-        flat.append((f"floor ({res.get('floor_label', 'exact')})", res["floor"][metric]))
-    greys = ("black", "dimgray", "darkgray", "silver")
-    styles = (":", "-.", (0, (1, 3)), (0, (5, 5)))
-    for k, (label, value) in enumerate(flat):
-        ax.axhline(value, color=greys[k % 4], linestyle=styles[k % 4], linewidth=1.2, label=label)
+        value = res["floor"][metric]
+        label = f"floor ({res.get('floor_label', 'exact')})"
+        ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=label)
         values.append(value)
     ax.set_xscale("log")
     if res["log_y"] and _finite(values):
@@ -71,9 +80,8 @@ def metric_figure(res: dict, path: Path) -> Path:
     if nfes:
         ax.set_xticks(nfes, [str(n) for n in nfes])
         ax.xaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    some = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")  # 2, 5 only
-    ax.yaxis.set_minor_formatter(some if ax.get_yscale() == "log" else NullFormatter())
+    ax.yaxis.set_major_formatter(_plain())
+    ax.yaxis.set_minor_formatter(_plain(only="25") if ax.get_yscale() == "log" else NullFormatter())
     ax.set_xlabel(res["nfe_label"])
     ax.set_ylabel(res["unit"])
     better = "lower is better" if res["lower_is_better"] else "higher is better"
@@ -93,6 +101,8 @@ def curve_figure(res: dict, path: Path) -> Path:
     ax.set_ylabel("training loss (per example, batch mean)")
     if _finite(loss):
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_plain())
+        ax.yaxis.set_minor_formatter(_plain(only="25"))
     ax.set_title(f"{res['domain']} / {res['name']}: training curve", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
