@@ -67,8 +67,8 @@ class Case:
         ``(Context) -> dict`` built with :func:`result`.
     metrics
         Further row keys the report tables (e.g. CRPS beside CRPS-sum).
-    lower_is_better
-        The metric's direction (accuracy is higher-is-better).
+    higher_better
+        The metrics (of ``metric`` and ``metrics``) where higher is better, like accuracy.
     log_y
         Whether the figure's metric axis is logarithmic.
     nfe_label
@@ -83,7 +83,7 @@ class Case:
     references: tuple[str, ...]
     run: Callable[[Context], dict]
     metrics: tuple[str, ...] = ()
-    lower_is_better: bool = True
+    higher_better: tuple[str, ...] = ()
     log_y: bool = True
     nfe_label: str = "network calls per sample (NFE)"
 

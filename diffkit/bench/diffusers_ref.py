@@ -23,8 +23,9 @@ EpsAt = Callable[[Tensor, float, float], Tensor]
 
 # diffkit sampler -> (diffusers scheduler class name, its config, calls for `steps` steps)
 COUNTERPARTS: dict[str, tuple[str, dict, Callable[[int], int]]] = {
-    "ddpm": ("DDPMScheduler", {}, lambda n: n),
-    "ddim": ("DDIMScheduler", {}, lambda n: n),
+    # DDPM and DDIM clip x0 to [-1, 1] by default; diffkit's do not, so neither does this
+    "ddpm": ("DDPMScheduler", {"clip_sample": False}, lambda n: n),
+    "ddim": ("DDIMScheduler", {"clip_sample": False}, lambda n: n),
     "euler": ("EulerDiscreteScheduler", {}, lambda n: n),
     "heun": ("HeunDiscreteScheduler", {}, lambda n: 2 * n - 1),
     "dpmpp_2m": ("DPMSolverMultistepScheduler", {}, lambda n: n),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from diffkit.bench.report import curve_rows
+from diffkit.bench.report import curve_rows, direction_of
 
 
 def _pyplot():
@@ -84,7 +84,7 @@ def metric_figure(res: dict, path: Path) -> Path:
     ax.yaxis.set_minor_formatter(_plain(only="25") if ax.get_yscale() == "log" else NullFormatter())
     ax.set_xlabel(res["nfe_label"])
     ax.set_ylabel(res["unit"])
-    better = "lower is better" if res["lower_is_better"] else "higher is better"
+    better = direction_of(res, metric)
     ax.set_title(f"{res['domain']} / {res['name']}: {res['unit']} ({better})", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)

@@ -85,6 +85,10 @@ def wall_table(res: dict) -> list[str]:
     return lines
 
 
+def direction_of(res: dict, metric: str) -> str:
+    return "higher is better" if metric in res.get("higher_better", ()) else "lower is better"
+
+
 def references_line(res: dict) -> str:
     refs = res.get("references", {})
     parts = [f"{name} ({refs.get(name, 'not run')})" for name in res["declared_references"]]
@@ -98,9 +102,9 @@ def section(res: dict, figures: list[str]) -> list[str]:
     if res.get("setup"):
         lines += [res["setup"], ""]
     lines += [references_line(res), ""]
-    direction = "lower is better" if res["lower_is_better"] else "higher is better"
     for metric in [res["metric"], *res["metrics"]]:
         unit = res["unit"] if metric == res["metric"] else metric
+        direction = direction_of(res, metric)
         lines += [f"**{unit}** ({direction}; by {res['nfe_label']}; a cell's (n) is the "
                   "true number of calls where the budget was not met exactly)", ""]  # fmt: skip
         lines += [*metric_table(res, metric), ""]

@@ -54,7 +54,7 @@ def run_case(case: Case, context: Context) -> dict:
         unit=case.unit,
         metrics=list(case.metrics),
         declared_references=list(case.references),
-        lower_is_better=case.lower_is_better,
+        higher_better=list(case.higher_better),
         log_y=case.log_y,
         nfe_label=case.nfe_label,
         wall_s=time.perf_counter() - t0,

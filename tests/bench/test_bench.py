@@ -178,3 +178,13 @@ def test_bad_bench_options_are_one_line_errors(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["bench", "--domains", "toy", *args, "--out", str(tmp_path)])
     assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_diffkit_matches_its_diffusers_counterpart_on_the_exact_mixture(smoke):
+    if not diffusers_ref.installed():
+        pytest.skip("diffusers is not installed")
+    case = report(smoke)["cases"][0]
+    for sampler in SAMPLERS:  # same steps, same start noise, same step placement
+        ours, theirs = curve(case, "diffkit", sampler), curve(case, "diffusers", sampler)
+        for (n, a), (_, b) in zip(ours, theirs, strict=True):
+            assert abs(a - b) <= 0.05 * b, (sampler, n, a, b)
