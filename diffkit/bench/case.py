@@ -73,6 +73,8 @@ class Case:
         Whether the figure's metric axis is logarithmic.
     nfe_label
         The NFE axis' label (a forecaster counts calls per forecast step).
+    labels
+        Axis labels with units of the further ``metrics``, by key (default the key).
     """
 
     domain: str
@@ -86,10 +88,15 @@ class Case:
     higher_better: tuple[str, ...] = ()
     log_y: bool = True
     nfe_label: str = "network calls per sample (NFE)"
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return f"{self.domain}-{self.name}"
+
+    def label(self, metric: str) -> str:
+        """The axis label of ``metric``, with its units."""
+        return self.unit if metric == self.metric else self.labels.get(metric, metric)
 
 
 def row(library: str, method: str, nfe: int | None, **values: Any) -> dict[str, Any]:

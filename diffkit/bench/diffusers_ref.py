@@ -75,16 +75,16 @@ def scheduler(sampler: str, alphas_cumprod: Tensor, steps: int, variant: dict | 
     name, config, _ = COUNTERPARTS[sampler]
     ac = alphas_cumprod.double()
     betas = 1 - ac / torch.cat([ac.new_ones(1), ac[:-1]])  # (T,)
-    sched = getattr(diffusers, name)(
-        num_train_timesteps=len(ac),
-        trained_betas=betas.tolist(),
-        timestep_spacing="trailing",
-        **config,
-        **(variant or {}),
-    )
-    sched.alphas_cumprod = ac.clone()  # float64, before set_timesteps
     with warnings.catch_warnings():  # numpy 2's copy= notice about diffusers' np.array(tensor)
         warnings.simplefilter("ignore", DeprecationWarning)
+        sched = getattr(diffusers, name)(
+            num_train_timesteps=len(ac),
+            trained_betas=betas.tolist(),
+            timestep_spacing="trailing",
+            **config,
+            **(variant or {}),
+        )
+        sched.alphas_cumprod = ac.clone()  # float64, before set_timesteps
         sched.set_timesteps(steps)
     return sched
 

@@ -22,7 +22,7 @@ def _pyplot():
     return plt
 
 
-def _plain(only: str = "123456789"):
+def _plain(only: str = "0123456789"):
     """Tick labels as plain numbers (0.05, not 5e-2), only for leading digits in ``only``."""
     from matplotlib.ticker import FuncFormatter
 
@@ -33,15 +33,16 @@ def _finite(values) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values)
 
 
-def metric_figure(res: dict, path: Path) -> Path:
-    """Metric vs true NFE for every (sampler, library) of a case."""
+def metric_figure(res: dict, path: Path, metric: str | None = None) -> Path:
+    """``metric`` (default the case's own) vs true NFE for every (sampler, library)."""
     plt = _pyplot()
     from matplotlib.ticker import NullFormatter, NullLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     methods = list(dict.fromkeys(m for m, _ in curve_rows(res)))
-    metric, values = res["metric"], []
+    metric, values = metric or res["metric"], []
+    unit = res.get("labels", {}).get(metric, res["unit"] if metric == res["metric"] else metric)
     for method, library in curve_rows(res):
         pts = sorted(
             (r["nfe"], r[metric])
@@ -74,7 +75,8 @@ def metric_figure(res: dict, path: Path) -> Path:
         ax.axhline(value, color="black", linestyle="--", linewidth=1.2, label=label)
         values.append(value)
     ax.set_xscale("log")
-    if res["log_y"] and _finite(values):
+    wide = _finite(values) and max(values) > 5 * min(values)  # else a log axis has no ticks
+    if res["log_y"] and wide and metric not in res.get("higher_better", ()):
         ax.set_yscale("log")
     nfes = sorted({r["nfe_budget"] for r in res["rows"] if r.get("nfe_budget") is not None})
     if nfes:
@@ -83,9 +85,9 @@ def metric_figure(res: dict, path: Path) -> Path:
     ax.yaxis.set_major_formatter(_plain())
     ax.yaxis.set_minor_formatter(_plain(only="25") if ax.get_yscale() == "log" else NullFormatter())
     ax.set_xlabel(res["nfe_label"])
-    ax.set_ylabel(res["unit"])
+    ax.set_ylabel(unit)
     better = direction_of(res, metric)
-    ax.set_title(f"{res['domain']} / {res['name']}: {res['unit']} ({better})", fontsize=10)
+    ax.set_title(f"{res['domain']} / {res['name']}: {unit} ({better})", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return _save(fig, path, plt)
@@ -123,6 +125,8 @@ def figures(results: list[dict], out: Path) -> dict[str, list[str]]:
         if res.get("skipped") or not res["rows"]:
             continue
         made = [metric_figure(res, Path(out) / f"{res['case']}.png").name]
+        for metric in res.get("metrics", []):
+            made.append(metric_figure(res, Path(out) / f"{res['case']}-{metric}.png", metric).name)
         if res.get("curve"):
             made.append(curve_figure(res, Path(out) / f"{res['case']}-training.png").name)
         names[res["case"]] = made

@@ -103,7 +103,7 @@ def section(res: dict, figures: list[str]) -> list[str]:
         lines += [res["setup"], ""]
     lines += [references_line(res), ""]
     for metric in [res["metric"], *res["metrics"]]:
-        unit = res["unit"] if metric == res["metric"] else metric
+        unit = res.get("labels", {}).get(metric, metric)
         direction = direction_of(res, metric)
         lines += [f"**{unit}** ({direction}; by {res['nfe_label']}; a cell's (n) is the "
                   "true number of calls where the budget was not met exactly)", ""]  # fmt: skip

@@ -52,6 +52,7 @@ def run_case(case: Case, context: Context) -> dict:
         title=case.title,
         metric=case.metric,
         unit=case.unit,
+        labels={m: case.label(m) for m in (case.metric, *case.metrics)},
         metrics=list(case.metrics),
         declared_references=list(case.references),
         higher_better=list(case.higher_better),

@@ -184,6 +184,7 @@ def cases(suite: str) -> list[Case]:
         unit=UNIT,
         metrics=("class_accuracy",),
         higher_better=("class_accuracy",),
+        labels={"class_accuracy": "class accuracy (fraction of samples, classifier)"},
         references=("diffusers", "real images"),
     )
     out = [

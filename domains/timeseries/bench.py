@@ -240,6 +240,7 @@ def cases(suite: str) -> list[Case]:
         metric="crps_sum",
         unit=UNIT,
         metrics=("crps",),
+        labels={"crps": "CRPS (relative to the series' scale)"},
         nfe_label="denoiser calls per forecast step (NFE)",
     )
     deepar_ref = () if suite == "smoke" else ("DeepAR (GluonTS)",)

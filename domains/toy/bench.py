@@ -152,6 +152,7 @@ def cases(suite: str) -> list[Case]:
             references=("diffusers", "exact samples"),
             run=partial(run_mixture, make, SAMPLES[suite]),
             metrics=("mode_tv",),
+            labels={"mode_tv": "mode-weight total variation (fraction of samples)"},
         )
         for name, (title, make) in problems.items()
     ]
