@@ -10,7 +10,6 @@ the flags of the checkpoint's domain to ``sample``, ``forecast`` and ``evaluate`
 from __future__ import annotations
 
 import json
-import sys
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Optional
@@ -374,9 +373,9 @@ def bench(
 ) -> None:
     """Benchmark every domain's samplers against NFE beside the reference implementations.
 
-    Writes report.md (tables of each domain's metric against network calls per sampler,
-    wall time, machine, versions, seeds), report.json and PNG figures into --out. Each
-    case's result is cached in --out/cases, so an interrupted run resumes where it stopped.
+    Writes report.md (each domain's metric against network calls per sampler, wall
+    time, machine, versions, seeds), report.json and PNG figures into --out. Each
+    case is cached in --out/cases, so an interrupted run resumes where it stopped.
     """
     from diffkit.bench import CALLS, Context
     from diffkit.bench import bench as run_bench
@@ -412,7 +411,13 @@ def bench(
         out,
         _csv(domains, "domains") if domains else None,
         fresh=fresh,
-        command=sys.argv[2:] if sys.argv[1:2] == ["bench"] else None,
+        command=[
+            f"--suite {suite}",
+            *([f"--domains {domains}"] if domains else []),
+            f"--samplers {','.join(names)} --nfe {','.join(map(str, budgets))}",
+            *([f"--data-dir {data_dir}"] if data_dir else []),
+            f"--seed {seed} --device {context.device} --out {out}",
+        ],
         echo=typer.echo,
     )
 
