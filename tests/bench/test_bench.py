@@ -188,3 +188,19 @@ def test_diffkit_matches_its_diffusers_counterpart_on_the_exact_mixture(smoke):
         ours, theirs = curve(case, "diffkit", sampler), curve(case, "diffusers", sampler)
         for (n, a), (_, b) in zip(ours, theirs, strict=True):
             assert abs(a - b) <= 0.05 * b, (sampler, n, a, b)
+
+
+def test_a_case_without_its_data_is_skipped_with_the_reason(tmp_path):
+    from diffkit.bench import collect
+    from diffkit.bench.report import markdown
+
+    cases = {c.id: c for c in collect(["timeseries", "images"], "full")}
+    assert {"timeseries-var", "timeseries-exchange", "images-digits", "images-mnist"} <= set(cases)
+    for name in ("timeseries-exchange", "images-mnist"):
+        res = runner.run_case(cases[name], Context(suite="full", data_dir=tmp_path))
+        assert "--data-dir" in res["skipped"] and res["rows"] == []
+    header = {"suite": "full", "command": "diffkit bench", "date": "now", "seeds": {"bench": 0},
+              "machine": {k: 0 for k in ("platform", "processor", "cpu_cores", "torch_threads",
+                                          "device", "load_average_1m")},
+              "versions": {}, "samplers": ["ddim"], "nfes": [5]}  # fmt: skip
+    assert "Skipped: MNIST needs --data-dir" in markdown(header, [res], {})
