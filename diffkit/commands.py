@@ -10,8 +10,6 @@ the flags of the checkpoint's domain to ``sample``, ``forecast`` and ``evaluate`
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Optional
@@ -356,18 +354,76 @@ def evaluate(
 
 
 def bench(
-    name: Optional[str] = typer.Argument(None, help="Benchmark script to run (without .py)."),
-    folder: Path = typer.Option(Path("benchmarks"), help="Where the benchmark scripts are."),
+    suite: str = typer.Option("smoke", help="smoke (minutes), quick (under 20 min) or full."),
+    domains: Optional[str] = typer.Option(
+        None, help="Comma-separated domains to run, e.g. toy,images; default all with cases."
+    ),
+    samplers: str = typer.Option(
+        "ddpm,ddim,heun,dpmpp_2m,unipc", help="Comma-separated samplers to compare."
+    ),
+    nfe: str = typer.Option("5,10,20,50", help="Comma-separated budgets of network calls."),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="Folder of the real data sets (MNIST, Exchange, ETTh1); default built-ins."
+    ),
+    out: Path = typer.Option(Path("report"), help="Folder for report.md, report.json, PNGs."),
+    seed: int = typer.Option(0, help="Random seed of every case."),
+    fresh: bool = typer.Option(False, help="Rerun every case instead of reusing --out's cache."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
-    """List the benchmark scripts in benchmarks/, or run one by name."""
-    scripts = sorted(folder.glob("*.py")) if folder.is_dir() else []
-    names = [p.stem for p in scripts if not p.stem.startswith("_")]
-    if name is None:
-        typer.echo("\n".join(names) if names else f"no benchmark scripts in {folder}/")
-        return
-    if name not in names:
+    """Benchmark every domain's samplers against NFE beside the reference implementations.
+
+    Writes report.md (each domain's metric against network calls per sampler, wall
+    time, machine, versions, seeds), report.json and PNG figures into --out. Each
+    case is cached in --out/cases, so an interrupted run resumes where it stopped.
+    """
+    from diffkit.bench import CALLS, Context
+    from diffkit.bench import bench as run_bench
+    from diffkit.devices import resolve_device, set_threads
+    from diffkit.errors import check_choice
+    from diffkit.sampling import SAMPLERS
+
+    set_threads(threads)
+    names = _csv(samplers, "samplers")
+    for name in names:
+        check_choice("sampler", name, SAMPLERS)
+        check_choice("sampler for the bench (one with a call count)", name, CALLS)
+    try:
+        budgets = tuple(sorted({int(n) for n in _csv(nfe, "nfe")}))
+    except ValueError:
         raise ConfigError(
-            f"unknown benchmark {name!r}; choose one of: "
-            f"{', '.join(names) or f'none (no scripts in {folder}/)'}."
-        )
-    raise typer.Exit(subprocess.call([sys.executable, str(folder / f"{name}.py")]))
+            f"--nfe must be whole numbers separated by commas, got {nfe!r}."
+        ) from None
+    if budgets[0] < 1 or budgets[-1] > 1000:
+        raise ConfigError(f"--nfe budgets must lie in 1..1000, got {nfe!r}.")
+    if data_dir is not None and not data_dir.is_dir():
+        raise MissingFileError(f"--data-dir {str(data_dir)!r} is not a folder.")
+    context = Context(
+        suite=suite,
+        samplers=tuple(names),
+        nfes=budgets,
+        data_dir=data_dir,
+        device=str(resolve_device(device)),
+        seed=seed,
+    )
+    run_bench(
+        context,
+        out,
+        _csv(domains, "domains") if domains else None,
+        fresh=fresh,
+        command=[
+            f"--suite {suite}",
+            *([f"--domains {domains}"] if domains else []),
+            f"--samplers {','.join(names)} --nfe {','.join(map(str, budgets))}",
+            *([f"--data-dir {data_dir}"] if data_dir else []),
+            f"--seed {seed} --device {context.device} --out {out}",
+        ],
+        echo=typer.echo,
+    )
+
+
+def _csv(value: str, flag: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise ConfigError(f"--{flag.replace('_', '-')} needs at least one name; got {value!r}.")
+    return items

@@ -89,6 +89,9 @@ class Domain:
         The domain's own flags of ``diffkit sample``, ``evaluate`` and ``forecast``: by command
         name, a frozen dataclass whose fields (made with :func:`option`) the CLI turns into
         flags, parses and hands to the domain as an instance (see :mod:`diffkit.options`).
+    bench
+        Optional ``(suite) -> list[Case]``: the domain's cases of ``diffkit bench`` for the
+        suite "smoke", "quick" or "full" (see :class:`diffkit.bench.Case`). Default: none.
     """
 
     name: str
@@ -104,6 +107,7 @@ class Domain:
     forecast: Callable[..., list[Path]] | None = None
     prepare: Callable[[torch.nn.Module, DomainData, Any], DomainData] | None = None
     options: dict[str, type] = field(default_factory=dict)
+    bench: Callable[[str], list] | None = None
 
 
 def option(default: Any, help: str, *, flag: str | None = None) -> Any:

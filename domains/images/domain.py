@@ -20,6 +20,7 @@ from diffkit.errors import ConfigError, DataError, check_choice
 from diffkit.sampling import SAMPLERS
 
 from .autoencoder import AutoencoderConfig, latent_scale, train_autoencoder
+from .bench import cases as bench_cases
 from .data import ImageSet, load_images
 from .evaluate import save_grid
 from .generate import SampleOptions, generate
@@ -253,4 +254,5 @@ domain = Domain(
     options={"sample": SampleOptions, "evaluate": EvaluateOptions},
     # small images train well in batches of 64; the engine's 256 makes a CPU run slow
     defaults={"train": {"batch_size": 64}},
+    bench=bench_cases,
 )

@@ -20,6 +20,7 @@ from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_sam
 from diffkit.errors import ConfigError, ShapeError, check_choice
 from diffkit.sampling import SAMPLERS
 
+from .bench import cases as bench_cases
 from .data import load
 from .evaluate import evaluate as score
 from .module import TimeGradConfig, TimeGradModel
@@ -282,4 +283,5 @@ domain = Domain(
     defaults={"diffusion": DIFFUSION_DEFAULTS, "train": TRAIN_DEFAULTS},
     forecast=forecast,
     options={"evaluate": EvaluateOptions, "forecast": ForecastOptions},
+    bench=bench_cases,
 )

@@ -19,6 +19,7 @@ from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
 from diffkit.errors import ConfigError, DataError, MissingFileError, check_choice
 from diffkit.sampling import SAMPLERS
 
+from .bench import cases as bench_cases
 from .network import MLP
 
 Tensor = torch.Tensor
@@ -203,4 +204,5 @@ domain = Domain(
     save_samples=save_samples,
     description="2-D Gaussian ring with an exact answer; exercises the engine end to end.",
     options={"evaluate": EvaluateOptions},
+    bench=bench_cases,
 )

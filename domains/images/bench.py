@@ -1,0 +1,207 @@
+"""The images domain's benchmark: FD-classifier and class accuracy against NFE per sampler.
+
+A class-conditional U-Net is trained briefly on the built-in 8x8 digits (MNIST from
+``--data-dir`` in the full suite); then every sampler at every budget draws the same number
+of images per class, and diffusers' counterpart schedulers draw from the *same* network
+(reading the noise level from their own tables; the network gets the matching fractional
+time). Metrics are :mod:`.evaluate`'s, in the feature space of a small classifier trained
+on the training split: the Fréchet distance to the held-out images, and the fraction of
+samples the classifier assigns to the class they were drawn for. The floor is the same
+for real training images against the held-out ones.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+
+import torch
+
+import diffkit
+from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, Skip, result, row, steps_for
+from diffkit.bench import diffusers_ref as ref
+from diffkit.config import DiffusionConfig
+
+from .evaluate import class_accuracy, feature_metrics, train_classifier
+
+# suite -> training steps, U-Net width, samples per point, classifier steps
+BUDGETS = {
+    "smoke": {"steps": 300, "width": 16, "samples": 200, "classifier": 200},
+    "quick": {"steps": 2000, "width": 32, "samples": 1000, "classifier": 300},
+    "full": {"steps": 6000, "width": 32, "samples": 2000, "classifier": 500},
+}
+UNIT = "FD-classifier to held-out images (feature units²)"
+
+
+def scores(clf, val_images, x, labels) -> dict[str, float]:
+    """FD-classifier against the held-out images and class accuracy of ``x``."""
+    fd = feature_metrics(clf, val_images, x)["fd"]
+    return {"fd": fd, "class_accuracy": class_accuracy(clf, x, labels)}
+
+
+def run_images(path_of, suite: str, context: Context) -> dict:
+    """Train on the images ``path_of(context)`` names (None: digits), then every point."""
+    from .domain import ImagesConfig, domain  # it imports this module
+
+    b = BUDGETS[suite]
+    path = path_of(context)
+    config = ImagesConfig(class_conditional=True, base_channels=b["width"])
+    data = domain.load_data(config, path)
+    diffusion = DiffusionConfig()
+    from diffkit.bench.train import train
+
+    trained = train(
+        domain,
+        config,
+        data,
+        diffusion,
+        steps=b["steps"],
+        batch_size=64,
+        lr=2e-3,
+        seed=context.seed,
+        device=context.device,
+    )
+    net, schedule, device = trained.net, trained.schedule, context.device
+    train_set, val = data.train, data.val
+    g = torch.Generator().manual_seed(context.seed)
+    with torch.enable_grad():
+        clf = train_classifier(
+            train_set.images, train_set.labels, steps=b["classifier"], generator=g
+        )
+    n, shape = b["samples"], tuple(train_set.images.shape[1:])
+    labels = torch.arange(n) % config.num_classes
+    x_T = torch.randn(n, *shape, generator=torch.Generator().manual_seed(context.seed + 1))
+    cond = {"y": labels.to(device)}
+    have_ref, rows = ref.installed(), []
+    for sampler in context.samplers:
+        for nfe in context.nfes:
+            steps = steps_for(sampler, nfe, schedule.T)
+            counted, t0 = Counted(net), time.perf_counter()
+            x = diffkit.sample(
+                counted,
+                x_T.to(device),
+                schedule,
+                sampler=sampler,
+                steps=steps,
+                cond=cond,
+                generator=_generator(context),
+            )
+            wall = time.perf_counter() - t0
+            x = net.decode(x).clamp(-1, 1).cpu()
+            rows.append(
+                row(
+                    "diffkit",
+                    sampler,
+                    counted.calls,
+                    nfe_budget=nfe,
+                    steps=steps,
+                    wall_s=wall,
+                    **scores(clf, val.images, x, labels),
+                )
+            )
+            if have_ref and sampler in ref.COUNTERPARTS:
+                rows.append(
+                    reference_row(sampler, nfe, net, schedule, x_T, cond, clf, val, labels, context)
+                )
+            context.advance()
+    floor_x = train_set.images[torch.randperm(len(train_set), generator=g)[:n]]
+    floor = {
+        "fd": feature_metrics(clf, val.images, floor_x)["fd"],
+        "class_accuracy": class_accuracy(clf, val.images, val.labels),
+    }
+    references = {"diffusers": "ok" if have_ref else NOT_INSTALLED, "real images": "ok"}
+    setup = (
+        f"Class-conditional U-Net ({trained.summary()['params']} parameters, width "
+        f"{b['width']}) trained {b['steps']} steps on {len(train_set)} {shape} images; "
+        f"{n} samples per point ({n // config.num_classes} per class), linear schedule "
+        f"T={schedule.T}, no guidance; classifier {b['classifier']} steps. Floor: real "
+        "training images (FD) and the classifier's held-out accuracy."
+    )
+    return result(
+        rows,
+        references,
+        floor=floor,
+        curve=trained.curve,
+        setup=setup,
+        floor_label="real images",
+        train=trained.summary(),
+    )
+
+
+def _generator(context: Context) -> torch.Generator:
+    return torch.Generator(device=context.device).manual_seed(context.seed + 2)
+
+
+def reference_row(sampler, nfe, net, schedule, x_T, cond, clf, val, labels, context) -> dict:
+    """diffusers' counterpart of ``sampler`` driving the same network from the same noise."""
+    steps = ref.steps_for(sampler, nfe)
+
+    def eps_at(x, alpha, sigma):
+        t = schedule.t_of_log_snr(torch.tensor(2 * math.log(alpha / sigma)))
+        return net(x, t.float().to(x.device).expand(x.shape[0]), **cond)
+
+    counted, t0 = Counted(eps_at), time.perf_counter()
+    with torch.no_grad():
+        x = ref.sample(
+            sampler,
+            counted,
+            x_T.to(context.device),
+            schedule.alphas_cumprod,
+            steps,
+            generator=_generator(context),
+        )
+    wall = time.perf_counter() - t0
+    x = net.decode(x).clamp(-1, 1).cpu()
+    return row(
+        "diffusers",
+        sampler,
+        counted.calls,
+        nfe_budget=nfe,
+        steps=steps,
+        scheduler=ref.COUNTERPARTS[sampler][0],
+        wall_s=wall,
+        **scores(clf, val.images, x, labels),
+    )
+
+
+def _digits(context: Context):
+    return None
+
+
+def _mnist(context: Context):
+    folder = context.data_dir / "mnist" if context.data_dir else None
+    if folder is None or not folder.is_dir():
+        raise Skip("MNIST needs --data-dir holding mnist/ (the IDX files).")
+    return folder
+
+
+def cases(suite: str) -> list[Case]:
+    """The built-in digits in every suite; MNIST from ``--data-dir`` in the full suite."""
+    common = dict(
+        domain="images",
+        metric="fd",
+        unit=UNIT,
+        metrics=("class_accuracy",),
+        higher_better=("class_accuracy",),
+        labels={"class_accuracy": "class accuracy (fraction of samples, classifier)"},
+        references=("diffusers", "real images"),
+    )
+    out = [
+        Case(
+            name="digits",
+            title="class-conditional U-Net on the built-in 8x8 digits",
+            run=partial(run_images, _digits, suite),
+            **common,
+        )
+    ]
+    if suite == "full":
+        out.append(
+            Case(
+                name="mnist",
+                title="class-conditional U-Net on MNIST",
+                run=partial(run_images, _mnist, suite),
+                **common,
+            )
+        )
+    return out

@@ -1,0 +1,158 @@
+"""The toy domain's benchmark: every sampler on the exact Gaussian mixture, diffusers beside.
+
+Both libraries sample with the *exact* eps of the noised mixture on DDPM's linear schedule
+(T = 1000), so what differs is the sampler alone. diffusers' schedulers read the noise
+level from their own tables (:mod:`diffkit.bench.diffusers_ref`). Scores: sliced
+Wasserstein-1 (128 fixed directions) averaged over three exact sample sets of the same
+size, and the mode-weight total variation; the floor is the same score of fresh exact
+samples (mean of three draws).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import torch
+
+import diffkit
+from diffkit import schedules, toy
+from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, result, row, steps_for
+from diffkit.bench import diffusers_ref as ref
+
+SAMPLES = {"smoke": 2000, "quick": 10_000, "full": 20_000}
+UNIT = "sliced W1 to exact samples (data units)"
+
+
+class FixedNoise:
+    """A schedule stand-in with one (alpha, sigma), to evaluate the exact eps there."""
+
+    def __init__(self, alpha: float, sigma: float):
+        self.alpha, self.sigma = alpha, sigma
+
+    def alpha_sigma(self, t):
+        t = torch.as_tensor(t, dtype=torch.float64)
+        return torch.full_like(t, self.alpha), torch.full_like(t, self.sigma)
+
+
+def score(mix: toy.GaussianMixture, x, exact: list) -> dict[str, float]:
+    """Mean sliced W1 to each exact set (the same 128 directions every time), and mode TV."""
+    sw = [toy.sliced_wasserstein(x, e, 128, torch.Generator().manual_seed(1)) for e in exact]
+    return {"sw1": sum(sw) / len(sw), "mode_tv": mix.mode_tv(x)}
+
+
+def spacings(sampler: str) -> list[str]:
+    """diffkit's step placements to run: trailing, plus those diffusers has a variant for."""
+    return ["trailing", *(s for m, s in ref.VARIANTS if m == sampler)]
+
+
+def run_mixture(make, n: int, context: Context) -> dict:
+    """Every (sampler, spacing, NFE) of both libraries on the mixture ``make()``."""
+    mix, schedule = make(), schedules.linear()
+    g = torch.Generator().manual_seed(context.seed)
+    exact = [mix.sample(n, g) for _ in range(3)]
+    floors = [score(mix, mix.sample(n, g), exact) for _ in range(3)]
+    floor = {k: sum(f[k] for f in floors) / 3 for k in floors[0]}
+    x_T = torch.randn(n, mix.dim, generator=g)
+    net = mix.denoiser(schedule)
+    have_ref = ref.installed()
+    rows = []
+    for sampler in context.samplers:
+        for spacing in spacings(sampler):
+            method = sampler if spacing == "trailing" else f"{sampler} ({spacing})"
+            for nfe in context.nfes:
+                steps = steps_for(sampler, nfe, schedule.T)
+                counted, t0 = Counted(net), time.perf_counter()
+                x = diffkit.sample(
+                    counted,
+                    x_T,
+                    schedule,
+                    sampler=sampler,
+                    steps=steps,
+                    spacing=spacing,
+                    generator=torch.Generator().manual_seed(context.seed + 2),
+                )
+                wall = time.perf_counter() - t0
+                rows.append(
+                    row(
+                        "diffkit",
+                        method,
+                        counted.calls,
+                        nfe_budget=nfe,
+                        steps=steps,
+                        wall_s=wall,
+                        **score(mix, x, exact),
+                    )
+                )
+                if have_ref and sampler in ref.COUNTERPARTS:
+                    rows.append(
+                        reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context)
+                    )
+                context.advance()
+    references = {"diffusers": "ok" if have_ref else NOT_INSTALLED, "exact samples": "ok"}
+    setup = (
+        f"{n} samples of {mix.dim}-D mixture of {len(mix.weights)}, linear schedule T=1000, "
+        "exact eps; diffkit and diffusers both 'trailing' unless the method names a spacing "
+        f"(diffusers {ref.version() or 'not installed'}: use_lu_lambdas for logsnr, "
+        "use_karras_sigmas for karras)."
+    )
+    return result(rows, references, floor=floor, setup=setup, floor_label="exact samples")
+
+
+def reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context) -> dict:
+    """diffusers' counterpart of ``sampler`` (and ``spacing``) on the same start noise."""
+    steps, schedule = ref.steps_for(sampler, nfe), schedules.linear()
+
+    def eps_at(x, alpha, sigma):
+        return mix.eps(x, torch.zeros(()), FixedNoise(alpha, sigma))
+
+    counted, t0 = Counted(eps_at), time.perf_counter()
+    name = ref.COUNTERPARTS[sampler][0]
+    try:
+        x = ref.sample(
+            sampler,
+            counted,
+            x_T,
+            schedule.alphas_cumprod,
+            steps,
+            variant=ref.VARIANTS.get((sampler, spacing)),
+            generator=torch.Generator().manual_seed(context.seed + 2),
+        )
+        values = score(mix, x, exact)
+    except Exception as e:  # a setting a scheduler refuses: recorded, not fatal
+        values = {"sw1": None, "mode_tv": None, "error": f"{type(e).__name__}: {e}"}
+    wall = time.perf_counter() - t0
+    return row(
+        "diffusers",
+        method,
+        counted.calls,
+        nfe_budget=nfe,
+        steps=steps,
+        scheduler=name,
+        wall_s=wall,
+        **values,
+    )
+
+
+def cases(suite: str) -> list[Case]:
+    """The toy cases of ``suite``: the 2-D ring always, the 16-D mixture beyond smoke."""
+    problems = {"ring": ("8-mode 2-D ring, exact denoiser", toy.ring)}
+    if suite != "smoke":
+        problems["mixture16"] = (
+            "16-D mixture of 8, exact denoiser",
+            partial(toy.random_mixture, 16, 8),
+        )
+    return [
+        Case(
+            domain="toy",
+            name=name,
+            title=title,
+            metric="sw1",
+            unit=UNIT,
+            references=("diffusers", "exact samples"),
+            run=partial(run_mixture, make, SAMPLES[suite]),
+            metrics=("mode_tv",),
+            labels={"mode_tv": "mode-weight total variation (fraction of samples)"},
+        )
+        for name, (title, make) in problems.items()
+    ]
