@@ -2,7 +2,7 @@
 
 import tomllib
 
-from tests.conftest import REPO
+from tests.reference import REPO
 
 
 def test_pyproject_lists_every_package_of_diffkit_and_the_domains():
