@@ -60,11 +60,11 @@ def cfg(model, scale: float, null_cond: dict):
 def with_x0_transform(model_fn, schedule: Schedule, transform: Callable[[Tensor], Tensor]):
     """``model_fn`` with ``transform`` applied to every x0 prediction, eps recomputed."""
 
-    def fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    def fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
         x0, _ = model_fn(x, t)
-        alpha, sigma = (c.item() for c in schedule.alpha_sigma(t))
+        alpha, sigma = schedule.alpha_sigma_at(t)
         x0 = transform(x0)
-        return x0, (x - alpha * x0) / sigma
+        return x0, torch.add(x, x0, alpha=-alpha).div_(sigma)
 
     return fn
 
@@ -78,12 +78,12 @@ def with_known(model_fn, schedule: Schedule, known: Tensor, mask: Tensor, genera
     """
     mask = mask.to(known.dtype)
 
-    def fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        alpha, sigma = (c.item() for c in schedule.alpha_sigma(t))
-        noised = alpha * known + sigma * randn_like(x, generator)
+    def fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        alpha, sigma = schedule.alpha_sigma_at(t)
+        noised = torch.add(known * alpha, randn_like(x, generator), alpha=sigma)
         x0, _ = model_fn(mask * noised + (1 - mask) * x, t)
         x0 = mask * known + (1 - mask) * x0
-        return x0, (x - alpha * x0) / sigma  # unknown entries: the model's own eps
+        return x0, torch.add(x, x0, alpha=-alpha).div_(sigma)  # unknown: the model's own eps
 
     return fn
 

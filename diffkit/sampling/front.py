@@ -81,6 +81,11 @@ def sample(
     options
         Passed to the sampler, e.g. ``eta=0.5`` for DDIM.
 
+    Everything runs on x's device (``device``, or that of ``x_T``), and no step asks the host
+    for a value: the only synchronisations are the NaN checks of x_T and of the result. A
+    ``generator`` on x's device draws the noise there; one on another device (a CPU
+    generator for results that agree across devices) draws there and copies each draw.
+
     Examples
     --------
     >>> x0 = diffkit.sample(net, (16, 2), diffkit.schedules.linear(), sampler="ddim", steps=50)
@@ -99,7 +104,7 @@ def sample(
         steps = steps if steps is not None else (schedule.T if schedule.discrete else 1000)
         times = timesteps(schedule, steps, spacing)
     else:
-        times = schedule.check_t(times)
+        times = schedule.check_t(times).cpu()  # the samplers read them as floats
     if guidance_scale is not None:
         model = guidance.cfg(model, guidance_scale, null_cond)
     model_fn = model_function(model, schedule, prediction, cond)
@@ -114,6 +119,11 @@ def sample(
         callback = _with_progress_bar(callback, len(times), sampler)
     with torch.no_grad():
         x = fn(model_fn, x, times, schedule, generator=generator, callback=callback, **options)
+    if not torch.isfinite(x).all():  # once per call: the steps themselves never sync
+        raise DataError(
+            f"sampler {sampler!r} ended with NaN or inf values: the model returned non-finite "
+            "predictions or the steps diverged; check the model's outputs, or use more steps."
+        )
     return x if known is None else mask * known + (1 - mask) * x
 
 
