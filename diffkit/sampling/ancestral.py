@@ -6,7 +6,7 @@ import math
 
 from diffkit.errors import check_choice
 from diffkit.process import posterior_coefficients, transition
-from diffkit.sampling.base import randn_like, report, trajectory
+from diffkit.sampling.base import randn_like, report, scalars, trajectory
 from diffkit.sampling.registry import register
 
 
@@ -25,10 +25,11 @@ def ddpm(model_fn, x, times, schedule, *, generator=None, callback=None, varianc
         if variance == "large":
             var = transition(a_s, s_s, a_t, s_t)[1]
         steps.append((c_x, c_0, math.sqrt(max(var, 1e-20)) if s_s > 0 else 0.0))
+    scale = scalars([c_x for c_x, _, _ in steps], x)
     for i, t in enumerate(times.tolist()):
-        c_x, c_0, std = steps[i]
+        _, c_0, std = steps[i]
         x0, _ = model_fn(x, t)
-        x = (x * c_x).add_(x0, alpha=c_0)
+        x = (x * scale[i]).add_(x0, alpha=c_0)
         if std > 0:
             x.add_(randn_like(x, generator), alpha=std)
         report(callback, i, t, x, x0)

@@ -20,24 +20,37 @@ from diffkit.schedules import Schedule
 Tensor = torch.Tensor
 
 
-# to_x0_eps (diffkit.process) for Python-float alpha and sigma, in two fused ops each.
-def _from_eps(out, x, alpha, sigma):
-    return torch.add(x, out, alpha=-sigma).div_(alpha), out
+# to_x0_eps (diffkit.process) in two fused ops, from the factors of :func:`_factors`.
+def _from_eps(out, x, alpha, sigma, f):
+    return torch.add(x, out, alpha=-sigma).mul_(f[0]), out
 
 
-def _from_x0(out, x, alpha, sigma):
-    return out, torch.add(x, out, alpha=-alpha).div_(sigma)
+def _from_x0(out, x, alpha, sigma, f):
+    return out, torch.add(x, out, alpha=-alpha).mul_(f[0])
 
 
-def _from_score(out, x, alpha, sigma):
-    eps = out * -sigma
-    return torch.add(x, eps, alpha=-sigma).div_(alpha), eps
+def _from_score(out, x, alpha, sigma, f):
+    eps = out * f[1]
+    return torch.add(x, eps, alpha=-sigma).mul_(f[0]), eps
 
 
-def _from_v(out, x, alpha, sigma):
+def _from_v(out, x, alpha, sigma, f):
     norm = alpha**2 + sigma**2
-    x0 = torch.add(x * (alpha / norm), out, alpha=-sigma / norm)
-    return x0, torch.add(x * (sigma / norm), out, alpha=alpha / norm)
+    return torch.add(x * f[0], out, alpha=-sigma / norm), torch.add(
+        x * f[1], out, alpha=alpha / norm
+    )
+
+
+def _inv(v: float) -> float:
+    return 1 / v if v != 0 else math.inf  # x0 at alpha = 0 is inf or NaN, as x / 0 would be
+
+
+def _factors(p: Prediction, alpha: float, sigma: float) -> tuple[float, float]:
+    """The multiplying factors each conversion needs (it adds with Python-float alphas)."""
+    if p is Prediction.V:
+        norm = alpha**2 + sigma**2
+        return alpha / norm, sigma / norm
+    return (_inv(sigma), 0.0) if p is Prediction.X0 else (_inv(alpha), -sigma)
 
 
 _TO_X0_EPS = {
@@ -48,35 +61,48 @@ _TO_X0_EPS = {
 }
 
 
-def model_function(net, schedule: Schedule, prediction: str | Prediction, cond: dict | None):
+def model_function(
+    net, schedule: Schedule, prediction: str | Prediction, cond: dict | None, *, at=None, like=None
+):
     """Wrap ``net(x_t, t, **cond)`` as ``model_fn(x, t) -> (x0, eps)`` for one time ``t``.
 
     ``t`` is a float (or a 0-d CPU tensor) that the caller has range-checked; the network
-    gets it as a (B,) tensor of x's dtype on x's device.
+    gets it as a (B,) tensor of x's dtype on x's device. Given the times ``at`` which it will
+    mostly be called and a tensor ``like`` the samples, the conversion factors for those
+    times are made once as 0-d tensors on like's device (see :func:`scalars`).
     """
-    to_x0_eps = _TO_X0_EPS[Prediction.parse(prediction)]
-    cond = cond or {}
+    p = Prediction.parse(prediction)
+    to_x0_eps, cond, prepared = _TO_X0_EPS[p], cond or {}, {}
+    if at is not None and like is not None:
+        at = at.tolist() if isinstance(at, Tensor) else list(at)
+        pairs = [schedule.alpha_sigma_at(t) for t in at]
+        flat = scalars([f for a, s in pairs for f in _factors(p, a, s)], like)
+        prepared = {t: (*pairs[k], flat[2 * k : 2 * k + 2]) for k, t in enumerate(at)}
 
     def model_fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
         t = float(t)
-        alpha, sigma = schedule.alpha_sigma_at(t)
+        if t in prepared:
+            alpha, sigma, factors = prepared[t]
+        else:
+            alpha, sigma = schedule.alpha_sigma_at(t)
+            factors = _factors(p, alpha, sigma)
         out = net(x, x.new_full((x.shape[0],), t), **cond)  # t as (B,)
         if out.shape != x.shape:
             raise ShapeError(
                 f"the model returned shape {tuple(out.shape)} for x of shape {tuple(x.shape)}; "
                 "it must return its prediction with x's shape."
             )
-        return to_x0_eps(out, x, alpha, sigma)
+        return to_x0_eps(out, x, alpha, sigma, factors)
 
     return model_fn
 
 
 def alphas_sigmas(schedule: Schedule, times) -> tuple[list[float], list[float]]:
-    """``alpha`` and ``sigma`` at each of ``times`` (a tensor or a list), as floats."""
-    if len(times) == 0:
-        return [], []
-    alpha, sigma = schedule.alpha_sigma(torch.as_tensor(times, dtype=torch.float64))
-    return alpha.tolist(), sigma.tolist()
+    """``alpha`` and ``sigma`` at each of ``times`` (a tensor or a list), as floats: the very
+    values the model function converts with (:meth:`Schedule.alpha_sigma_at`)."""
+    times = times.tolist() if isinstance(times, Tensor) else times
+    pairs = [schedule.alpha_sigma_at(t) for t in times]
+    return [a for a, _ in pairs], [s for _, s in pairs]
 
 
 def trajectory(schedule: Schedule, times: Tensor) -> tuple[list[float], list[float]]:
@@ -111,7 +137,16 @@ def times_at_half_log_snr(schedule: Schedule, lams: list[float]) -> list[float]:
     return schedule.t_of_log_snr(torch.tensor(lams, dtype=torch.float64) * 2).tolist()
 
 
-def combine(x: Tensor, a: float, terms: list[Tensor], weights: list[float]) -> Tensor:
+def scalars(values: list[float], x: Tensor) -> list:
+    """``values`` as 0-d tensors of x's dtype on x's device, made in one copy: multiplying by
+    one costs half of multiplying by a Python float, which torch wraps in a tensor each time.
+    Other dtypes than float32/64 keep the floats (a bfloat16 coefficient would round)."""
+    if x.dtype not in (torch.float32, torch.float64):
+        return list(values)
+    return list(torch.tensor(values, dtype=x.dtype).to(x.device).unbind())
+
+
+def combine(x: Tensor, a, terms: list[Tensor], weights: list[float]) -> Tensor:
     """``a x + sum_k weights[k] terms[k]``: one multiply and one fused add per term."""
     out = x * a
     for w, term in zip(weights, terms, strict=False):  # terms may hold more than are used

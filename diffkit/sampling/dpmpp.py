@@ -18,6 +18,7 @@ from diffkit.sampling.base import (
     half_log_snr,
     randn_like,
     report,
+    scalars,
     times_at_half_log_snr,
     trajectory,
 )
@@ -82,12 +83,13 @@ def multistep(model_fn, x, times, schedule, *, order, lower_order_final, sde, ge
         dpmpp_step(lams, alphas, sigmas, i, multistep_order(order, i, n, lower_order_final), sde)
         for i in range(n)
     ]
+    scale = scalars([a for a, _, _ in steps], x)
     history = []  # x0 of the last `order` evaluations, newest first
     for i, t in enumerate(times.tolist()):
         x0, _ = model_fn(x, t)
         history = [x0, *history[: order - 1]]
-        a, weights, noise = steps[i]
-        x = combine(x, a, history, weights)
+        _, weights, noise = steps[i]
+        x = combine(x, scale[i], history, weights)
         if noise > 0:  # SDE-DPM-Solver++ only; none on the step to clean data
             x.add_(randn_like(x, generator), alpha=noise)
         report(callback, i, t, x, x0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -24,10 +25,16 @@ def initial_noise(shape, schedule: Schedule, *, generator=None, device=None, dty
     return scale * randn_like(x, generator)
 
 
+@functools.cache
+def option_names(fn) -> tuple[str, ...]:
+    """The options of sampler ``fn``: its keyword parameters beyond the shared signature."""
+    shared = {"model_fn", "x", "times", "schedule", "generator", "callback"}
+    return tuple(p for p in inspect.signature(fn).parameters if p not in shared)
+
+
 def check_options(fn, name: str, options: dict) -> None:
     """Raise a ConfigError naming any option the sampler ``name`` does not take."""
-    shared = {"model_fn", "x", "times", "schedule", "generator", "callback"}
-    valid = [p for p in inspect.signature(fn).parameters if p not in shared]
+    valid = option_names(fn)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         listed = ", ".join(valid) or "none"
@@ -107,7 +114,7 @@ def sample(
         times = schedule.check_t(times).cpu()  # the samplers read them as floats
     if guidance_scale is not None:
         model = guidance.cfg(model, guidance_scale, null_cond)
-    model_fn = model_function(model, schedule, prediction, cond)
+    model_fn = model_function(model, schedule, prediction, cond, at=times, like=x)
     if x0_transform is not None:
         model_fn = guidance.with_x0_transform(model_fn, schedule, x0_transform)
     if (known is None) != (mask is None):

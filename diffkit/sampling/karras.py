@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from diffkit.sampling.base import randn_like, report, trajectory
+from diffkit.sampling.base import randn_like, report, scalars, trajectory
 from diffkit.sampling.registry import register
 
 
@@ -64,14 +64,15 @@ def euler(
     ves = [s / a for a, s in zip(alphas, sigmas, strict=True)]
     times = times.tolist()
     levels = churn_levels(schedule, times, alphas, ves, s_churn, s_tmin, s_tmax, s_noise)
+    # x_ve' = x_ve + (sigma_ve' - sigma_ve) eps, written in x = alpha x_ve (two ops fewer)
+    scale = scalars([alphas[i + 1] / a_hat for i, (_, a_hat, _, _) in enumerate(levels)], x)
     for i, t in enumerate(times):
         t_hat, a_hat, ve_hat, noise = levels[i]
         if noise is not None:  # x_hat = a_hat (x / alpha + noise z)
             x = (x * (a_hat / alphas[i])).add_(randn_like(x, generator), alpha=a_hat * noise)
         x0, eps = model_fn(x, t_hat)
-        # x_ve' = x_ve + (sigma_ve' - sigma_ve) eps, written in x = alpha x_ve (two ops fewer)
-        a_next, step = alphas[i + 1], ves[i + 1] - ve_hat
-        x = x0 if ves[i + 1] == 0 else (x * (a_next / a_hat)).add_(eps, alpha=a_next * step)
+        step = alphas[i + 1] * (ves[i + 1] - ve_hat)
+        x = x0 if ves[i + 1] == 0 else (x * scale[i]).add_(eps, alpha=step)
         report(callback, i, t, x, x0)
     return x
 

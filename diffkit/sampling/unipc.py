@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from diffkit.errors import ConfigError
-from diffkit.sampling.base import combine, half_log_snr, report, solve, trajectory
+from diffkit.sampling.base import combine, half_log_snr, report, scalars, solve, trajectory
 from diffkit.sampling.dpmpp import multistep_order
 from diffkit.sampling.registry import register
 
@@ -75,15 +75,16 @@ def unipc(
     orders = [multistep_order(order, i, n, lower_order_final) for i in range(n)]
     predictors = [unip_step(lams, alphas, sigmas, i, orders[i]) for i in range(n)]
     correctors = [unic_step(lams, alphas, sigmas, i, orders[i]) for i in range(n - 1)]
+    scale = scalars([a for a, _ in predictors], x)  # UniC's is the same: sigma_s / sigma_t
     history, x_last = [], x  # x0 of the last `order` evaluations, newest first; x before a step
     for i, t in enumerate(times.tolist()):
         x0, _ = model_fn(x, t)
         if i > 0:  # UniC: correct x_i with its own model call, at the last step's order
-            a, weights, w_new = correctors[i - 1]
-            x = combine(x_last, a, history, weights).add_(x0, alpha=w_new)
+            _, weights, w_new = correctors[i - 1]
+            x = combine(x_last, scale[i - 1], history, weights).add_(x0, alpha=w_new)
         history = [x0, *history[: order - 1]]
         x_last = x
-        a, weights = predictors[i]  # UniP: from x_i to the next time
-        x = combine(x, a, history, weights)
+        _, weights = predictors[i]  # UniP: from x_i to the next time
+        x = combine(x, scale[i], history, weights)
         report(callback, i, t, x, x0)
     return x
