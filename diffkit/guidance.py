@@ -36,6 +36,14 @@ def cfg(model, scale: float, null_cond: dict):
     if not isinstance(null_cond, dict) or not null_cond:
         raise ConfigError("cfg needs null_cond, a dict like {'label': null_label}.")
 
+    nulls = {}  # (key, device, dtype) -> the null conditioning there, copied once
+
+    def null_like(key: str, value: Tensor) -> Tensor:
+        where = (key, value.device, value.dtype)
+        if where not in nulls:  # a copy to an accelerator per step would synchronise
+            nulls[where] = torch.as_tensor(null_cond[key], device=value.device, dtype=value.dtype)
+        return nulls[where].expand_as(value)
+
     def guided(x: Tensor, t: Tensor, **cond) -> Tensor:
         missing = sorted(set(null_cond) - set(cond))
         if missing:
@@ -44,8 +52,7 @@ def cfg(model, scale: float, null_cond: dict):
         both = {}
         for key, value in cond.items():
             if key in null_cond:
-                null = torch.as_tensor(null_cond[key], device=value.device, dtype=value.dtype)
-                both[key] = torch.cat([value, null.expand_as(value)])
+                both[key] = torch.cat([value, null_like(key, value)])
             elif isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == b:
                 both[key] = torch.cat([value, value])
             else:
