@@ -317,13 +317,33 @@ def environment() -> dict:
     }
 
 
+def history_markdown(out: Path) -> str:
+    """The ratios of earlier overhead runs kept as ``samplers-overhead-*.json`` (e.g. before
+    and between changes), one row per file, so a table of them is never pasted by hand."""
+    files = sorted(out.glob("samplers-overhead-*.json"))
+    if not files:
+        return ""
+    runs = [(f.name, json.loads(f.read_text())) for f in files]
+    keys = [(r["batch"], r["sampler"]) for r in runs[0][1]["overhead"]["rows"]]
+    lines = ["", "Earlier runs of the same measurement (ratio diffkit / diffusers by batch):",
+             "", "| JSON | date | load | " + " | ".join(f"{n} {b}" for b, n in keys) + " | what |",
+             "|---|---|---|" + "---|" * len(keys) + "---|"]  # fmt: skip
+    for name, res in runs:
+        ratio = {(r["batch"], r["sampler"]): r["diffkit_s"] / r["diffusers_s"]
+                 for r in res["overhead"]["rows"]}  # fmt: skip
+        cells = " | ".join(f"{ratio[k]:.2f}" if k in ratio else "" for k in keys)
+        load = "-".join(f"{v:.1f}" for v in res["load"])
+        lines.append(f"| `{name}` | {res['date']} | {load} | {cells} | {res['note']} |")
+    return "\n".join(lines) + "\n"
+
+
 def run_overhead(args, schedule, command):
     res = environment()
     res["overhead"] = overhead(schedule, reps=args.reps)
     res["load"].append(os.getloadavg()[0])
     res["note"] = args.note
     (args.out / "samplers-overhead.json").write_text(json.dumps(res, indent=1))
-    md = overhead_markdown(res, command, args.note)
+    md = overhead_markdown(res, command, args.note) + history_markdown(args.out)
     (args.out / "samplers-overhead.md").write_text(md)
     update_section("samplers-overhead", md)
     print(md)
