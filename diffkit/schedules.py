@@ -124,6 +124,11 @@ class Schedule:
         """``log alpha`` at every step of a discrete schedule, as floats (-inf where 0)."""
         return [0.5 * math.log(a) if a > 0 else -math.inf for a in self.alphas_cumprod.tolist()]
 
+    def __getstate__(self) -> dict:
+        # the per-device caches are rebuilt on use: a pickle (DDP, deepcopy) carries no
+        # tensors on an accelerator
+        return {k: v for k, v in self.__dict__.items() if k not in ("_tables", "_log_alpha_list")}
+
     @cached_property
     def _tables(self) -> dict:
         return {}  # (device, dtype) -> the log-alpha table there; filled by _log_alpha_table
