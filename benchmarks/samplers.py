@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import statistics
+import sys
 import time
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import (
     DDIMScheduler,
@@ -34,6 +39,9 @@ from diffusers import (
 
 import diffkit
 from diffkit import schedules, toy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import update_section
 
 NFES = (10, 20, 50, 100)
 SPACINGS = ("logsnr", "karras")  # plus "trailing" for DDPM and DDIM, as in diffusers
@@ -87,23 +95,33 @@ class FixedNoise:
         return torch.full_like(t, self.alpha), torch.full_like(t, self.sigma)
 
 
-def run_diffusers(cls, config, spacing, steps, mix, x, schedule, zero_model=False):
+def make_scheduler(cls, config, spacing, schedule):
     sched = cls(beta_schedule="linear", timestep_spacing=spacing, **config)
     sched.alphas_cumprod = schedule.alphas_cumprod.clone()  # float64, before set_timesteps
+    return sched
+
+
+def diffusers_loop(sched, steps, x, eps_fn):
+    """diffusers' sampling loop; ``eps_fn(x_in, t, step_index)`` is the model."""
     sched.set_timesteps(steps)
     x = x * sched.init_noise_sigma
     for t in sched.timesteps:
         x_in = sched.scale_model_input(x, t)
-        if zero_model:
-            eps = torch.zeros_like(x_in)
-        elif hasattr(sched, "sigmas"):  # the scheduler's own VE sigma at the current index
-            s_ve = float(sched.sigmas[sched.step_index or 0])
-            alpha = (1 + s_ve**2) ** -0.5
-            eps = mix.eps(x_in, torch.zeros(()), FixedNoise(alpha, s_ve * alpha))
-        else:
-            eps = mix.eps(x_in, t.double(), schedule)
-        x = sched.step(eps, t, x).prev_sample
+        x = sched.step(eps_fn(x_in, t, getattr(sched, "_step_index", None) or 0), t, x).prev_sample
     return x
+
+
+def run_diffusers(cls, config, spacing, steps, mix, x, schedule):
+    sched = make_scheduler(cls, config, spacing, schedule)
+
+    def eps_fn(x_in, t, index):
+        if hasattr(sched, "sigmas"):  # the scheduler's own VE sigma at the current index
+            s_ve = float(sched.sigmas[index])
+            alpha = (1 + s_ve**2) ** -0.5
+            return mix.eps(x_in, torch.zeros(()), FixedNoise(alpha, s_ve * alpha))
+        return mix.eps(x_in, t.double(), schedule)
+
+    return diffusers_loop(sched, steps, x, eps_fn)
 
 
 def run_diffkit(name, spacing, steps, net, x, schedule, g):
@@ -155,29 +173,70 @@ def benchmark_problem(label, mix, n, schedule, nfes):
     }
 
 
-def overhead(schedule, steps=100, reps=7):
-    """Seconds per step with a model that returns zeros, for a (16, 2) batch; the best of
-    ``reps`` interleaved runs, since other processes share the cores."""
-    x = torch.randn(16, 2)
+# diffkit sampler, its options, the diffusers scheduler computing the same, its config
+OVERHEAD = [
+    ("ddim", {}, DDIMScheduler, {}),
+    ("euler", {}, EulerDiscreteScheduler, {}),
+    ("dpmpp_2m", {}, DPMSolverMultistepScheduler, {}),
+    ("unipc", {"order": 2}, UniPCMultistepScheduler, {"solver_order": 2}),
+]
+
+
+def cpu_seconds(fn) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def overhead(schedule, batches=(1, 64), steps=50, reps=31):
+    """CPU seconds per step with a model that returns zeros, for (B, 2) batches: the median of
+    ``reps`` interleaved runs of a whole sampling call each (ours: ``diffkit.sample``;
+    theirs: ``set_timesteps`` and the step loop of a scheduler built once, as our schedule)."""
     zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
-    out = {}
-    pairs = [
-        ("ddim", DDIMScheduler, {}),
-        ("dpmpp_2m", DPMSolverMultistepScheduler, {}),
-        ("unipc", UniPCMultistepScheduler, {"order": 2}),
-        ("euler", EulerDiscreteScheduler, {}),
+    rows = []
+    for b in batches:
+        x = torch.randn(b, 2, generator=torch.Generator().manual_seed(0))
+        for ours, options, cls, config in OVERHEAD:
+            sched = make_scheduler(cls, config, "trailing", schedule)
+
+            def run_ours(ours=ours, options=options, x=x):
+                diffkit.sample(zero, x, schedule, sampler=ours, steps=steps, **options)
+
+            def run_theirs(sched=sched, x=x):
+                diffusers_loop(sched, steps, x, lambda x_in, t, i: torch.zeros_like(x_in))
+
+            run_ours(), run_theirs()  # warm-up
+            a, c = [], []
+            for _ in range(reps):  # interleaved, so both see the same load
+                a.append(cpu_seconds(run_ours) / steps)
+                c.append(cpu_seconds(run_theirs) / steps)
+            rows.append({"batch": b, "sampler": ours, "scheduler": cls.__name__,
+                         "diffkit_s": statistics.median(a), "diffusers_s": statistics.median(c),
+                         "diffkit_all_s": a, "diffusers_all_s": c})  # fmt: skip
+    return {"steps": steps, "reps": reps, "shape": "(B, 2)", "rows": rows}
+
+
+def overhead_markdown(res, command: str, note: str) -> str:
+    o = res["overhead"]
+    lines = [
+        f"Command: `{command}`; output `benchmarks/results/samplers-overhead.{{json,md}}` "
+        f"(run {res['date']}, torch {res['torch']}, diffusers {res['diffusers']}, one thread, "
+        f"load average {res['load'][0]:.1f} before and {res['load'][1]:.1f} after).",
+        "",
+        f"Zero-cost model, x of shape {o['shape']}, {o['steps']} steps, CPU time per step of a "
+        f"whole sampling call, median of {o['reps']} interleaved repeats; target ratio <= 0.5.",
     ]
-    for ours, cls, options in pairs:
-        best_ours = best_theirs = float("inf")
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            diffkit.sample(zero, x, schedule, sampler=ours, steps=steps, **options)
-            best_ours = min(best_ours, (time.perf_counter() - t0) / steps)
-            t0 = time.perf_counter()
-            run_diffusers(cls, {}, "trailing", steps, None, x, schedule, zero_model=True)
-            best_theirs = min(best_theirs, (time.perf_counter() - t0) / steps)
-        out[ours] = {"diffkit_s": best_ours, "diffusers_s": best_theirs, "scheduler": cls.__name__}
-    return out
+    lines += ["", note.strip(), ""] if note.strip() else [""]
+    lines += ["| batch | sampler | diffkit µs/step | diffusers scheduler | diffusers µs/step "
+              "| ratio | target |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in o["rows"]:
+        ours, theirs = 1e6 * r["diffkit_s"], 1e6 * r["diffusers_s"]
+        ok = "met" if ours <= 0.5 * theirs else "**missed**"
+        lines.append(
+            f"| {r['batch']} | {r['sampler']} | {ours:.1f} | {r['scheduler']} | {theirs:.1f} | "
+            f"{ours / theirs:.2f} | {ok} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def best(rows, library, nfe):
@@ -185,14 +244,41 @@ def best(rows, library, nfe):
     return min(cands, key=lambda r: r["sw1"])
 
 
-def markdown(results, args) -> str:
-    command = "python benchmarks/samplers.py" + (" --quick" if args.quick else "")
-    command += f" --samples {args.samples}" if args.samples else ""
+def targets_markdown(results) -> str:
+    """The accuracy targets, judged from the run's own rows."""
+    probs = results["problems"]
+
+    def cell(nfe, judge):
+        out = []
+        for res in probs.values():
+            a, b = best(res["rows"], "diffkit", nfe), best(res["rows"], "diffusers", nfe)
+            ratio = a["sw1"] / (res["floor"]["sw1"] if judge == "floor" else b["sw1"])
+            out.append((ratio, f"{ratio:.2f}x ({a['sampler']}, {a['spacing']})"))
+        return out
+
+    lines = ["| target | " + " | ".join(probs) + " | verdict |", "|---|" + "---|" * len(probs)
+             + "---|"]  # fmt: skip
+    for nfe, judge, limit, text in [
+        (10, "diffusers", 0.8, "10 NFE: diffkit best <= 0.8x diffusers best"),
+        (20, "diffusers", 1.0, "20 NFE: no worse than diffusers best"),
+        (50, "floor", 1.2, "50 NFE: within 1.2x of the noise floor"),
+    ]:
+        if nfe not in results["nfes"]:
+            continue
+        cells = cell(nfe, judge)
+        verdict = "met" if all(r <= limit for r, _ in cells) else "**missed**"
+        lines.append(f"| {text} | " + " | ".join(c for _, c in cells) + f" | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(results, command: str) -> str:
     setup = f"{results['n']} samples, linear schedule T=1000, float32 samples, exact eps"
-    lines = [f"Command: `{command}` ({setup}).", ""]
+    lines = [f"Command: `{command}` ({setup}; {results['seconds']:.0f} s); output "
+             f"`benchmarks/results/{results['name']}.{{json,md}}`.", ""]  # fmt: skip
+    lines += ["#### Targets", "", targets_markdown(results)]
     for label, res in results["problems"].items():
         rows, floor = res["rows"], res["floor"]
-        lines += [f"### {label}", "", f"Noise floor: sliced W1 {floor['sw1']:.4f}, "
+        lines += [f"#### {label}", "", f"Noise floor: sliced W1 {floor['sw1']:.4f}, "
                   f"mode TV {floor['mode_tv']:.4f}.", ""]  # fmt: skip
         lines += ["| NFE | diffkit best (sampler, spacing) | SW1 | diffusers best | SW1 | ratio | "
                   "vs floor |", "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -219,36 +305,81 @@ def markdown(results, args) -> str:
                 cells.append(f"{r['sw1']:.4f} / {r['mode_tv']:.3f} ({r['spacing']})")
             lines.append(f"| {lib} | {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["### Per-step overhead (zero-cost model, batch (16, 2), 100 steps)", "",
-              "| sampler | diffkit µs/step | diffusers scheduler | diffusers µs/step | ratio |",
-              "|---|---|---|---|---|"]  # fmt: skip
-    for name, o in results["overhead"].items():
-        ours, theirs = 1e6 * o["diffkit_s"], 1e6 * o["diffusers_s"]
-        lines.append(
-            f"| {name} | {ours:.0f} | {o['scheduler']} | {theirs:.0f} | {ours / theirs:.2f} |"
-        )
     return "\n".join(lines) + "\n"
+
+
+def environment() -> dict:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "load": [os.getloadavg()[0]],
+    }
+
+
+def history_markdown(out: Path) -> str:
+    """The ratios of earlier overhead runs kept as ``samplers-overhead-*.json`` (e.g. before
+    and between changes), one row per file, so a table of them is never pasted by hand."""
+    files = sorted(out.glob("samplers-overhead-*.json"))
+    if not files:
+        return ""
+    runs = [(f.name, json.loads(f.read_text())) for f in files]
+    keys = [(r["batch"], r["sampler"]) for r in runs[0][1]["overhead"]["rows"]]
+    lines = ["", "Earlier runs of the same measurement (ratio diffkit / diffusers by batch):",
+             "", "| JSON | date | load | " + " | ".join(f"{n} {b}" for b, n in keys) + " | what |",
+             "|---|---|---|" + "---|" * len(keys) + "---|"]  # fmt: skip
+    for name, res in runs:
+        ratio = {(r["batch"], r["sampler"]): r["diffkit_s"] / r["diffusers_s"]
+                 for r in res["overhead"]["rows"]}  # fmt: skip
+        cells = " | ".join(f"{ratio[k]:.2f}" if k in ratio else "" for k in keys)
+        load = "-".join(f"{v:.1f}" for v in res["load"])
+        lines.append(f"| `{name}` | {res['date']} | {load} | {cells} | {res['note']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_overhead(args, schedule, command):
+    res = environment()
+    res["overhead"] = overhead(schedule, reps=args.reps)
+    res["load"].append(os.getloadavg()[0])
+    res["note"] = args.note
+    (args.out / "samplers-overhead.json").write_text(json.dumps(res, indent=1))
+    md = overhead_markdown(res, command, args.note) + history_markdown(args.out)
+    (args.out / "samplers-overhead.md").write_text(md)
+    update_section("samplers-overhead", md)
+    print(md)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4,000 samples instead of 20,000")
     parser.add_argument("--samples", type=int, default=None, help="override the sample count")
+    parser.add_argument("--overhead-only", action="store_true", help="only the overhead table")
+    parser.add_argument("--reps", type=int, default=31, help="overhead repeats (median)")
+    parser.add_argument("--note", default="", help="a sentence on the machine's load, for the md")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    n = args.samples or (4000 if args.quick else 20000)
     schedule = schedules.linear()
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    run_overhead(args, schedule, command)
+    if args.overhead_only:
+        return
+    n = args.samples or (4000 if args.quick else 20000)
+    name = "samplers-quick" if args.quick else "samplers"
     problems = {"2-D ring, 8 modes": toy.ring(), "16-D mixture of 8": toy.random_mixture(16, 8)}
     t0 = time.time()
-    results = {"n": n, "nfes": list(NFES), "problems": {}, "overhead": overhead(schedule)}
+    results = {**environment(), "name": name, "n": n, "nfes": list(NFES), "problems": {}}
     for label, mix in problems.items():
         results["problems"][label] = benchmark_problem(label, mix, n, schedule, NFES)
     results["seconds"] = time.time() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "samplers.json").write_text(json.dumps(results, indent=1))
-    md = markdown(results, args)
-    (args.out / "samplers.md").write_text(md)
+    results["load"].append(os.getloadavg()[0])
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    md = markdown(results, command)
+    if args.note:
+        md = args.note.strip() + "\n\n" + md
+    (args.out / f"{name}.md").write_text(md)
+    update_section(name, md)
     print(md)
     print(f"took {results['seconds']:.0f} s")
 

@@ -1,78 +1,70 @@
 """diffkit: diffusion models for images, time series and text on one small core.
 
-The public API, re-exported; nothing is defined here.
+The public API, re-exported; nothing is defined here. Each name is imported on first use
+(PEP 562), so ``import diffkit`` and ``diffkit --help`` do not pay for torch, and ``fit``
+(Lightning, seconds to import) loads only when it is used.
 """
 
-from diffkit import discrete, guidance, likelihood, schedules, toy
-from diffkit.errors import (
-    CheckpointError,
-    ConfigError,
-    DataError,
-    MissingFileError,
-    ShapeError,
-    UserError,
-)
-from diffkit.guidance import cfg, clamp, dynamic_threshold, with_known, with_x0_transform
-from diffkit.likelihood import bits_per_dim, ode_log_likelihood, variational_bound
-from diffkit.losses import diffusion_loss
-from diffkit.process import (
-    Prediction,
-    convert,
-    from_x0_eps,
-    posterior,
-    posterior_at,
-    q_sample,
-    to_x0_eps,
-)
-from diffkit.sampling import SAMPLERS, get_sampler, register, sample, timesteps
-from diffkit.schedules import Schedule, get_schedule
-from diffkit.version import __version__
+from __future__ import annotations
+
+import importlib
+
+# public name -> the module that defines it ("" for a module of the same name)
+_EXPORTS = {
+    "discrete": "",
+    "guidance": "",
+    "likelihood": "",
+    "schedules": "",
+    "toy": "",
+    "CheckpointError": "diffkit.errors",
+    "ConfigError": "diffkit.errors",
+    "DataError": "diffkit.errors",
+    "MissingFileError": "diffkit.errors",
+    "ShapeError": "diffkit.errors",
+    "UserError": "diffkit.errors",
+    "cfg": "diffkit.guidance",
+    "clamp": "diffkit.guidance",
+    "dynamic_threshold": "diffkit.guidance",
+    "with_known": "diffkit.guidance",
+    "with_x0_transform": "diffkit.guidance",
+    "bits_per_dim": "diffkit.likelihood",
+    "ode_log_likelihood": "diffkit.likelihood",
+    "variational_bound": "diffkit.likelihood",
+    "diffusion_loss": "diffkit.losses",
+    "Prediction": "diffkit.process",
+    "convert": "diffkit.process",
+    "from_x0_eps": "diffkit.process",
+    "posterior": "diffkit.process",
+    "posterior_at": "diffkit.process",
+    "q_sample": "diffkit.process",
+    "to_x0_eps": "diffkit.process",
+    "SAMPLERS": "diffkit.sampling",
+    "get_sampler": "diffkit.sampling",
+    "register": "diffkit.sampling",
+    "sample": "diffkit.sampling",
+    "timesteps": "diffkit.sampling",
+    "Schedule": "diffkit.schedules",
+    "get_schedule": "diffkit.schedules",
+    "__version__": "diffkit.version",
+    "fit": "diffkit.runner",
+}
 
 
 def __getattr__(name: str):
-    # fit pulls in Lightning, which costs seconds; import it only when it is used
-    if name == "fit":
-        from diffkit.runner import fit
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'diffkit' has no attribute {name!r}")
+    module = _EXPORTS[name]
+    value = (
+        importlib.import_module(f"diffkit.{name}")
+        if not module
+        else getattr(importlib.import_module(module), name)
+    )
+    globals()[name] = value  # the next access is a plain attribute
+    return value
 
-        return fit
-    raise AttributeError(f"module 'diffkit' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
-__all__ = [
-    "SAMPLERS",
-    "CheckpointError",
-    "ConfigError",
-    "DataError",
-    "MissingFileError",
-    "Prediction",
-    "Schedule",
-    "ShapeError",
-    "UserError",
-    "__version__",
-    "bits_per_dim",
-    "cfg",
-    "clamp",
-    "convert",
-    "diffusion_loss",
-    "discrete",
-    "dynamic_threshold",
-    "fit",
-    "from_x0_eps",
-    "get_sampler",
-    "get_schedule",
-    "guidance",
-    "likelihood",
-    "ode_log_likelihood",
-    "posterior",
-    "posterior_at",
-    "q_sample",
-    "register",
-    "sample",
-    "schedules",
-    "timesteps",
-    "to_x0_eps",
-    "toy",
-    "variational_bound",
-    "with_known",
-    "with_x0_transform",
-]
+__all__ = sorted(_EXPORTS)

@@ -36,6 +36,14 @@ def cfg(model, scale: float, null_cond: dict):
     if not isinstance(null_cond, dict) or not null_cond:
         raise ConfigError("cfg needs null_cond, a dict like {'label': null_label}.")
 
+    nulls = {}  # (key, device, dtype) -> the null conditioning there, copied once
+
+    def null_like(key: str, value: Tensor) -> Tensor:
+        where = (key, value.device, value.dtype)
+        if where not in nulls:  # a copy to an accelerator per step would synchronise
+            nulls[where] = torch.as_tensor(null_cond[key], device=value.device, dtype=value.dtype)
+        return nulls[where].expand_as(value)
+
     def guided(x: Tensor, t: Tensor, **cond) -> Tensor:
         missing = sorted(set(null_cond) - set(cond))
         if missing:
@@ -44,8 +52,7 @@ def cfg(model, scale: float, null_cond: dict):
         both = {}
         for key, value in cond.items():
             if key in null_cond:
-                null = torch.as_tensor(null_cond[key], device=value.device, dtype=value.dtype)
-                both[key] = torch.cat([value, null.expand_as(value)])
+                both[key] = torch.cat([value, null_like(key, value)])
             elif isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == b:
                 both[key] = torch.cat([value, value])
             else:
@@ -60,11 +67,11 @@ def cfg(model, scale: float, null_cond: dict):
 def with_x0_transform(model_fn, schedule: Schedule, transform: Callable[[Tensor], Tensor]):
     """``model_fn`` with ``transform`` applied to every x0 prediction, eps recomputed."""
 
-    def fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    def fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
         x0, _ = model_fn(x, t)
-        alpha, sigma = (c.item() for c in schedule.alpha_sigma(t))
+        alpha, sigma = schedule.alpha_sigma_at(t)
         x0 = transform(x0)
-        return x0, (x - alpha * x0) / sigma
+        return x0, torch.add(x, x0, alpha=-alpha).div_(sigma)
 
     return fn
 
@@ -78,12 +85,12 @@ def with_known(model_fn, schedule: Schedule, known: Tensor, mask: Tensor, genera
     """
     mask = mask.to(known.dtype)
 
-    def fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        alpha, sigma = (c.item() for c in schedule.alpha_sigma(t))
-        noised = alpha * known + sigma * randn_like(x, generator)
+    def fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        alpha, sigma = schedule.alpha_sigma_at(t)
+        noised = torch.add(known * alpha, randn_like(x, generator), alpha=sigma)
         x0, _ = model_fn(mask * noised + (1 - mask) * x, t)
         x0 = mask * known + (1 - mask) * x0
-        return x0, (x - alpha * x0) / sigma  # unknown entries: the model's own eps
+        return x0, torch.add(x, x0, alpha=-alpha).div_(sigma)  # unknown: the model's own eps
 
     return fn
 

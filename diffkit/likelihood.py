@@ -2,7 +2,8 @@
 probability-flow ODE log-likelihood (Song et al. 2021, appendix D.2), in nats and bits/dim.
 
 Both take a network the way :func:`diffkit.sample` does (``model(x_t, t, **cond)`` with its
-``prediction`` type) and speak only in (alpha, sigma).
+``prediction`` type) and speak only in (alpha, sigma). Both run the network on the data's
+device; the bound keeps everything there, while the ODE's solver (scipy) runs on the CPU.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 
 from diffkit.errors import ConfigError, check_choice
 from diffkit.process import posterior, posterior_variance
@@ -37,7 +37,8 @@ def bits_per_dim(nll_nats: Tensor, dims: int, *, bins: int | None = None, width:
 
 def gaussian_kl(mean1, var1, mean2, var2) -> Tensor:
     """KL(N(mean1, var1) || N(mean2, var2)) elementwise, in nats."""
-    var1, var2 = torch.as_tensor(var1), torch.as_tensor(var2)
+    var1 = torch.as_tensor(var1, dtype=mean1.dtype, device=mean1.device)
+    var2 = torch.as_tensor(var2, dtype=mean1.dtype, device=mean1.device)
     return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
 
 
@@ -102,9 +103,10 @@ def variational_bound(
     times = schedule.check_t(times)
     if len(times) < 2 or (times.diff() <= 0).any():
         raise ConfigError("variational_bound needs at least two ascending times.")
+    times = times.cpu()
     model_fn = model_function(model, schedule, prediction, cond)
     alphas, sigmas = (c.tolist() for c in schedule.alpha_sigma(times))
-    x0 = x0.double()
+    x0 = x0.double()  # on x0's device, as every accumulator below
     dims = x0[0].numel()
 
     def total(v: Tensor) -> Tensor:
@@ -112,7 +114,8 @@ def variational_bound(
 
     a_T, s_T = alphas[-1], sigmas[-1]
     prior = total(gaussian_kl(a_T * x0, s_T**2, 0.0, a_T**2 + s_T**2))
-    diffusion = torch.zeros(len(x0), dtype=torch.float64)
+    diffusion = torch.zeros(len(x0), dtype=torch.float64, device=x0.device)
+    times = times.tolist()
     with torch.no_grad():
         for i in range(1, len(times)):
             a_t, s_t, a_s, s_s = alphas[i], sigmas[i], alphas[i - 1], sigmas[i - 1]
@@ -157,11 +160,18 @@ def ode_log_likelihood(
     fixed along the path; Grathwohl et al. 2019). The data is taken as x at ``t_min``, and
     the prior ignores the data's trace at ``t_max``: exact enough for VP schedules, while VE
     needs ``sigma_max`` far above the data's scale (at 40x, errors of a few hundredths).
+
+    The solver runs on the CPU in float64: at each evaluation the state moves to x0's
+    device for the network and back (one synchronisation per evaluation, which an adaptive
+    scipy solver needs anyway); the result is on x0's device.
     """
+    from scipy.integrate import solve_ivp  # scipy costs 0.3 s to import: only when used
+
     check_choice("trace", trace, ("exact", "hutchinson"))
     check_choice("probe", probe, ("rademacher", "gaussian"))
     model_fn = model_function(model, schedule, prediction, cond)
     x0 = x0.double()
+    device = x0.device
     shape, b, dims = x0.shape, x0.shape[0], x0[0].numel()
     z = randn_like(x0, generator)
     if probe == "rademacher":
@@ -170,10 +180,10 @@ def ode_log_likelihood(
     def velocity_and_divergence(t: float, x: Tensor) -> tuple[Tensor, Tensor]:
         tt = torch.tensor(t, dtype=torch.float64)
         f, g2 = (c.item() for c in sde_coefficients(schedule, tt))
-        sigma = schedule.alpha_sigma(tt)[1].item()
+        sigma = schedule.alpha_sigma_at(t)[1]
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
-            _, eps = model_fn(x, tt)
+            _, eps = model_fn(x, t)
             v = f * x + 0.5 * g2 / sigma * eps  # f x - g^2 score / 2, score = -eps / sigma
             if trace == "hutchinson":
                 (vjp,) = torch.autograd.grad((v * z).sum(), x)
@@ -187,17 +197,17 @@ def ode_log_likelihood(
         return v.detach(), div.detach()
 
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(y[: b * dims]).reshape(shape)
+        x = torch.from_numpy(y[: b * dims]).reshape(shape).to(device)
         v, div = velocity_and_divergence(t, x)
-        return np.concatenate([v.flatten().numpy(), div.numpy()])
+        return np.concatenate([v.flatten().cpu().numpy(), div.cpu().numpy()])
 
-    y0 = np.concatenate([x0.flatten().numpy(), np.zeros(b)])
+    y0 = np.concatenate([x0.flatten().cpu().numpy(), np.zeros(b)])
     sol = solve_ivp(rhs, (schedule.t_min, schedule.t_max), y0, method=method, rtol=rtol, atol=atol)
     if not sol.success:
         raise ConfigError(f"the ODE solver failed ({sol.message}); loosen rtol/atol.")
-    x_T = torch.from_numpy(sol.y[: b * dims, -1]).reshape(b, dims)
-    delta = torch.from_numpy(sol.y[b * dims :, -1])  # integral of div from t_min to t_max
-    a_T, s_T = (c.item() for c in schedule.alpha_sigma(torch.tensor(schedule.t_max)))
+    x_T = torch.from_numpy(sol.y[: b * dims, -1]).reshape(b, dims).to(device)
+    delta = torch.from_numpy(sol.y[b * dims :, -1]).to(device)  # integral of div, t_min to t_max
+    a_T, s_T = schedule.alpha_sigma_at(schedule.t_max)
     var = a_T**2 + s_T**2
     prior = -0.5 * (x_T**2).sum(1) / var - 0.5 * dims * math.log(2 * math.pi * var)
     return prior + delta

@@ -9,6 +9,7 @@ import torch
 
 from diffkit.errors import ConfigError, ShapeError, check_choice
 from diffkit.process import Prediction, coefficients, from_x0_eps
+from diffkit.sampling.base import randn_like
 from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
@@ -17,11 +18,18 @@ WEIGHTINGS = ("none", "min_snr")  # None means "none"
 
 
 def sample_t(schedule: Schedule, n: int, *, generator=None, device=None) -> Tensor:
-    """Training times: uniform integers in ``0..T-1``, or uniform reals in ``[t_min, 1]``."""
+    """Training times: uniform integers in ``0..T-1``, or uniform reals in ``[t_min, 1]``.
+
+    Drawn on the generator's device (default ``device``) and returned on ``device``.
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    where = generator.device if generator is not None else device
     if schedule.discrete:
-        return torch.randint(0, schedule.T, (n,), generator=generator, device=device).double()
-    u = torch.rand(n, generator=generator, dtype=torch.float64, device=device)
-    return schedule.t_min + (schedule.t_max - schedule.t_min) * u
+        t = torch.randint(0, schedule.T, (n,), generator=generator, device=where).double()
+    else:
+        u = torch.rand(n, generator=generator, dtype=torch.float64, device=where)
+        t = schedule.t_min + (schedule.t_max - schedule.t_min) * u
+    return t if where == device else t.to(device)
 
 
 def snr_weight(snr: Tensor, prediction, gamma: float) -> Tensor:
@@ -80,11 +88,12 @@ def diffusion_loss(
         if mask.shape != x0.shape:
             raise ShapeError(f"mask has shape {tuple(mask.shape)} but x0 has {tuple(x0.shape)}.")
         x0 = torch.where(mask.bool(), x0, torch.zeros_like(x0))  # drop NaN in unobserved slots
+    check = t is not None  # times drawn here are in range: no host synchronisation per batch
     if t is None:
         t = sample_t(schedule, x0.shape[0], generator=generator, device=x0.device)
     if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    alpha, sigma = coefficients(schedule, t, x0)
+        noise = randn_like(x0, generator)
+    alpha, sigma = coefficients(schedule, t, x0, check=check)
     x_t = alpha * x0 + sigma * noise
     out = net(x_t, t.to(x0.dtype), **(cond or {}))
     if out.shape != x0.shape:
@@ -95,6 +104,6 @@ def diffusion_loss(
     target = from_x0_eps(x0, noise, alpha, sigma, prediction)
     loss = masked_mean((out - target) ** 2, mask)
     if weighting == "min_snr":
-        snr = schedule.log_snr(t).exp().to(loss)
+        snr = schedule.log_snr(t, check=check).exp().to(loss)
         loss = loss * snr_weight(snr, prediction, gamma)
     return loss

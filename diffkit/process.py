@@ -42,9 +42,12 @@ def expand(a: Tensor, x: Tensor) -> Tensor:
     return a.reshape(a.shape[0], *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
 
 
-def coefficients(schedule: Schedule, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """``(alpha_t, sigma_t)`` broadcast against ``x``."""
-    alpha, sigma = schedule.alpha_sigma(t)
+def coefficients(
+    schedule: Schedule, t: Tensor, x: Tensor, *, check: bool = True
+) -> tuple[Tensor, Tensor]:
+    """``(alpha_t, sigma_t)`` broadcast against ``x``; ``check=False`` skips the range check
+    (one host synchronisation on an accelerator) for times known to be valid."""
+    alpha, sigma = schedule.alpha_sigma(t, check=check)
     return expand(alpha, x), expand(sigma, x)
 
 
@@ -67,14 +70,20 @@ def posterior_variance(alpha_s, sigma_s, alpha_t, sigma_t):
     return transition(alpha_s, sigma_s, alpha_t, sigma_t)[1] * sigma_s**2 / sigma_t**2
 
 
+def posterior_coefficients(alpha_s, sigma_s, alpha_t, sigma_t):
+    """``(c_t, c_0, var)`` of q(x_s | x_t, x_0) = N(c_t x_t + c_0 x_0, var) for s < t."""
+    alpha_ts, var_ts = transition(alpha_s, sigma_s, alpha_t, sigma_t)
+    c_t, c_0 = alpha_ts * sigma_s**2 / sigma_t**2, alpha_s * var_ts / sigma_t**2
+    return c_t, c_0, posterior_variance(alpha_s, sigma_s, alpha_t, sigma_t)
+
+
 def posterior(x0: Tensor, x_t: Tensor, alpha_s, sigma_s, alpha_t, sigma_t):
     """Mean and variance of q(x_s | x_t, x_0) for s < t; ``sigma_s = 0`` gives ``(x0, 0)``.
 
     With one DDPM step this is Ho et al. 2020, eq. (7): the variance is beta-tilde.
     """
-    alpha_ts, var_ts = transition(alpha_s, sigma_s, alpha_t, sigma_t)
-    mean = (alpha_ts * sigma_s**2 / sigma_t**2) * x_t + (alpha_s * var_ts / sigma_t**2) * x0
-    return mean, posterior_variance(alpha_s, sigma_s, alpha_t, sigma_t)
+    c_t, c_0, var = posterior_coefficients(alpha_s, sigma_s, alpha_t, sigma_t)
+    return c_t * x_t + c_0 * x0, var
 
 
 def posterior_at(x0: Tensor, x_t: Tensor, t: Tensor, schedule: Schedule, s: Tensor | None = None):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from types import SimpleNamespace
 
 import torch
 
@@ -70,51 +72,77 @@ class Schedule:
         return {"name": self.name, **dict(self.params)}
 
     def check_t(self, t: Tensor) -> Tensor:
-        """Return ``t`` as float64, raising a ConfigError when any value is out of range."""
-        t = torch.as_tensor(t, dtype=torch.float64)
-        if t.ndim == 0 and self.t_min - 1e-9 <= t.item() <= self.t_max + 1e-9:
+        """Return ``t`` as float64 (float32 on MPS), raising a ConfigError when any value is
+        out of range or NaN: one host synchronisation for a tensor on an accelerator."""
+        t = torch.as_tensor(t, dtype=_wide(t))
+        if (
+            t.ndim == 0
+            and t.device.type == "cpu"
+            and self.t_min - 1e-9 <= t.item() <= self.t_max + 1e-9
+        ):
             return t  # the common case of one time in range, without tensor reductions
+        inside = (t >= self.t_min - 1e-9) & (t <= self.t_max + 1e-9)  # False for NaN
+        if bool(inside.all()):
+            return t
         if torch.isnan(t).any():
             raise ConfigError(f"time t contains NaN; pass times in [{self.t_min}, {self.t_max}].")
         lo, hi = t.min().item(), t.max().item()
-        if lo < self.t_min - 1e-9 or hi > self.t_max + 1e-9:
-            raise ConfigError(
-                f"time t={lo if lo < self.t_min else hi:g} is outside schedule {self.name!r}'s "
-                f"range [{self.t_min:g}, {self.t_max:g}]; pass times inside it."
-            )
-        return t
+        raise ConfigError(
+            f"time t={lo if lo < self.t_min else hi:g} is outside schedule {self.name!r}'s "
+            f"range [{self.t_min:g}, {self.t_max:g}]; pass times inside it."
+        )
 
-    def log_alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """``(log alpha_t, log sigma_t)`` in float64 on t's device, for any real ``t`` in range."""
-        t = self.check_t(t)
-        if self.discrete and t.ndim == 0:  # one time, as in every sampler step: plain floats
-            log_alpha = _interp_log_alpha_scalar(t.item(), self.alphas_cumprod)
-            log_sigma = 0.5 * math.log(-math.expm1(2 * log_alpha)) if log_alpha < 0 else -math.inf
-            return torch.tensor(log_alpha, dtype=t.dtype), torch.tensor(log_sigma, dtype=t.dtype)
+    def log_alpha_sigma(self, t: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor]:
+        """``(log alpha_t, log sigma_t)`` in float64 on t's device, for any real ``t`` in range.
+
+        ``check=False`` skips the range check (and its host synchronisation) for times known
+        to be valid, such as those drawn by :func:`diffkit.losses.sample_t`.
+        """
+        t = self.check_t(t) if check else torch.as_tensor(t, dtype=_wide(t))
         if self.discrete:
-            table = 0.5 * torch.log(self.alphas_cumprod)  # the table stays on the CPU
-            log_alpha = _interp_log(t.cpu(), table).to(t.device)
+            log_alpha = _interp_log(t, self._log_alpha_table(t.device, t.dtype))
             log_sigma = 0.5 * torch.log(-torch.expm1(2 * log_alpha))
             return log_alpha, log_sigma
-        return _CONTINUOUS[self.name](t, **dict(self.params))
+        return _CONTINUOUS[self.name](t, torch, **dict(self.params))
 
-    def alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """``(alpha_t, sigma_t)`` in float64."""
-        t = self.check_t(t)
-        if self.discrete and t.ndim == 0:  # one time, as in every sampler step: plain floats
-            log_alpha = _interp_log_alpha_scalar(t.item(), self.alphas_cumprod)
-            alpha = math.exp(log_alpha)
-            sigma = math.sqrt(-math.expm1(2 * log_alpha))
-            return (
-                torch.scalar_tensor(alpha, dtype=t.dtype),
-                torch.scalar_tensor(sigma, dtype=t.dtype),
-            )
-        log_alpha, log_sigma = self.log_alpha_sigma(t)
+    def alpha_sigma(self, t: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor]:
+        """``(alpha_t, sigma_t)`` in float64 on t's device (see :meth:`log_alpha_sigma`)."""
+        log_alpha, log_sigma = self.log_alpha_sigma(t, check=check)
         return log_alpha.exp(), log_sigma.exp()
 
-    def log_snr(self, t: Tensor) -> Tensor:
+    def alpha_sigma_at(self, t: float) -> tuple[float, float]:
+        """``(alpha_t, sigma_t)`` at one time as Python floats, without a range check: the
+        samplers' per-step path, for times that :meth:`check_t` or construction vouch for."""
+        if self.discrete:
+            log_alpha = _interp_log_alpha_scalar(float(t), self._log_alpha_list)
+            return math.exp(log_alpha), math.sqrt(-math.expm1(2 * log_alpha))
+        log_alpha, log_sigma = _CONTINUOUS[self.name](float(t), _MATH, **dict(self.params))
+        return math.exp(log_alpha), math.exp(log_sigma)
+
+    @cached_property
+    def _log_alpha_list(self) -> list[float]:
+        """``log alpha`` at every step of a discrete schedule, as floats (-inf where 0)."""
+        return [0.5 * math.log(a) if a > 0 else -math.inf for a in self.alphas_cumprod.tolist()]
+
+    def __getstate__(self) -> dict:
+        # the per-device caches are rebuilt on use: a pickle (DDP, deepcopy) carries no
+        # tensors on an accelerator
+        return {k: v for k, v in self.__dict__.items() if k not in ("_tables", "_log_alpha_list")}
+
+    @cached_property
+    def _tables(self) -> dict:
+        return {}  # (device, dtype) -> the log-alpha table there; filled by _log_alpha_table
+
+    def _log_alpha_table(self, device, dtype) -> Tensor:
+        """The ``log alpha`` table on ``device`` in ``dtype``, copied there once and cached."""
+        key = (torch.device(device), dtype)
+        if key not in self._tables:
+            self._tables[key] = (0.5 * torch.log(self.alphas_cumprod)).to(device, dtype)
+        return self._tables[key]
+
+    def log_snr(self, t: Tensor, *, check: bool = True) -> Tensor:
         """``lambda_t = log(alpha_t^2 / sigma_t^2)``, decreasing in t."""
-        log_alpha, log_sigma = self.log_alpha_sigma(t)
+        log_alpha, log_sigma = self.log_alpha_sigma(t, check=check)
         return 2 * (log_alpha - log_sigma)
 
     def t_of_log_snr(self, lam: Tensor) -> Tensor:
@@ -122,27 +150,32 @@ class Schedule:
 
         Values beyond the schedule's range are clipped to ``[t_min, t_max]``.
         """
-        lam = torch.as_tensor(lam, dtype=torch.float64)
+        lam = torch.as_tensor(lam, dtype=_wide(lam))
         lo = torch.full_like(lam, self.t_min)
         hi = torch.full_like(lam, self.t_max)
         for _ in range(64):  # bisection: log-SNR is monotone in t; 64 halvings reach float64
             mid = (lo + hi) / 2
-            above = self.log_snr(mid) > lam
+            above = self.log_snr(mid, check=False) > lam
             lo = torch.where(above, mid, lo)
             hi = torch.where(above, hi, mid)
         return (lo + hi) / 2
 
 
-def _interp_log_alpha_scalar(t: float, alphas_cumprod: Tensor) -> float:
+def _interp_log_alpha_scalar(t: float, log_alphas: list[float]) -> float:
     """:func:`_interp_log` of ``log alpha`` at one time, in floats (ten times fewer ops)."""
-    i0 = min(max(math.floor(t), 0), len(alphas_cumprod) - 1)
+    last = len(log_alphas) - 1
+    i0 = min(max(math.floor(t), 0), last)
     w = t - i0
-    a = alphas_cumprod[i0].item()
-    log_a = 0.5 * math.log(a) if a > 0 else -math.inf
+    log_a = log_alphas[i0]
     if w == 0:
         return log_a
-    b = alphas_cumprod[min(i0 + 1, len(alphas_cumprod) - 1)].item()
-    return log_a + math.log1p(-w) if b == 0 else log_a + w * (0.5 * math.log(b) - log_a)
+    log_b = log_alphas[min(i0 + 1, last)]
+    return log_a + math.log1p(-w) if log_b == -math.inf else log_a + w * (log_b - log_a)
+
+
+def _wide(t) -> torch.dtype:
+    """float64 for times, except on MPS, which has no float64."""
+    return torch.float32 if isinstance(t, Tensor) and t.device.type == "mps" else torch.float64
 
 
 def _interp_log(t: Tensor, table: Tensor) -> Tensor:
@@ -256,24 +289,30 @@ def rescale_zero_terminal_snr(alphas_cumprod: Tensor) -> Tensor:
 # --- continuous schedules ----------------------------------------------------------------
 
 
-def _vp_log_alpha(t: Tensor, beta_min: float, beta_max: float) -> Tensor:
+# Each closed form takes ``lib``: torch for tensors, _MATH for one float (the per-step path).
+_MATH = SimpleNamespace(
+    log=lambda v: math.log(v) if v > 0 else -math.inf, expm1=math.expm1, zeros_like=lambda t: 0.0
+)
+
+
+def _vp_log_alpha(t, beta_min: float, beta_max: float):
     # score-SDE VP: log alpha(t) = -1/4 t^2 (b_max - b_min) - 1/2 t b_min
     return -0.25 * t**2 * (beta_max - beta_min) - 0.5 * t * beta_min
 
 
-def _vp(t: Tensor, beta_min: float, beta_max: float, t_min: float) -> tuple[Tensor, Tensor]:
+def _vp(t, lib, beta_min: float, beta_max: float, t_min: float):
     log_alpha = _vp_log_alpha(t, beta_min, beta_max)
-    return log_alpha, 0.5 * torch.log(-torch.expm1(2 * log_alpha))
+    return log_alpha, 0.5 * lib.log(-lib.expm1(2 * log_alpha))
 
 
-def _subvp(t: Tensor, beta_min: float, beta_max: float, t_min: float) -> tuple[Tensor, Tensor]:
+def _subvp(t, lib, beta_min: float, beta_max: float, t_min: float):
     log_alpha = _vp_log_alpha(t, beta_min, beta_max)
-    return log_alpha, torch.log(-torch.expm1(2 * log_alpha))  # sigma = 1 - alpha^2
+    return log_alpha, lib.log(-lib.expm1(2 * log_alpha))  # sigma = 1 - alpha^2
 
 
-def _ve(t: Tensor, sigma_min: float, sigma_max: float, t_min: float) -> tuple[Tensor, Tensor]:
+def _ve(t, lib, sigma_min: float, sigma_max: float, t_min: float):
     log_sigma = math.log(sigma_min) + t * (math.log(sigma_max) - math.log(sigma_min))
-    return torch.zeros_like(t), log_sigma
+    return lib.zeros_like(t), log_sigma
 
 
 _CONTINUOUS = {"vp": _vp, "subvp": _subvp, "ve": _ve}

@@ -49,26 +49,27 @@ class GaussianMixture:
     def _component_log_probs(self, x: Tensor, alpha, sigma) -> tuple[Tensor, Tensor]:
         """Per-component log w_k N(x; alpha mu_k, var_k I) (n, K) and the variances (n, K)."""
         x = x.double()
-        var = alpha**2 * self.stds**2 + sigma**2  # (n, K) or (K,)
-        sq = ((x[:, None, :] - alpha[..., None] * self.means) ** 2).sum(-1)  # (n, K)
+        means, stds, weights = (v.to(x.device) for v in (self.means, self.stds, self.weights))
+        var = alpha**2 * stds**2 + sigma**2  # (n, K) or (K,)
+        sq = ((x[:, None, :] - alpha[..., None] * means) ** 2).sum(-1)  # (n, K)
         log_n = -0.5 * sq / var - 0.5 * self.dim * torch.log(2 * math.pi * var)
-        return log_n + self.weights.log(), var
+        return log_n + weights.log(), var
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log density of clean data, shape (n,)."""
-        one = torch.ones(x.shape[0], 1, dtype=torch.float64)
+        one = torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)
         return self._component_log_probs(x, one, 0 * one)[0].logsumexp(-1)
 
     def eps(self, x_t: Tensor, t: Tensor, schedule: Schedule) -> Tensor:
         """The exact optimal eps prediction E[eps | x_t] at time(s) t."""
         if x_t.ndim != 2 or x_t.shape[1] != self.dim:
             raise ShapeError(f"x_t must have shape (n, {self.dim}), got {tuple(x_t.shape)}.")
-        t = torch.as_tensor(t, dtype=torch.float64).expand(x_t.shape[0])
+        t = torch.as_tensor(t, dtype=torch.float64, device=x_t.device).expand(x_t.shape[0])
         alpha, sigma = (c[:, None] for c in schedule.alpha_sigma(t))  # (n, 1)
         logp, var = self._component_log_probs(x_t, alpha, sigma)
         r = torch.softmax(logp, dim=-1)  # (n, K) responsibilities
         # eps = -sigma * score = sigma * sum_k r_k (x_t - alpha mu_k) / var_k
-        resid = x_t.double()[:, None, :] - alpha[..., None] * self.means  # (n, K, D)
+        resid = x_t.double()[:, None, :] - alpha[..., None] * self.means.to(x_t.device)  # (n, K, D)
         eps = sigma * (r[..., None] * resid / var[..., None]).sum(1)
         return eps.to(x_t.dtype)
 
@@ -86,12 +87,13 @@ class GaussianMixture:
 
     def assign(self, x: Tensor) -> Tensor:
         """The most likely component of each clean sample, shape (n,)."""
-        one = torch.ones(x.shape[0], 1, dtype=torch.float64)
+        one = torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)
         return self._component_log_probs(x, one, 0 * one)[0].argmax(-1)
 
     def mode_weights(self, x: Tensor) -> Tensor:
         """Fraction of samples assigned to each component, shape (K,)."""
-        return torch.bincount(self.assign(x), minlength=len(self.weights)).double() / len(x)
+        counts = torch.bincount(self.assign(x).cpu(), minlength=len(self.weights))
+        return counts.double() / len(x)
 
     def mode_tv(self, x: Tensor) -> float:
         """Total variation between the samples' mode weights and the true weights."""

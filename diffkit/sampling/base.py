@@ -1,5 +1,11 @@
 """What every sampler shares: the network turned into ``(x0, eps)``, the coefficients
-along a trajectory, and noise drawn from an explicit generator."""
+along a trajectory, noise drawn from an explicit generator, and the linear combination
+of tensors that every step is.
+
+The per-step path stays on the data's device and never asks the host for a value: times
+and coefficients are Python floats computed once per call, and each step is a handful of
+fused tensor ops (``torch.add(..., alpha=c)``) on x and the model's outputs.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +14,101 @@ import math
 import torch
 
 from diffkit.errors import ShapeError
-from diffkit.process import Prediction, to_x0_eps
+from diffkit.process import Prediction
 from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
 
 
-def model_function(net, schedule: Schedule, prediction: str | Prediction, cond: dict | None):
-    """Wrap ``net(x_t, t, **cond)`` as ``model_fn(x, t) -> (x0, eps)`` for a scalar time t."""
-    prediction = Prediction.parse(prediction)
-    cond = cond or {}
+# to_x0_eps (diffkit.process) in two fused ops, from the factors of :func:`_factors`.
+def _from_eps(out, x, alpha, sigma, f):
+    return torch.add(x, out, alpha=-sigma).mul_(f[0]), out
 
-    def model_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        alpha, sigma = (c.item() for c in schedule.alpha_sigma(t))
-        t_batch = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)  # (B,)
-        out = net(x, t_batch, **cond)
+
+def _from_x0(out, x, alpha, sigma, f):
+    return out, torch.add(x, out, alpha=-alpha).mul_(f[0])
+
+
+def _from_score(out, x, alpha, sigma, f):
+    eps = out * f[1]
+    return torch.add(x, eps, alpha=-sigma).mul_(f[0]), eps
+
+
+def _from_v(out, x, alpha, sigma, f):
+    norm = alpha**2 + sigma**2
+    return torch.add(x * f[0], out, alpha=-sigma / norm), torch.add(
+        x * f[1], out, alpha=alpha / norm
+    )
+
+
+def _inv(v: float) -> float:
+    return 1 / v if v != 0 else math.inf  # x0 at alpha = 0 is inf or NaN, as x / 0 would be
+
+
+def _factors(p: Prediction, alpha: float, sigma: float) -> tuple[float, float]:
+    """The multiplying factors each conversion needs (it adds with Python-float alphas)."""
+    if p is Prediction.V:
+        norm = alpha**2 + sigma**2
+        return alpha / norm, sigma / norm
+    return (_inv(sigma), 0.0) if p is Prediction.X0 else (_inv(alpha), -sigma)
+
+
+_TO_X0_EPS = {
+    Prediction.EPS: _from_eps,
+    Prediction.X0: _from_x0,
+    Prediction.SCORE: _from_score,
+    Prediction.V: _from_v,
+}
+
+
+def model_function(
+    net, schedule: Schedule, prediction: str | Prediction, cond: dict | None, *, at=None, like=None
+):
+    """Wrap ``net(x_t, t, **cond)`` as ``model_fn(x, t) -> (x0, eps)`` for one time ``t``.
+
+    ``t`` is a float (or a 0-d CPU tensor) that the caller has range-checked; the network
+    gets it as a (B,) tensor of x's dtype on x's device. Given the times ``at`` which it will
+    mostly be called and a tensor ``like`` the samples, the conversion factors for those
+    times are made once as 0-d tensors on like's device (see :func:`scalars`).
+    """
+    p = Prediction.parse(prediction)
+    to_x0_eps, cond, prepared = _TO_X0_EPS[p], cond or {}, {}
+    if at is not None and like is not None:
+        at = at.tolist() if isinstance(at, Tensor) else list(at)
+        pairs = [schedule.alpha_sigma_at(t) for t in at]
+        flat = scalars([f for a, s in pairs for f in _factors(p, a, s)], like)
+        prepared = {t: (*pairs[k], flat[2 * k : 2 * k + 2]) for k, t in enumerate(at)}
+
+    def model_fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        t = float(t)
+        if t in prepared:
+            alpha, sigma, factors = prepared[t]
+        else:
+            alpha, sigma = schedule.alpha_sigma_at(t)
+            factors = _factors(p, alpha, sigma)
+        out = net(x, x.new_full((x.shape[0],), t), **cond)  # t as (B,)
         if out.shape != x.shape:
             raise ShapeError(
                 f"the model returned shape {tuple(out.shape)} for x of shape {tuple(x.shape)}; "
                 "it must return its prediction with x's shape."
             )
-        return to_x0_eps(out, x, alpha, sigma, prediction)
+        return to_x0_eps(out, x, alpha, sigma, factors)
 
     return model_fn
 
 
+def alphas_sigmas(schedule: Schedule, times) -> tuple[list[float], list[float]]:
+    """``alpha`` and ``sigma`` at each of ``times`` (a tensor or a list), as floats: the very
+    values the model function converts with (:meth:`Schedule.alpha_sigma_at`)."""
+    times = times.tolist() if isinstance(times, Tensor) else times
+    pairs = [schedule.alpha_sigma_at(t) for t in times]
+    return [a for a, _ in pairs], [s for _, s in pairs]
+
+
 def trajectory(schedule: Schedule, times: Tensor) -> tuple[list[float], list[float]]:
     """``alpha`` and ``sigma`` at each time, plus a last entry (1, 0) for clean data."""
-    alpha, sigma = schedule.alpha_sigma(times)
-    return [*alpha.tolist(), 1.0], [*sigma.tolist(), 0.0]
+    alphas, sigmas = alphas_sigmas(schedule, times)
+    return [*alphas, 1.0], [*sigmas, 0.0]
 
 
 def half_log_snr(alphas: list[float], sigmas: list[float]) -> list[float]:
@@ -65,14 +137,52 @@ def times_at_half_log_snr(schedule: Schedule, lams: list[float]) -> list[float]:
     return schedule.t_of_log_snr(torch.tensor(lams, dtype=torch.float64) * 2).tolist()
 
 
+def scalars(values: list[float], x: Tensor) -> list:
+    """``values`` as 0-d tensors of x's dtype on x's device, made in one copy: multiplying by
+    one costs half of multiplying by a Python float, which torch wraps in a tensor each time.
+    Other dtypes than float32/64 keep the floats (a bfloat16 coefficient would round)."""
+    if x.dtype not in (torch.float32, torch.float64):
+        return list(values)
+    return list(torch.tensor(values, dtype=x.dtype).to(x.device).unbind())
+
+
+def combine(x: Tensor, a, terms: list[Tensor], weights: list[float]) -> Tensor:
+    """``a x + sum_k weights[k] terms[k]``: one multiply and one fused add per term."""
+    out = x * a
+    for w, term in zip(weights, terms, strict=False):  # terms may hold more than are used
+        out.add_(term, alpha=w)
+    return out
+
+
+def solve(matrix: list[list[float]], rhs: list[float]) -> list[float]:
+    """``matrix^-1 rhs`` for the solvers' 2x2 and 3x3 systems, by Gaussian elimination with
+    partial pivoting in floats (a tensor solve per step costs more than the step)."""
+    n = len(rhs)
+    m = [[*row, b] for row, b in zip(matrix, rhs, strict=True)]
+    for c in range(n):
+        p = max(range(c, n), key=lambda r: abs(m[r][c]))
+        m[c], m[p] = m[p], m[c]
+        for r in range(c + 1, n):
+            f = m[r][c] / m[c][c]
+            m[r] = [a - f * b for a, b in zip(m[r], m[c], strict=True)]
+    out = [0.0] * n
+    for r in reversed(range(n)):
+        out[r] = (m[r][n] - sum(m[r][k] * out[k] for k in range(r + 1, n))) / m[r][r]
+    return out
+
+
 def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise shaped like ``x``, drawn on the generator's device."""
+    """Standard normal noise shaped like ``x``, on x's device when the generator is there.
+
+    A generator on another device (a CPU generator for CUDA data, for results that agree
+    across devices) draws there and the noise is copied over.
+    """
     device = generator.device if generator is not None else x.device
     z = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
-    return z.to(x.device)
+    return z if device == x.device else z.to(x.device)
 
 
-def report(callback, i: int, t: Tensor, x: Tensor, x0: Tensor) -> None:
+def report(callback, i: int, t: float, x: Tensor, x0: Tensor) -> None:
     """Call ``callback`` with the step's state, k-diffusion style, if one is given."""
     if callback is not None:
         callback({"i": i, "t": t, "x": x, "denoised": x0})

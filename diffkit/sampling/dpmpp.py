@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 
-import torch
-
 from diffkit.errors import ConfigError
 from diffkit.sampling.base import (
+    alphas_sigmas,
+    combine,
     half_log_snr,
     randn_like,
     report,
+    scalars,
     times_at_half_log_snr,
     trajectory,
 )
@@ -36,42 +37,61 @@ def multistep_order(order: int, i: int, n: int, lower_order_final: bool) -> int:
     return 1 if i == n - 1 else k
 
 
-def dpmpp_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, order):
-    """One multistep DPM-Solver++ step of ``order`` 1-3 from the newest point in ``history``.
+def dpmpp_step(lams, alphas, sigmas, i, order, sde=False):
+    """Step ``i`` of multistep DPM-Solver++ as ``(a, weights, noise)``: the update is
+    ``x_s = a x_t + sum_k weights[k] x0_k + noise z`` over the x0 of the last evaluations,
+    newest first, so the loop is one multiply and a fused add per term.
 
-    ``history`` holds ``(lambda, x0)`` of the last evaluations, newest last (Lu et al. 2022b,
-    Algorithm 2 for order 2; the order-3 form is the official code's, as in diffusers).
+    Lu et al. 2022b, Algorithm 2 (order 2), the official code's order 3 (as in diffusers),
+    and with ``sde`` the SDE-DPM-Solver++ midpoint form (Sec. 5): ``x_s = (sigma_s /
+    sigma_t) e^{-h} x_t + alpha_s (1 - e^{-2h}) (x0 + D1 / 2) + sigma_s sqrt(1 - e^{-2h}) z``,
+    whose noise keeps the reverse SDE's marginals, so model errors are partly forgotten.
     """
-    lam_t, d0 = history[-1]
+    lam_t, lam_s = lams[i], lams[i + 1]
     h = lam_s - lam_t
-    phi = -math.expm1(-h)  # 1 - e^{-h}
-    x = (sigma_s / sigma_t) * x + (alpha_s * phi) * d0
+    a_s, s_s, s_t = alphas[i + 1], sigmas[i + 1], sigmas[i]
+    if sde:
+        phi = -math.expm1(-2.0 * h)  # 1 - e^{-2h}
+        a, noise = s_s / s_t * math.exp(-h), s_s * math.sqrt(phi)
+    else:
+        phi = -math.expm1(-h)  # 1 - e^{-h}
+        a, noise = s_s / s_t, 0.0
+    w0 = a_s * phi
     if order == 1:
-        return x
-    lam_1, d1 = history[-2]
-    r0 = (lam_t - lam_1) / h
-    d1_0 = (d0 - d1) / r0
-    if order == 2:
-        return x + (0.5 * alpha_s * phi) * d1_0
-    lam_2, d2 = history[-3]
-    r1 = (lam_1 - lam_2) / h
-    d1_1 = (d1 - d2) / r1
-    first = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
-    second = (d1_0 - d1_1) / (r0 + r1)
-    return x + (alpha_s * (1 - phi / h)) * first - (alpha_s * ((h - phi) / h**2 - 0.5)) * second
+        return a, [w0], noise
+    r0 = (lam_t - lams[i - 1]) / h
+    if order == 2:  # + alpha_s phi / 2 * D1, D1 = (x0_0 - x0_1) / r0
+        c = 0.5 * a_s * phi / r0
+        return a, [w0 + c, -c], noise
+    # order 3: + c1 (D1_0 + q (D1_0 - D1_1)) - c2 (D1_0 - D1_1) / (r0 + r1), with
+    # D1_0 = (x0_0 - x0_1) / r0, D1_1 = (x0_1 - x0_2) / r1, q = r0 / (r0 + r1)
+    r1 = (lams[i - 1] - lams[i - 2]) / h
+    c1, c2 = a_s * (1 - phi / h), a_s * ((h - phi) / h**2 - 0.5)
+    q = r0 / (r0 + r1)
+    u = c1 * (1 + q) - c2 / (r0 + r1)  # the weight of D1_0
+    v = c2 / (r0 + r1) - c1 * q  # the weight of D1_1
+    return a, [w0 + u / r0, v / r1 - u / r0, -v / r1], noise
 
 
-def multistep(model_fn, x, times, schedule, order, update, callback, lower_order_final):
-    """The multistep loop: one model call per time, then ``update`` from the last ``order``
-    (lambda, x0) pairs with arguments ``(x, history, lam_s, alpha_s, sigma_s, sigma_t, k)``."""
+def multistep(model_fn, x, times, schedule, *, order, lower_order_final, sde, generator, callback):
+    """The multistep DPM-Solver++ loop: one model call per time, then step ``i``'s update
+    from the last ``order`` x0 predictions (:func:`dpmpp_step`, all computed before)."""
     alphas, sigmas = trajectory(schedule, times)
     lams = half_log_snr(alphas, sigmas)
-    history = []  # (lambda, x0) of the last `order` evaluations
-    for i, t in enumerate(times):
+    n = len(times)
+    steps = [
+        dpmpp_step(lams, alphas, sigmas, i, multistep_order(order, i, n, lower_order_final), sde)
+        for i in range(n)
+    ]
+    scale = scalars([a for a, _, _ in steps], x)
+    history = []  # x0 of the last `order` evaluations, newest first
+    for i, t in enumerate(times.tolist()):
         x0, _ = model_fn(x, t)
-        history = [*history[1 - order :], (lams[i], x0)]
-        k = multistep_order(order, i, len(times), lower_order_final)
-        x = update(x, history, lams[i + 1], alphas[i + 1], sigmas[i + 1], sigmas[i], k)
+        history = [x0, *history[: order - 1]]
+        _, weights, noise = steps[i]
+        x = combine(x, scale[i], history, weights)
+        if noise > 0:  # SDE-DPM-Solver++ only; none on the step to clean data
+            x.add_(randn_like(x, generator), alpha=noise)
         report(callback, i, t, x, x0)
     return x
 
@@ -81,7 +101,10 @@ def dpmpp_2m(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
     """DPM-Solver++(2M), multistep second order (Lu et al. 2022b, Algorithm 2)."""
-    return multistep(model_fn, x, times, schedule, 2, dpmpp_update, callback, lower_order_final)
+    return multistep(
+        model_fn, x, times, schedule, order=2, lower_order_final=lower_order_final, sde=False,
+        generator=generator, callback=callback,
+    )  # fmt: skip
 
 
 @register("dpmpp_3m")
@@ -89,25 +112,10 @@ def dpmpp_3m(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
     """DPM-Solver++(3M), multistep third order (Lu et al. 2022b; the official code's form)."""
-    return multistep(model_fn, x, times, schedule, 3, dpmpp_update, callback, lower_order_final)
-
-
-def sde_dpmpp_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, order, noise):
-    """One SDE-DPM-Solver++ step of ``order`` 1 or 2 (Lu et al. 2022b, Sec. 5; midpoint form).
-
-    ``x_s = (sigma_s / sigma_t) e^{-h} x_t + alpha_s (1 - e^{-2h}) (x0 + D1 / 2)
-    + sigma_s sqrt(1 - e^{-2h}) z``: the noise it adds back keeps the marginals of the
-    reverse SDE, so errors of the model are partly forgotten instead of carried along.
-    """
-    lam_t, d0 = history[-1]
-    h = lam_s - lam_t
-    phi = -math.expm1(-2.0 * h)  # 1 - e^{-2h}
-    x = (sigma_s / sigma_t * math.exp(-h)) * x + (alpha_s * phi) * d0
-    if order == 2:
-        lam_1, d1 = history[-2]
-        r0 = (lam_t - lam_1) / h
-        x = x + (0.5 * alpha_s * phi / r0) * (d0 - d1)
-    return x + (sigma_s * math.sqrt(phi)) * noise
+    return multistep(
+        model_fn, x, times, schedule, order=3, lower_order_final=lower_order_final, sde=False,
+        generator=generator, callback=callback,
+    )  # fmt: skip
 
 
 @register("dpmpp_2m_sde")
@@ -115,12 +123,10 @@ def dpmpp_2m_sde(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
     """SDE-DPM-Solver++(2M), multistep second order with fresh noise (Lu et al. 2022b)."""
-
-    def update(x, history, lam_s, alpha_s, sigma_s, sigma_t, k):
-        noise = randn_like(x, generator) if sigma_s > 0 else torch.zeros_like(x)
-        return sde_dpmpp_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, k, noise)
-
-    return multistep(model_fn, x, times, schedule, 2, update, callback, lower_order_final)
+    return multistep(
+        model_fn, x, times, schedule, order=2, lower_order_final=lower_order_final, sde=True,
+        generator=generator, callback=callback,
+    )  # fmt: skip
 
 
 @register("dpmpp_2s")
@@ -132,19 +138,22 @@ def dpmpp_2s(model_fn, x, times, schedule, *, generator=None, callback=None):
     alphas, sigmas = trajectory(schedule, times)
     lams = half_log_snr(alphas, sigmas)
     mids = times_at_half_log_snr(schedule, [(a + b) / 2 for a, b in pairwise(lams[:-1])])
-    for i, t in enumerate(times):
+    mid_alphas, mid_sigmas = alphas_sigmas(schedule, mids)
+    steps = []  # (t_u, x_u = c_x x + c_0 x0, x_s = k_x x + k_u x0_u)
+    for i, (t_u, a_u, s_u) in enumerate(zip(mids, mid_alphas, mid_sigmas, strict=True)):
+        a_s, s_s, s_t = alphas[i + 1], sigmas[i + 1], sigmas[i]
+        h_u = math.log(a_u / s_u) - lams[i]  # the midpoint u with lambda_u = lambda_t + h / 2
+        to_u = (s_u / s_t, -a_u * math.expm1(-h_u))  # first order from t to u
+        to_s = (s_s / s_t, -a_s * math.expm1(lams[i] - lams[i + 1]))  # from t to s with x0_u
+        steps.append((t_u, *to_u, *to_s))
+    for i, t in enumerate(times.tolist()):
         x0, _ = model_fn(x, t)
-        if i < len(mids):  # midpoint u with lambda_u = lambda_t + h / 2
-            a_u, s_u = (c.item() for c in schedule.alpha_sigma(torch.tensor(mids[i])))
-            x_u = dpmpp_update(x, [(lams[i], x0)], math.log(a_u / s_u), a_u, s_u, sigmas[i], 1)
-            x0_u, _ = model_fn(x_u, torch.tensor(mids[i], dtype=torch.float64))
-            x = (sigmas[i + 1] / sigmas[i]) * x - (
-                alphas[i + 1] * math.expm1(lams[i] - lams[i + 1])
-            ) * x0_u
-        else:  # the step to clean data
-            x = dpmpp_update(
-                x, [(lams[i], x0)], lams[i + 1], alphas[i + 1], sigmas[i + 1], sigmas[i], 1
-            )
+        if i < len(steps):
+            t_u, c_x, c_0, k_x, k_u = steps[i]
+            x0_u, _ = model_fn((x * c_x).add_(x0, alpha=c_0), t_u)
+            x = (x * k_x).add_(x0_u, alpha=k_u)
+        else:  # the step to clean data, first order: x = x0
+            x = combine(x, sigmas[i + 1] / sigmas[i], [x0], [alphas[i + 1]])
         report(callback, i, t, x, x0)
     return x
 
@@ -163,6 +172,8 @@ def dpm_solver(model_fn, x, times, schedule, *, generator=None, callback=None, o
     stages = times_at_half_log_snr(
         schedule, [a + f * (b - a) for a, b in pairwise(lams[:-1]) for f in r]
     )
+    stage_alphas, stage_sigmas = alphas_sigmas(schedule, stages)
+    times = times.tolist()
     for i, t in enumerate(times):
         x0, eps = model_fn(x, t)
         if i == len(times) - 1:  # the step to clean data: DDIM's, x = x0
@@ -172,25 +183,25 @@ def dpm_solver(model_fn, x, times, schedule, *, generator=None, callback=None, o
         a_t, h = alphas[i], lams[i + 1] - lams[i]
         a_s, s_s = alphas[i + 1], sigmas[i + 1]
         if order == 1:  # DDIM: x_s = (a_s / a_t) x - s_s (e^h - 1) eps
-            x = (a_s / a_t) * x - (s_s * math.expm1(h)) * eps
+            x = (x * (a_s / a_t)).add_(eps, alpha=-s_s * math.expm1(h))
         elif order == 2:
-            t_u = torch.tensor(stages[i], dtype=torch.float64)
-            a_u, s_u = (c.item() for c in schedule.alpha_sigma(t_u))
-            x_u = (a_u / a_t) * x - (s_u * math.expm1(h / 2)) * eps
+            t_u, a_u, s_u = stages[i], stage_alphas[i], stage_sigmas[i]
+            x_u = (x * (a_u / a_t)).add_(eps, alpha=-s_u * math.expm1(h / 2))
             _, eps_u = model_fn(x_u, t_u)
-            x = (a_s / a_t) * x - (s_s * math.expm1(h)) * eps_u
+            x = (x * (a_s / a_t)).add_(eps_u, alpha=-s_s * math.expm1(h))
         else:
-            t_1, t_2 = (torch.tensor(u, dtype=torch.float64) for u in stages[2 * i : 2 * i + 2])
-            (a_1, a_2), (s_1, s_2) = (
-                c.tolist() for c in schedule.alpha_sigma(torch.stack([t_1, t_2]))
+            j = 2 * i
+            (t_1, t_2), (a_1, a_2), (s_1, s_2) = (
+                c[j : j + 2] for c in (stages, stage_alphas, stage_sigmas)
             )
             r1, r2 = r
-            x_1 = (a_1 / a_t) * x - (s_1 * math.expm1(r1 * h)) * eps
+            x_1 = (x * (a_1 / a_t)).add_(eps, alpha=-s_1 * math.expm1(r1 * h))
             d1 = model_fn(x_1, t_1)[1] - eps
             e2 = math.expm1(r2 * h)
-            x_2 = (a_2 / a_t) * x - (s_2 * e2) * eps - (s_2 * r2 / r1 * (e2 / (r2 * h) - 1)) * d1
+            x_2 = (x * (a_2 / a_t)).add_(eps, alpha=-s_2 * e2)
+            x_2.add_(d1, alpha=-s_2 * r2 / r1 * (e2 / (r2 * h) - 1))
             d2 = model_fn(x_2, t_2)[1] - eps
             e = math.expm1(h)
-            x = (a_s / a_t) * x - (s_s * e) * eps - (s_s / r2 * (e / h - 1)) * d2
+            x = (x * (a_s / a_t)).add_(eps, alpha=-s_s * e).add_(d2, alpha=-s_s / r2 * (e / h - 1))
         report(callback, i, t, x, x0)
     return x

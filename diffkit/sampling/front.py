@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -24,10 +25,16 @@ def initial_noise(shape, schedule: Schedule, *, generator=None, device=None, dty
     return scale * randn_like(x, generator)
 
 
+@functools.cache
+def option_names(fn) -> tuple[str, ...]:
+    """The options of sampler ``fn``: its keyword parameters beyond the shared signature."""
+    shared = {"model_fn", "x", "times", "schedule", "generator", "callback"}
+    return tuple(p for p in inspect.signature(fn).parameters if p not in shared)
+
+
 def check_options(fn, name: str, options: dict) -> None:
     """Raise a ConfigError naming any option the sampler ``name`` does not take."""
-    shared = {"model_fn", "x", "times", "schedule", "generator", "callback"}
-    valid = [p for p in inspect.signature(fn).parameters if p not in shared]
+    valid = option_names(fn)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         listed = ", ".join(valid) or "none"
@@ -81,6 +88,11 @@ def sample(
     options
         Passed to the sampler, e.g. ``eta=0.5`` for DDIM.
 
+    Everything runs on x's device (``device``, or that of ``x_T``), and no step asks the host
+    for a value: the only synchronisations are the NaN checks of x_T and of the result. A
+    ``generator`` on x's device draws the noise there; one on another device (a CPU
+    generator for results that agree across devices) draws there and copies each draw.
+
     Examples
     --------
     >>> x0 = diffkit.sample(net, (16, 2), diffkit.schedules.linear(), sampler="ddim", steps=50)
@@ -99,10 +111,10 @@ def sample(
         steps = steps if steps is not None else (schedule.T if schedule.discrete else 1000)
         times = timesteps(schedule, steps, spacing)
     else:
-        times = schedule.check_t(times)
+        times = schedule.check_t(times).cpu()  # the samplers read them as floats
     if guidance_scale is not None:
         model = guidance.cfg(model, guidance_scale, null_cond)
-    model_fn = model_function(model, schedule, prediction, cond)
+    model_fn = model_function(model, schedule, prediction, cond, at=times, like=x)
     if x0_transform is not None:
         model_fn = guidance.with_x0_transform(model_fn, schedule, x0_transform)
     if (known is None) != (mask is None):
@@ -114,6 +126,11 @@ def sample(
         callback = _with_progress_bar(callback, len(times), sampler)
     with torch.no_grad():
         x = fn(model_fn, x, times, schedule, generator=generator, callback=callback, **options)
+    if not torch.isfinite(x).all():  # once per call: the steps themselves never sync
+        raise DataError(
+            f"sampler {sampler!r} ended with NaN or inf values: the model returned non-finite "
+            "predictions or the steps diverged; check the model's outputs, or use more steps."
+        )
     return x if known is None else mask * known + (1 - mask) * x
 
 

@@ -14,27 +14,32 @@ import math
 
 import torch
 
-from diffkit.sampling.base import randn_like, report, trajectory
+from diffkit.sampling.base import randn_like, report, scalars, trajectory
 from diffkit.sampling.registry import register
-
-
-def churn(x, t, alpha, sigma_ve, gamma, s_noise, schedule, generator):
-    """Algorithm 2, lines 5-6: move ``x`` (at ``alpha``, ``sigma_ve``) up to the noise level
-    ``(1 + gamma) sigma_ve``, clipped at ``t_max``; returns ``(x, t, alpha, sigma_ve)``."""
-    if gamma <= 0:
-        return x, t, alpha, sigma_ve
-    lam_hat = torch.tensor(-2 * math.log(sigma_ve * (1 + gamma)), dtype=torch.float64)
-    t_hat = schedule.t_of_log_snr(lam_hat)
-    a_hat, s_hat = (c.item() for c in schedule.alpha_sigma(t_hat))
-    ve_hat = s_hat / a_hat
-    noise = math.sqrt(max(ve_hat**2 - sigma_ve**2, 0.0)) * s_noise
-    x_hat = a_hat * (x / alpha + noise * randn_like(x, generator))
-    return x_hat, t_hat, a_hat, ve_hat
 
 
 def churn_gamma(sigma_ve, n, s_churn, s_tmin, s_tmax):
     """Algorithm 2, line 4: ``min(S_churn / N, sqrt(2) - 1)`` inside ``[S_tmin, S_tmax]``."""
     return min(s_churn / n, math.sqrt(2) - 1) if s_tmin <= sigma_ve <= s_tmax else 0.0
+
+
+def churn_levels(schedule, times, alphas, ves, s_churn, s_tmin, s_tmax, s_noise):
+    """Algorithm 2, lines 4-6, for every step at once: ``(t_hat, alpha_hat, sigma_ve_hat,
+    noise)`` per step, with ``sigma_ve_hat = (1 + gamma) sigma_ve`` clipped at ``t_max`` and
+    ``noise`` the scale of the fresh noise (None where gamma = 0: no churn, no draw)."""
+    n = len(times)
+    levels = [(t, alphas[i], ves[i], None) for i, t in enumerate(times)]
+    gammas = [churn_gamma(ves[i], n, s_churn, s_tmin, s_tmax) for i in range(n)]
+    raised = [i for i in range(n) if gammas[i] > 0]
+    if not raised:
+        return levels
+    lam_hat = [-2 * math.log(ves[i] * (1 + gammas[i])) for i in raised]
+    t_hat = schedule.t_of_log_snr(torch.tensor(lam_hat, dtype=torch.float64))
+    a_hat, s_hat = (c.tolist() for c in schedule.alpha_sigma(t_hat))
+    for i, t, a, s in zip(raised, t_hat.tolist(), a_hat, s_hat, strict=True):
+        ve_hat = s / a
+        levels[i] = (t, a, ve_hat, math.sqrt(max(ve_hat**2 - ves[i] ** 2, 0.0)) * s_noise)
+    return levels
 
 
 @register("euler")
@@ -57,15 +62,17 @@ def euler(
     """
     alphas, sigmas = trajectory(schedule, times)
     ves = [s / a for a, s in zip(alphas, sigmas, strict=True)]
+    times = times.tolist()
+    levels = churn_levels(schedule, times, alphas, ves, s_churn, s_tmin, s_tmax, s_noise)
+    # x_ve' = x_ve + (sigma_ve' - sigma_ve) eps, written in x = alpha x_ve (two ops fewer)
+    scale = scalars([alphas[i + 1] / a_hat for i, (_, a_hat, _, _) in enumerate(levels)], x)
     for i, t in enumerate(times):
-        gamma = churn_gamma(ves[i], len(times), s_churn, s_tmin, s_tmax)
-        x, t_hat, a_hat, ve_hat = churn(
-            x, t, alphas[i], ves[i], gamma, s_noise, schedule, generator
-        )
+        t_hat, a_hat, ve_hat, noise = levels[i]
+        if noise is not None:  # x_hat = a_hat (x / alpha + noise z)
+            x = (x * (a_hat / alphas[i])).add_(randn_like(x, generator), alpha=a_hat * noise)
         x0, eps = model_fn(x, t_hat)
-        # x_ve' = x_ve + (sigma_ve' - sigma_ve) eps, written in x = alpha x_ve (two ops fewer)
-        a_next, step = alphas[i + 1], ves[i + 1] - ve_hat
-        x = x0 if ves[i + 1] == 0 else (a_next / a_hat) * x + (a_next * step) * eps
+        step = alphas[i + 1] * (ves[i + 1] - ve_hat)
+        x = x0 if ves[i + 1] == 0 else (x * scale[i]).add_(eps, alpha=step)
         report(callback, i, t, x, x0)
     return x
 
@@ -90,18 +97,19 @@ def heun(
     """
     alphas, sigmas = trajectory(schedule, times)
     ves = [s / a for a, s in zip(alphas, sigmas, strict=True)]
+    times = times.tolist()
+    levels = churn_levels(schedule, times, alphas, ves, s_churn, s_tmin, s_tmax, s_noise)
     for i, t in enumerate(times):
-        gamma = churn_gamma(ves[i], len(times), s_churn, s_tmin, s_tmax)
-        x, t_hat, a_hat, ve_hat = churn(
-            x, t, alphas[i], ves[i], gamma, s_noise, schedule, generator
-        )
+        t_hat, a_hat, ve_hat, noise = levels[i]
+        if noise is not None:
+            x = (x * (a_hat / alphas[i])).add_(randn_like(x, generator), alpha=a_hat * noise)
         x0, eps = model_fn(x, t_hat)
         if ves[i + 1] == 0:  # the last step is Euler's: x = x0
             x = x0
         else:
             a_next, step = alphas[i + 1], ves[i + 1] - ve_hat
-            x = (a_next / a_hat) * x
-            _, eps_next = model_fn(x + (a_next * step) * eps, times[i + 1])  # Euler's x'
-            x = x + (0.5 * a_next * step) * (eps + eps_next)
+            x = x * (a_next / a_hat)
+            _, eps_next = model_fn(torch.add(x, eps, alpha=a_next * step), times[i + 1])  # Euler
+            x.add_(eps, alpha=0.5 * a_next * step).add_(eps_next, alpha=0.5 * a_next * step)
         report(callback, i, t, x, x0)
     return x

@@ -37,7 +37,7 @@ def langevin(
     alphas, levels = alpha.tolist(), (sigma / alpha).tolist()
     last = len(times) - 1
     y = x / alphas[0]
-    for i, t in enumerate(times):
+    for i, t in enumerate(times.tolist()):
         step = step_lr * (levels[i] / levels[-1]) ** 2
         for _ in range(n_steps_each):
             x0, eps = model_fn(alphas[i] * y, t)

@@ -12,9 +12,10 @@ from diffkit.sampling.registry import register
 from diffkit.sampling.sde import sde_coefficients
 
 
-def _norm(x: torch.Tensor) -> float:
-    """The L2 norm per example, averaged over the batch (as in the score-SDE code)."""
-    return x.flatten(1).norm(dim=1).mean().item()
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    """The L2 norm per example, averaged over the batch (as in the score-SDE code), as a
+    0-d tensor on x's device: the corrector's step size never visits the host."""
+    return x.flatten(1).norm(dim=1).mean()
 
 
 @register("pc")
@@ -43,6 +44,7 @@ def pc(
     alphas, sigmas = trajectory(schedule, times)
     f, g2 = (c.tolist() for c in sde_coefficients(schedule, times))
     last = len(times) - 1
+    times = times.tolist()
     for i, t in enumerate(times):
         a_t, s_t, a_s, s_s = alphas[i], sigmas[i], alphas[i + 1], sigmas[i + 1]
         # Langevin corrector, Alg. 4/5: eps_i = 2 a_i (r |z| / |score|)^2, a_i = 1 - beta_i
@@ -51,8 +53,8 @@ def pc(
             _, eps = model_fn(x, t)
             score = -eps / s_t
             z = randn_like(x, generator)
-            step = 2 * a_step * (snr * _norm(z) / max(_norm(score), 1e-12)) ** 2
-            x = x + step * score + math.sqrt(2 * step) * z
+            step = 2 * a_step * (snr * _norm(z) / _norm(score).clamp(min=1e-12)) ** 2
+            x = x + step * score + (2 * step).sqrt() * z
         x0, eps = model_fn(x, t)
         if i == last:
             x = x0  # final denoising step, E[x0 | x_t]
@@ -61,7 +63,7 @@ def pc(
             a, v = a_t / a_s, s_t**2 - (a_t / a_s) ** 2 * s_s**2
             x = (2 - a) * x - v * eps / s_t + math.sqrt(max(v, 0.0)) * randn_like(x, generator)
         else:  # Euler–Maruyama on the reverse SDE, as sde_euler
-            dt = float(times[i] - times[i + 1])
+            dt = times[i] - times[i + 1]
             drift = f[i] * x + g2[i] * eps / s_t
             x = x - drift * dt + math.sqrt(max(g2[i], 0.0) * dt) * randn_like(x, generator)
         report(callback, i, t, x, x0)

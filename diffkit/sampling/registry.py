@@ -5,9 +5,11 @@ Every sampler has one signature (after k-diffusion)::
     sampler(model_fn, x, times, schedule, *, generator=None, callback=None, **options) -> x0
 
 ``model_fn(x, t) -> (x0, eps)`` is the network already turned into both predictions
-(:func:`diffkit.sampling.base.model_function`); ``times`` is a descending float64 tensor of
-the times at which the model is evaluated; after the last one every sampler takes its
-final step to clean data (``alpha = 1, sigma = 0``).
+(:func:`diffkit.sampling.base.model_function`), for one time ``t`` (a float); ``times`` is a
+descending float64 CPU tensor of the times at which the model is evaluated; after the last
+one every sampler takes its final step to clean data (``alpha = 1, sigma = 0``). A sampler
+computes its coefficients from ``times`` before its loop and never reads a value of a tensor
+on x's device inside it (tested on the meta device), so a GPU is never made to wait.
 """
 
 from __future__ import annotations

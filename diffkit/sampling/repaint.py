@@ -52,6 +52,7 @@ def repaint(
     """
     alphas, sigmas = trajectory(schedule, times)
     levels = jump_schedule(len(times), jump_length, jump_n_sample)
+    times = times.tolist()
     for k, k_next in itertools.pairwise(levels):
         if k_next > k:  # one ancestral step down, q(x_s | x_t, x0_hat)
             t = times[k]

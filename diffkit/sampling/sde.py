@@ -59,12 +59,13 @@ def sde_euler(model_fn, x, times, schedule, *, generator=None, callback=None):
     """Reverse-SDE Euler–Maruyama (Song et al. 2021, eq. 6) with a final denoising step."""
     _, sigmas = trajectory(schedule, times)
     f, g2 = (c.tolist() for c in sde_coefficients(schedule, times))
+    times = times.tolist()
     for i, t in enumerate(times):
         x0, eps = model_fn(x, t)
         if i == len(times) - 1:
             x = x0  # final denoising step: E[x0 | x_t] (Tweedie), i.e. the step to sigma = 0
         else:
-            dt = float(times[i] - times[i + 1])  # > 0: time runs backwards
+            dt = times[i] - times[i + 1]  # > 0: time runs backwards
             # x_s = x_t - [f x_t - g^2 score] dt + g sqrt(dt) z,   score = -eps / sigma
             drift = f[i] * x + g2[i] * eps / sigmas[i]
             x = x - drift * dt + math.sqrt(max(g2[i], 0.0) * dt) * randn_like(x, generator)

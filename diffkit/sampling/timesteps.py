@@ -15,6 +15,8 @@ whose log-SNR is finite.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -41,7 +43,11 @@ def timesteps(
 ) -> torch.Tensor:
     """``steps`` evaluation times from noisiest to cleanest, float64."""
     check_choice("spacing", spacing, SPACINGS)
-    n = check_steps(schedule, steps)
+    return _timesteps(schedule, check_steps(schedule, steps), spacing, float(rho)).clone()
+
+
+@functools.lru_cache(maxsize=64)  # a pure function of values; sampling calls repeat it
+def _timesteps(schedule: Schedule, n: int, spacing: str, rho: float) -> torch.Tensor:
     if spacing in ("logsnr", "karras"):
         return _snr_spaced(schedule, n, spacing, rho)
     if not schedule.discrete:

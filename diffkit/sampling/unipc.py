@@ -1,51 +1,64 @@
 """UniPC (Zhao et al. 2023): a multistep predictor (UniP) and a corrector (UniC) that reuses
-the next model call, in data prediction with ``B(h) = e^{h} - 1`` ("bh2")."""
+the next model call, in data prediction with ``B(h) = e^{h} - 1`` ("bh2").
+
+Both are linear in x and the last x0 predictions, so each step is computed before the loop
+as ``x_s = a x + sum_k w_k x0_k`` (Zhao et al., UniP-p and UniC-p with the bh2
+coefficients, as in their code) and the loop itself is multiplies and fused adds.
+"""
 
 from __future__ import annotations
 
 import math
 
-import torch
-
 from diffkit.errors import ConfigError
-from diffkit.sampling.base import half_log_snr, report, trajectory
+from diffkit.sampling.base import combine, half_log_snr, report, scalars, solve, trajectory
 from diffkit.sampling.dpmpp import multistep_order
 from diffkit.sampling.registry import register
 
 
-def unipc_update(x, history, lam_s, alpha_s, sigma_s, sigma_t, order, x0_new=None):
-    """UniP-``order`` step from the newest point of ``history`` (``(lambda, x0)`` pairs, newest
-    last) to ``lam_s``; given ``x0_new`` (the model at the step's end) it is UniC-``order``.
+def _bh2(lams, alphas, sigmas, i, order):
+    """What UniP-``order`` and UniC-``order`` share for the step from times[i] to times[i+1].
 
-    Zhao et al. 2023, UniP-p and UniC-p with the bh2 coefficients, as in their code.
+    Returns ``a`` and ``w`` of the first-order part ``a x + w m0``, ``c = alpha_s B(h)``,
+    the ``r_k = (lambda_{i-k} - lambda_i) / h`` of the older points, and the system
+    ``R rho = b`` with ``R[j] = r^j`` (r = 1 appended) and ``b[j] = h phi_{j+1}(h) j! / B(h)``.
     """
-    lam_t, m0 = history[-1]
-    h = lam_s - lam_t
+    h = lams[i + 1] - lams[i]
     hh = -h  # data prediction
     h_phi_1 = math.expm1(hh)
-    x_new = (sigma_s / sigma_t) * x - (alpha_s * h_phi_1) * m0
-    rks = [(lam_j - lam_t) / h for lam_j, _ in history[-2 : -order - 1 : -1]] if order > 1 else []
-    d1s = [(m_j - m0) / r for (_, m_j), r in zip(history[-2 : -order - 1 : -1], rks, strict=True)]
-    if x0_new is None and not d1s:
-        return x_new
-    # R[j] = rks^j and b[j] = h phi_{j+1}(h) j! / B(h), j = 0..order-1
-    rks = [*rks, 1.0]
-    b_h = math.expm1(hh)
+    b_h = h_phi_1  # bh2
+    a, w, c = sigmas[i + 1] / sigmas[i], -alphas[i + 1] * h_phi_1, alphas[i + 1] * b_h
+    rks = [(lams[i - k] - lams[i]) / h for k in range(1, order)]
     h_phi_k, factorial, b = h_phi_1 / hh - 1, 1, []
     for j in range(1, order + 1):
         b.append(h_phi_k * factorial / b_h)
         factorial *= j + 1
         h_phi_k = h_phi_k / hh - 1 / factorial
-    R = torch.tensor(
-        [[r ** (j - 1) for r in rks] for j in range(1, order + 1)], dtype=torch.float64
-    )
-    b = torch.tensor(b, dtype=torch.float64)
-    if x0_new is None:  # predictor
-        rhos = [0.5] if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
-        return x_new - (alpha_s * b_h) * sum(rho * d for rho, d in zip(rhos, d1s, strict=True))
-    rhos = [0.5] if order == 1 else torch.linalg.solve(R, b).tolist()  # corrector
-    res = sum(rho * d for rho, d in zip(rhos[:-1], d1s, strict=True)) + rhos[-1] * (x0_new - m0)
-    return x_new - (alpha_s * b_h) * res
+    R = [[r ** (j - 1) for r in [*rks, 1.0]] for j in range(1, order + 1)]
+    return a, w, c, rks, R, b
+
+
+def unip_step(lams, alphas, sigmas, i, order):
+    """UniP-``order`` from times[i] to times[i+1] as ``(a, weights)`` over the x0 history,
+    newest first: ``x_s = a x + w m0 - c sum_k rho_k (m_k - m0) / r_k``."""
+    if order == 1:
+        h = lams[i + 1] - lams[i]
+        return sigmas[i + 1] / sigmas[i], [-alphas[i + 1] * math.expm1(-h)]
+    a, w, c, rks, R, b = _bh2(lams, alphas, sigmas, i, order)
+    rhos = [0.5] if order == 2 else solve([row[:-1] for row in R[:-1]], b[:-1])
+    older = [-c * rho / r for rho, r in zip(rhos, rks, strict=True)]
+    return a, [w - sum(older), *older]
+
+
+def unic_step(lams, alphas, sigmas, i, order):
+    """UniC-``order`` of the step from times[i] to times[i+1], given the model's x0 at its
+    end, as ``(a, weights, w_new)``: ``x_s = a x + w m0 - c (sum_k rho_k (m_k - m0) / r_k
+    + rho_new (x0_new - m0))``, with ``x`` and the history those before the step."""
+    a, w, c, rks, R, b = _bh2(lams, alphas, sigmas, i, order)
+    rhos = [0.5] if order == 1 else solve(R, b)
+    older = [-c * rho / r for rho, r in zip(rhos[:-1], rks, strict=True)]
+    w_new = -c * rhos[-1]
+    return a, [w - sum(older) - w_new, *older], w_new
 
 
 @register("unipc")
@@ -58,14 +71,20 @@ def unipc(
         raise ConfigError(f"unipc order must be 1, 2 or 3, got {order!r}.")
     alphas, sigmas = trajectory(schedule, times)
     lams = half_log_snr(alphas, sigmas)
-    history, x_last, k = [], None, 1  # (lambda, x0) of the last evaluations; last x and order
-    for i, t in enumerate(times):
+    n = len(times)
+    orders = [multistep_order(order, i, n, lower_order_final) for i in range(n)]
+    predictors = [unip_step(lams, alphas, sigmas, i, orders[i]) for i in range(n)]
+    correctors = [unic_step(lams, alphas, sigmas, i, orders[i]) for i in range(n - 1)]
+    scale = scalars([a for a, _ in predictors], x)  # UniC's is the same: sigma_s / sigma_t
+    history, x_last = [], x  # x0 of the last `order` evaluations, newest first; x before a step
+    for i, t in enumerate(times.tolist()):
         x0, _ = model_fn(x, t)
         if i > 0:  # UniC: correct x_i with its own model call, at the last step's order
-            x = unipc_update(x_last, history, lams[i], alphas[i], sigmas[i], sigmas[i - 1], k, x0)
-        history = [*history[-(order - 1) :], (lams[i], x0)] if order > 1 else [(lams[i], x0)]
-        k = multistep_order(order, i, len(times), lower_order_final)
+            _, weights, w_new = correctors[i - 1]
+            x = combine(x_last, scale[i - 1], history, weights).add_(x0, alpha=w_new)
+        history = [x0, *history[: order - 1]]
         x_last = x
-        x = unipc_update(x, history, lams[i + 1], alphas[i + 1], sigmas[i + 1], sigmas[i], k)
+        _, weights = predictors[i]  # UniP: from x_i to the next time
+        x = combine(x, scale[i], history, weights)
         report(callback, i, t, x, x0)
     return x

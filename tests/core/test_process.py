@@ -89,3 +89,19 @@ def test_bad_process_inputs():
         Prediction.parse("epsilon")
     with pytest.raises(ShapeError, match="noise has shape"):
         q_sample(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 4), schedules.linear())
+
+
+def test_the_training_loss_never_reads_a_value_on_the_data_device():
+    # Drawn times need no range check: on the meta device (shapes, no values) any .item() or
+    # bool() of a tensor, a host synchronisation per batch on a GPU, would raise.
+    from diffkit.losses import diffusion_loss
+
+    x0 = torch.empty(4, 3, device="meta")
+    for prediction, weighting in [("eps", None), ("v", "min_snr"), ("x0", "min_snr")]:
+        loss = diffusion_loss(
+            lambda x, t: torch.zeros_like(x), x0, schedules.vp(), prediction=prediction,
+            weighting=weighting,
+        )  # fmt: skip
+        assert loss.device.type == "meta" and loss.shape == (4,)
+    with pytest.raises(RuntimeError, match="meta"):  # given times are checked: a value read
+        diffusion_loss(lambda x, t: x, x0, schedules.linear(), t=torch.zeros(4, device="meta"))

@@ -1,8 +1,10 @@
-"""diffkit's DDPM and DDIM reproduce diffusers' schedulers step by step, with the same noise.
+"""diffkit's samplers reproduce diffusers' schedulers step by step, with the same noise.
 
 diffusers keeps ``alphas_cumprod`` in float32; the schedules themselves are compared to 1e-6
 in test_schedules. Here both run in float64 on the same table, so what is compared is the
-step rule alone, to 1e-5 over every intermediate state.
+step rule alone, over every intermediate state. Where diffusers rounds its sigmas to float32
+(the multistep tests) the tolerance is 1e-4 with the achieved error asserted below 5e-6;
+where the test hands it float64 sigmas (the singlestep and Heun tests) it is 1e-10.
 """
 
 import pytest
@@ -11,6 +13,9 @@ from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
+    DPMSolverSinglestepScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
     UniPCMultistepScheduler,
 )
 
@@ -149,3 +154,167 @@ def test_sde_dpmpp_2m_matches_diffusers_with_the_same_noise(steps):
     # The noise matters: without it the result is the deterministic solver's, far away.
     ode = run_diffkit(net, x, s, None, sampler="dpmpp_2m", times=times)
     assert (mine[-1] - ode[-1]).abs().mean() > 0.1
+
+
+def test_dpmpp_3m_matches_diffusers_third_order_multistep():
+    # diffusers lowers the second-last step to second order only below 15 steps; ours always
+    # (lower_order_final): so 10 steps with it, 25 without it, where both are third order.
+    s = schedules.linear()
+    net = NET.denoiser(s)
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for steps, lower in ((10, True), (25, False)):
+        ref = DPMSolverMultistepScheduler(
+            algorithm_type="dpmsolver++", beta_schedule="linear", solver_order=3,
+            final_sigmas_type="zero", lower_order_final=lower, euler_at_final=False,
+        )  # fmt: skip
+        ref.alphas_cumprod = s.alphas_cumprod.clone()
+        ref.set_timesteps(steps)
+        theirs = run_diffusers(ref, net, x, None, s)
+        times = ref.timesteps.double()
+        mine = run_diffkit(
+            net, x, s, None, sampler="dpmpp_3m", times=times, lower_order_final=lower
+        )
+        torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=0)
+        assert (mine - theirs).abs().max() < 5e-6
+    # the third-order term matters: second order is far from both at this accuracy
+    second = run_diffkit(net, x, s, None, sampler="dpmpp_2m", times=times, lower_order_final=False)
+    assert (second[-1] - theirs[-1]).abs().max() > 1e-4
+
+
+def ve_sigmas(schedule, times):
+    """diffusers' sigmas (sigma / alpha, the VE noise level) at ``times``, then 0, in float64."""
+    alpha, sigma = schedule.alpha_sigma(torch.as_tensor(times, dtype=torch.float64))
+    return torch.cat([sigma / alpha, torch.zeros(1, dtype=torch.float64)])
+
+
+def stage_times(s, ours, steps, options):
+    """The times at which our singlestep sampler calls the model, in order (its stages)."""
+    seen = []
+
+    def net(x, t):
+        seen.append(float(t[0]))
+        return NET.denoiser(s)(x, t)
+
+    x = torch.zeros(1, 2, dtype=torch.float64)
+    diffkit.sample(net, x, s, sampler=ours, steps=steps, spacing="logsnr", **options)
+    return seen
+
+
+def clean_step(s, net, x, t):
+    """Our step to clean data from time t: x0 = (x - sigma eps) / alpha, first order."""
+    alpha, sigma = s.alpha_sigma_at(t)
+    return (x - sigma * net(x, torch.full((x.shape[0],), t, dtype=x.dtype))) / alpha
+
+
+# Singlestep DPM-Solver (noise prediction, orders 1 and 2) and DPM-Solver++(2S) against
+# DPMSolverSinglestepScheduler driven at our stage times (its timesteps in float64 sigmas,
+# with the midpoint solver type): its order list [1, 2, 1, 2, ..., 1] takes the stages of one
+# of our steps as consecutive timesteps, and its update of order k from the k of them is ours.
+# For noise prediction diffusers cannot step to sigma = 0 (0 * inf), so its last step goes to
+# sigma_min and ours to clean data is checked on its own.
+@pytest.mark.parametrize(
+    ("ours", "options", "algorithm", "order"),
+    [
+        ("dpm_solver", {"order": 1}, "dpmsolver", 1),
+        ("dpm_solver", {"order": 2}, "dpmsolver", 2),
+        ("dpmpp_2s", {}, "dpmsolver++", 2),
+    ],
+)
+def test_singlestep_solvers_match_diffusers(ours, options, algorithm, order):
+    s, steps = schedules.vp(), 8
+    net = NET.denoiser(s)
+    times = stage_times(s, ours, steps, options)  # order * (steps - 1) + 1 model calls
+    assert len(times) == order * (steps - 1) + 1
+    if order == 2:  # each stage halves its step in log-SNR (r = 1/2)
+        lam = s.log_snr(torch.tensor(times, dtype=torch.float64))
+        torch.testing.assert_close(lam[1:-1:2], (lam[:-2:2] + lam[2::2]) / 2, atol=1e-8, rtol=0)
+    final = "zero" if algorithm == "dpmsolver++" else "sigma_min"
+    ref = DPMSolverSinglestepScheduler(
+        algorithm_type=algorithm, solver_order=order, solver_type="midpoint",
+        lower_order_final=True, final_sigmas_type=final,
+    )  # fmt: skip
+    ref.set_timesteps(timesteps=list(range(len(times), 0, -1)))  # placeholders, replaced:
+    ref.sigmas = ve_sigmas(s, times)
+    ref.set_begin_index(0)
+    assert ref.order_list == [*([1, 2] if order == 2 else [1]) * (steps - 1), 1]
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    theirs, y = [], x
+    for t in times:
+        eps = net(y, torch.full((y.shape[0],), t, dtype=y.dtype))
+        y = ref.step(eps, 0, y).prev_sample
+        theirs.append(y)
+    # the state after each of our steps, and after the last, first-order one
+    theirs = torch.stack(theirs[order - 1 : -1 : order] + theirs[-1:])
+    mine = run_diffkit(net, x, s, None, sampler=ours, steps=steps, spacing="logsnr", **options)
+    assert mine.shape == theirs.shape
+    if final == "sigma_min":
+        torch.testing.assert_close(mine[-1], clean_step(s, net, mine[-2], times[-1]))
+        mine, theirs = mine[:-1], theirs[:-1]
+    torch.testing.assert_close(mine, theirs, atol=1e-10, rtol=0)
+
+
+def test_dpm_solver_3_stages_match_diffusers_updates():
+    # DPM-Solver-3 as in the paper and the official code: its second stage is the "heun"
+    # second-order update and its last the "midpoint" third-order one (diffusers' singlestep
+    # scheduler uses one solver type for both), so each stage is compared with that update.
+    s, steps = schedules.vp(), 6
+    net = NET.denoiser(s)
+    times = stage_times(s, "dpm_solver", steps, {"order": 3})
+    refs = {}
+    for kind in ("heun", "midpoint"):
+        refs[kind] = DPMSolverSinglestepScheduler(
+            algorithm_type="dpmsolver", solver_order=3, solver_type=kind,
+            final_sigmas_type="sigma_min",
+        )  # fmt: skip
+        refs[kind].set_timesteps(timesteps=list(range(len(times), 0, -1)))
+        refs[kind].sigmas = ve_sigmas(s, times)
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mine = run_diffkit(
+        net, x, s, None, sampler="dpm_solver", order=3, steps=steps, spacing="logsnr"
+    )
+
+    def eps_at(y, k):
+        return net(y, torch.full((y.shape[0],), times[k], dtype=y.dtype))
+
+    y = x
+    for i in range(steps - 1):
+        k = 3 * i  # our step i runs from times[k] over the stages times[k + 1], times[k + 2]
+        e0 = eps_at(y, k)
+        refs["heun"]._step_index = k
+        y1 = refs["heun"].dpm_solver_first_order_update(e0, sample=y)
+        e1 = eps_at(y1, k + 1)
+        refs["heun"]._step_index = k + 1
+        y2 = refs["heun"].singlestep_dpm_solver_second_order_update([e0, e1], sample=y)
+        e2 = eps_at(y2, k + 2)
+        refs["midpoint"]._step_index = k + 2
+        y = refs["midpoint"].singlestep_dpm_solver_third_order_update([e0, e1, e2], sample=y)
+        torch.testing.assert_close(mine[i], y, atol=1e-10, rtol=0)
+    torch.testing.assert_close(mine[-1], clean_step(s, net, y, times[-1]), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+@pytest.mark.parametrize(("ours", "cls"), [("euler", EulerDiscreteScheduler),
+                                           ("heun", HeunDiscreteScheduler)])  # fmt: skip
+def test_karras_euler_and_heun_match_diffusers(ours, cls, spacing):
+    # diffusers runs in the VE variable x / alpha with sigma = sigma / alpha; we compare in x.
+    # Heun's timesteps are doubled (an Euler and a correction substep), its last Euler's.
+    s, steps = schedules.linear(), 25
+    net = NET.denoiser(s)
+    ref = cls(beta_schedule="linear", timestep_spacing=spacing)
+    ref.set_timesteps(steps)
+    ref.sigmas = ve_sigmas(s, ref.timesteps)
+    ref.set_begin_index(0)
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    theirs, y = [], x * (1 + ref.sigmas[0] ** 2).sqrt()
+    for k, t in enumerate(ref.timesteps):
+        eps = net(ref.scale_model_input(y, t), torch.full((y.shape[0],), float(t)).double())
+        y = ref.step(eps, t, y).prev_sample
+        theirs.append(y / (1 + ref.sigmas[k + 1] ** 2).sqrt())  # back to x at the next sigma
+    if ours == "heun":
+        theirs = theirs[1::2] + theirs[-1:]  # after each correction, and the final Euler step
+    times = ref.timesteps.unique_consecutive().double()
+    mine = run_diffkit(net, x, s, None, sampler=ours, times=times)
+    # EulerDiscreteScheduler.step casts the sample to float32 (achieved: 7.9e-7); Heun's
+    # keeps float64 (achieved: 3e-15)
+    atol = 2e-6 if ours == "euler" else 1e-10
+    torch.testing.assert_close(mine, torch.stack(theirs), atol=atol, rtol=0)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import diffkit
-from diffkit import SAMPLERS, ConfigError, DataError, ShapeError, schedules
+from diffkit import SAMPLERS, ConfigError, DataError, ShapeError, get_sampler, schedules
+from diffkit.sampling import model_function
 
 SHAPES = {"image": (3, 2, 8, 8), "series": (3, 24, 5), "tokens": (3, 7, 16)}
 
@@ -80,3 +81,24 @@ def test_bad_sample_inputs_get_one_clear_error():
         diffkit.sample(TinyNet(), (2, 3), s, cond=[1, 2])
     with pytest.raises(ConfigError, match="spacing"):
         diffkit.sample(TinyNet(), (2, 3), s, steps=3, spacing="karras_x")
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_no_step_reads_a_value_of_the_data(name):
+    # On the meta device tensors have shapes and no values: an .item(), bool() or float() of a
+    # tensor on the data's device, a host synchronisation per step on a GPU, raises there.
+    # (sample() itself checks x_T and x_0 once each, so the sampler is called directly.)
+    s, x = schedules.linear(), torch.empty(4, 3, device="meta")
+    times = diffkit.timesteps(s, 6)
+    model_fn = model_function(TinyNet(), s, "eps", None, at=times, like=x)
+    out = get_sampler(name)(model_fn, x, times, s)
+    assert out.device.type == "meta" and out.shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["ddim", "dpmpp_2m", "unipc"])
+def test_a_model_returning_nan_is_one_clear_error_naming_the_sampler(name):
+    def bad(x, t):  # NaN from the middle of the trajectory on
+        return torch.where(t[:, None] < 500, float("nan"), 0.0) * x
+
+    with pytest.raises(DataError, match=rf"sampler '{name}' ended with NaN or inf"):
+        diffkit.sample(bad, (2, 3), schedules.linear(), sampler=name, steps=10)

@@ -103,3 +103,30 @@ def test_bad_schedule_inputs_name_the_fix():
         schedules.linear(T=1)
     with pytest.raises(ConfigError, match="continuous"):
         _ = schedules.vp().T
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "vp", "subvp", "ve"])
+def test_the_per_step_float_path_equals_the_tensor_path(name):
+    s = get_schedule(name)
+    t = torch.linspace(s.t_min, s.t_max, 9, dtype=torch.float64)
+    t[3] += 0.37  # a fractional time too
+    alpha, sigma = s.alpha_sigma(t)
+    floats = torch.tensor([s.alpha_sigma_at(v) for v in t.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(floats, torch.stack([alpha, sigma], 1), atol=1e-14, rtol=1e-12)
+
+
+def test_tables_are_cached_per_device_and_dtype_and_not_pickled():
+    import pickle
+
+    s = schedules.linear()
+    s.alpha_sigma(torch.tensor([3.5]))
+    s.alpha_sigma(torch.tensor([3.5], device="meta"), check=False)
+    assert {(d.type, dt) for d, dt in s._tables} == {
+        ("cpu", torch.float64),
+        ("meta", torch.float64),
+    }
+    again = pickle.loads(pickle.dumps(s))
+    assert again == s and "_tables" not in again.__dict__
+    torch.testing.assert_close(
+        again.alpha_sigma(torch.tensor([3.5])), s.alpha_sigma(torch.tensor([3.5]))
+    )
