@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from diffkit.discrete import guidance
@@ -12,18 +10,9 @@ from diffkit.discrete.process import check_mask_id, check_tokens
 from diffkit.discrete.registry import get_sampler
 from diffkit.discrete.schedules import check_schedule
 from diffkit.errors import ConfigError, ShapeError
+from diffkit.sampling.front import check_options
 
 Tensor = torch.Tensor
-
-
-def check_options(fn, name: str, options: dict) -> None:
-    """Raise a ConfigError naming any option the sampler ``name`` does not take."""
-    shared = {"model_fn", "x", "times", "schedule", "mask_id", "generator", "callback"}
-    valid = [p for p in inspect.signature(fn).parameters if p not in shared]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        listed = ", ".join(valid) or "none"
-        raise ConfigError(f"sampler {name!r} has no option {unknown[0]!r}; its options: {listed}.")
 
 
 def sample(

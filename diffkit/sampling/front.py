@@ -27,8 +27,11 @@ def initial_noise(shape, schedule: Schedule, *, generator=None, device=None, dty
 
 @functools.cache
 def option_names(fn) -> tuple[str, ...]:
-    """The options of sampler ``fn``: its keyword parameters beyond the shared signature."""
-    shared = {"model_fn", "x", "times", "schedule", "generator", "callback"}
+    """The options of sampler ``fn``: its keyword parameters beyond the shared signature.
+
+    Shared by the Gaussian and the masked samplers (whose signature adds ``mask_id``).
+    """
+    shared = {"model_fn", "x", "times", "schedule", "mask_id", "generator", "callback"}
     return tuple(p for p in inspect.signature(fn).parameters if p not in shared)
 
 
