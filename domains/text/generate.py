@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from diffkit import sample
+from diffkit.domains.text.tokenizer import Tokenizer
 from diffkit.errors import ConfigError
 
 Tensor = torch.Tensor
@@ -37,6 +38,7 @@ class Template:
 
     ``ids`` (L,) holds the known token ids (anything at unknown positions), ``known`` (L,)
     is True where the token is given, ``allowed`` (L, V) what rounding may pick there.
+    Each may carry a leading batch axis (one template per sample: (n, L), (n, L, V)).
     """
 
     ids: Tensor
@@ -53,7 +55,7 @@ def free_template(tokenizer, length: int, allowed: Tensor) -> Template:
     return Template(ids, known, allowed.expand(length, -1).clone())
 
 
-def _text_only(tokenizer, allowed: Tensor) -> Tensor:
+def text_only(tokenizer, allowed: Tensor) -> Tensor:
     """``allowed`` without the special pieces: what a blank may be filled with."""
     out = allowed.clone()
     out[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id, tokenizer.unk_id]] = False
@@ -71,7 +73,7 @@ def _frame(tokenizer, body: list[int | bool | None], length: int, allowed: Tenso
     ids = torch.full((length,), tokenizer.pad_id, dtype=torch.long)
     known = torch.ones(length, dtype=torch.bool)
     per_position = allowed.expand(length, -1).clone()  # (L, V)
-    text = _text_only(tokenizer, allowed)
+    text = text_only(tokenizer, allowed)
     word_start = text & torch.tensor(
         [tokenizer.piece(i).startswith("▁") for i in range(len(text))], dtype=torch.bool
     )
@@ -196,17 +198,18 @@ def sample_ids(
         Snap each x0 estimate to the nearest allowed embedding (Li et al. 2022).
     """
     device = next(net.parameters()).device
-    length, e = template.ids.shape[0], net.embed_dim
-    allowed = template.allowed.to(device)
+    length, e = template.ids.shape[-1], net.embed_dim
+    allowed = template.allowed.to(device)  # (L, V) or (n, L, V)
+    known_ids = template.ids.to(device).expand(n, length)  # (n, L)
+    known = template.known.to(device).expand(n, length)  # (n, L)
     extra: dict = {}
     if cond is not None:
         cond = {k: v.to(device).expand(n, -1) for k, v in cond.items()}
         if guidance is not None:
             extra = {"guidance_scale": float(guidance), "null_cond": {"cond_ids": net.null_cond_id}}
-    if template.known.any():
-        known = net.embed(template.ids.to(device))[None].expand(n, -1, -1)  # (n, L, E)
-        mask = template.known.to(device)[None, :, None].expand(n, length, e).float()
-        extra.update(known=known, mask=mask)
+    if known.any():
+        mask = known[:, :, None].expand(n, length, e).float()  # (n, L, E)
+        extra.update(known=net.embed(known_ids), mask=mask)
     model = self_conditioned(net) if net.self_conditioning else net
     x = sample(
         model,
@@ -221,9 +224,77 @@ def sample_ids(
         x0_transform=clamp_to_embeddings(net, allowed) if clamp else None,
         **extra,
     )
-    ids = nearest_ids(net, x, allowed)
-    known_ids = template.ids.to(device)[None].expand(n, -1)
-    return torch.where(template.known.to(device)[None], known_ids, ids)
+    return torch.where(known, known_ids, nearest_ids(net, x, allowed))
+
+
+# --- texts from a trained model ------------------------------------------------------------
+
+
+def tokenizer_of(settings: dict) -> Tokenizer:
+    return Tokenizer.from_text(settings["tokenizer"])
+
+
+def allowed_of(settings: dict, vocab_size: int) -> Tensor:
+    """The rounding mask (V,) saved in the settings: the pieces training texts used."""
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    mask[settings["allowed"]] = True
+    return mask
+
+
+def generate_texts(
+    net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None, options
+) -> list[str]:
+    """``n`` texts under the sample options (condition, guidance, template, length)."""
+    tok = tokenizer_of(settings)
+    if options.infill is not None and options.length is not None:
+        raise ConfigError("--infill fixes the length already; pass --infill or --length, not both.")
+    if options.guidance is not None and options.cond is None:
+        raise ConfigError("--guidance needs --cond, the condition text to guide towards.")
+    if options.cond is not None and not config.conditional:
+        raise ConfigError(
+            "--cond needs a conditional model; this one was trained without --cond-column."
+        )
+    cond = None
+    if options.cond is not None:
+        cond_ids, cond_pad = condition_ids(tok, options.cond, config.cond_length)
+        cond = {"cond_ids": cond_ids, "cond_pad": cond_pad}
+    if config.model == "ar":
+        return generate_ar(net, n, config, tok, cond, options, generator)
+    allowed = allowed_of(settings, config.vocab_size)
+    if options.infill is not None:
+        tpl = infill_template(tok, options.infill, config.max_length, allowed, options.infill_span)
+    elif options.length is not None:
+        tpl = length_template(tok, options.length, config.max_length, allowed)
+    else:
+        tpl = free_template(tok, config.max_length, allowed)
+    ids = sample_ids(
+        net,
+        schedule,
+        n,
+        tpl,
+        sampler=sampler,
+        steps=steps,
+        prediction=prediction,
+        cond=cond,
+        guidance=options.guidance,
+        clamp=options.clamp,
+        generator=generator,
+    )
+    return tok.decode_batch(ids.cpu())
+
+
+def generate_ar(net, n, config, tok, cond, options, generator) -> list[str]:
+    """Samples of the AR baseline (ancestral, temperature 1); templates are diffusion-only."""
+    if options.infill is not None or options.length is not None or options.guidance is not None:
+        raise ConfigError(
+            "--infill, --length and --guidance need a diffusion model, not --model ar."
+        )
+    extra = {}
+    if cond is not None:
+        device = next(net.parameters()).device
+        extra = {k: v.to(device).expand(n, -1) for k, v in cond.items()}
+    ids = net.generate(n, config.max_length, generator=generator, **extra)
+    return tok.decode_batch(ids.cpu())
 
 
 def texts_to_tensor(texts: list[str]) -> Tensor:

@@ -1,0 +1,53 @@
+"""The text domain's command options: ``diffkit sample`` and ``diffkit evaluate`` flags.
+
+Each field becomes a flag (``infill_span`` -> ``--infill-span``); ``None`` means not given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+# TODO(lead): import option and EvaluateOptions from diffkit.domain once issue 12 lands there;
+# these are the definitions the notes give, copied until then.
+def option(default, help: str, *, flag: str | None = None):
+    """A field of a command-options dataclass (default, help text, optional flag spelling)."""
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:  # TODO(lead): from diffkit.domain
+    sampler: str | None = option(
+        None, "Sampler for the samples evaluation draws; default the run's."
+    )
+    steps: int | None = option(None, "Model calls per sample; default the run's.")
+    num_samples: int | None = option(None, "Samples to draw; default the run's.")
+
+
+@dataclass(frozen=True)
+class TextSampleOptions:
+    """``diffkit sample`` flags of the text domain."""
+
+    cond: str | None = option(
+        None, "Condition text, e.g. an E2E MR 'name[The Eagle], food[French]'."
+    )
+    guidance: float | None = option(
+        None, "Classifier-free guidance scale on --cond: 0 unconditional, 1 conditional."
+    )
+    infill: str | None = option(None, "Template whose ___ blanks are filled, the rest kept.")
+    infill_span: int = option(3, "Tokens per ___ blank of --infill.")
+    length: int | None = option(None, "Exact number of tokens of every sample.")
+    clamp: bool = option(True, "Snap each x0 estimate to the nearest embedding (Diffusion-LM).")
+
+
+@dataclass(frozen=True)
+class TextEvaluateOptions(EvaluateOptions):
+    """``diffkit evaluate`` flags of the text domain."""
+
+    teacher: Path | None = option(  # noqa: RUF009 (option returns a field)
+        None, "AR run (diffkit train --domain text --model ar) scoring samples: lm-score."
+    )
+    guidance: float | None = option(
+        None, "Guidance scale of the mr->ref samples; default the run's."
+    )
