@@ -47,7 +47,7 @@ class TextConfig:
     cond_column: str = ""
     vocab_size: int = 0
     tokenizer: str = ""
-    tokenizer_type: str = "unigram"
+    tokenizer_type: str = "bpe"
     max_length: int = 64
     cond_length: int = 64
     embed_dim: int = 16
@@ -107,7 +107,6 @@ def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
     """The denoiser (or the AR baseline) the config describes; vocab_size must be known."""
     if config.vocab_size < 1:
         raise ConfigError("model.vocab_size is unknown; load the data first (it sets it).")
-    cond_vocab = config.vocab_size if config.conditional else None
     if config.model == "ar":
         from diffkit.domains.text.baseline import ARConfig, ARModel
 
@@ -117,9 +116,11 @@ def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
             depth=config.depth,
             heads=config.heads,
             max_length=config.max_length,
+            cond_length=config.cond_length if config.conditional else 0,
             dropout=config.dropout,
         )
-        return ARModel(ar) if cond_vocab is None else ARModel(ar, cond_length=config.cond_length)
+        return ARModel(ar)
+    cond_vocab = config.vocab_size if config.conditional else None
     net = TextDenoiser(
         config.vocab_size,
         embed_dim=config.embed_dim,

@@ -149,7 +149,11 @@ def conditional_samples(
     cond_ids, cond_pad = cond.ids.to(device), cond.pad.to(device)
     if config.model == "ar":
         ids = net.generate(
-            len(mrs), config.max_length, cond_ids=cond_ids, cond_pad=cond_pad, generator=generator
+            len(mrs),
+            max_length=config.max_length,
+            cond_ids=cond_ids,
+            cond_pad=cond_pad,
+            generator=generator,
         )
         return tok.decode_batch(ids.cpu())
     tpl = free_template(tok, config.max_length, allowed)

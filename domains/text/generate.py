@@ -293,7 +293,7 @@ def generate_ar(net, n, config, tok, cond, options, generator) -> list[str]:
     if cond is not None:
         device = next(net.parameters()).device
         extra = {k: v.to(device).expand(n, -1) for k, v in cond.items()}
-    ids = net.generate(n, config.max_length, generator=generator, **extra)
+    ids = net.generate(n, max_length=config.max_length, generator=generator, **extra)
     return tok.decode_batch(ids.cpu())
 
 
