@@ -90,3 +90,16 @@ def test_bad_inputs(tmp_path):
         Tokenizer.from_text("not base64 at all!")
     with pytest.raises(ConfigError, match="not a SentencePiece model"):
         Tokenizer.from_proto(b"\x00garbage")
+
+
+def test_e2e_devset_round_trips_without_unk(data_dir):
+    path = data_dir / "e2e" / "devset.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found; set DIFFKIT_DATA to the data folder.")
+    from diffkit.domains.text.data import read
+
+    corpus = read(path, "ref", "mr")
+    tokenizer = train_tokenizer(corpus.texts, vocab_size=1000)
+    encoded = [tokenizer.encode(t) for t in corpus.texts]
+    assert all(tokenizer.unk_id not in ids for ids in encoded)
+    assert [tokenizer.decode(ids) for ids in encoded] == list(corpus.texts)  # double spaces too
