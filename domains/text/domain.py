@@ -31,6 +31,7 @@ from diffkit.errors import ConfigError, check_choice
 Tensor = torch.Tensor
 MODELS = ("diffusion_lm", "cdcd", "ar")
 AUTO_VOCAB = 1000  # vocab_size 0: this many pieces, or fewer when the corpus cannot fill them
+AUTO_LENGTH = 64  # max_length / cond_length 0: the longest training text, at most this
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,11 @@ class TextConfig:
     """The ``[model]`` section: recipe, data columns, tokenizer, network, evaluation.
 
     ``vocab_size`` 0 takes 1,000 pieces or the most the corpus allows (the built-in grammar
-    allows a few hundred); ``cond_column`` "" means unconditional (the built-in grammar's
-    columns are ``ref`` and ``mr``: ``--cond-column mr`` makes it conditional).
+    allows a few hundred); ``max_length`` / ``cond_length`` 0 fit the longest training text /
+    condition (BOS and EOS included) up to 64 tokens; ``cond_column`` "" means unconditional
+    (the built-in grammar's columns are ``ref`` and ``mr``: ``--cond-column mr`` makes it
+    conditional). ``dropout`` is 0 for the endless built-in grammar; small real corpora
+    (E2E's devset) want about 0.1.
     """
 
     model: str = "diffusion_lm"
@@ -48,13 +52,13 @@ class TextConfig:
     vocab_size: int = 0
     tokenizer: str = ""
     tokenizer_type: str = "bpe"
-    max_length: int = 64
-    cond_length: int = 64
+    max_length: int = 0
+    cond_length: int = 0
     embed_dim: int = 16
     width: int = 128
     depth: int = 4
     heads: int = 4
-    dropout: float = 0.1
+    dropout: float = 0.0
     cond_dropout: float = 0.1
     self_conditioning: bool = False
     time_warp: bool = False
@@ -74,8 +78,10 @@ class TextConfig:
         check_choice("model.model", self.model, MODELS)
         check_choice("model.tokenizer_type", self.tokenizer_type, MODEL_TYPES)
         for name in ("max_length", "cond_length"):
-            if not 3 <= getattr(self, name) <= 4096:
-                raise ConfigError(f"model.{name} must lie in 3..4096, got {getattr(self, name)}.")
+            if getattr(self, name) != 0 and not 3 <= getattr(self, name) <= 4096:
+                raise ConfigError(
+                    f"model.{name} must be 0 (auto) or lie in 3..4096, got {getattr(self, name)}."
+                )
         for name in ("embed_dim", "width", "depth", "heads", "n_train", "eval_samples"):
             if not 1 <= getattr(self, name) <= 1_000_000:
                 raise ConfigError(
@@ -105,8 +111,10 @@ class TextConfig:
 
 def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
     """The denoiser (or the AR baseline) the config describes; vocab_size must be known."""
-    if config.vocab_size < 1:
-        raise ConfigError("model.vocab_size is unknown; load the data first (it sets it).")
+    if config.vocab_size < 1 or config.max_length < 1:
+        raise ConfigError(
+            "model.vocab_size and max_length are unknown (0); load the data first (it sets them)."
+        )
     if config.model == "ar":
         from diffkit.domains.text.baseline import ARConfig, ARModel
 
@@ -202,6 +210,14 @@ def make_tokenizer(config: TextConfig, train) -> Tokenizer:
         return train_tokenizer(texts, None, config.tokenizer_type)
 
 
+def auto_length(tokenizer, texts, given: int) -> int:
+    """``given``, or for 0 the longest encoded text (BOS, EOS included) capped at AUTO_LENGTH."""
+    if given:
+        return given
+    longest = max((len(tokenizer.encode(t)) + 2 for t in texts), default=3)
+    return max(3, min(longest, AUTO_LENGTH))
+
+
 def load_data(config: TextConfig, path: Path | None) -> DomainData:
     """Texts (and conditions) as token-id datasets; the tokenizer goes into the settings."""
     train, val = read_corpus(config, path)
@@ -211,6 +227,12 @@ def load_data(config: TextConfig, path: Path | None) -> DomainData:
             f"the tokenizer {config.tokenizer!r} has {tokenizer.vocab_size} pieces but "
             f"model.vocab_size is {config.vocab_size}; set vocab_size 0 or to its size."
         )
+    config = dataclasses.replace(
+        config,
+        vocab_size=tokenizer.vocab_size,
+        max_length=auto_length(tokenizer, train.texts, config.max_length),
+        cond_length=auto_length(tokenizer, train.conds or (), config.cond_length),
+    )
     train_set, val_set = TextSet(train, tokenizer, config), TextSet(val, tokenizer, config)
     for what, encoded in (("training texts", train_set.texts), ("conditions", train_set.conds)):
         note = encoded.report(what) if encoded is not None else ""
@@ -223,8 +245,7 @@ def load_data(config: TextConfig, path: Path | None) -> DomainData:
         "source": "grammar" if path is None else str(path),
         "conditional": config.conditional,
     }
-    completed = dataclasses.replace(config, vocab_size=tokenizer.vocab_size)
-    return DomainData(train_set, val_set, settings, completed)
+    return DomainData(train_set, val_set, settings, config)
 
 
 # --- sampling ---------------------------------------------------------------------------
@@ -302,7 +323,7 @@ domain = Domain(
     loss=loss,
     defaults={
         "diffusion": {"schedule": "sqrt", "T": 2000, "prediction": "x0"},
-        "train": {"batch_size": 64, "lr": 1e-3, "warmup_steps": 100},
+        "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100},
     },
 )
 # TODO(lead): Domain.options once issue 12 lands:

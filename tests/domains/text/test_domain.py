@@ -150,7 +150,7 @@ def test_bad_template_options_give_one_line_errors(run_dir):
 
     with pytest.raises(ConfigError, match="at least one blank"):
         sample_checkpoint(run_dir, 1, steps=2, options={"infill": "no blank"})
-    with pytest.raises(ConfigError, match="at most 64"):
+    with pytest.raises(ConfigError, match="makes texts of at most"):
         sample_checkpoint(run_dir, 1, steps=2, options={"length": 100})
     with pytest.raises(ConfigError, match="not both"):
         sample_checkpoint(run_dir, 1, steps=2, options={"length": 3, "infill": "a ___"})
@@ -163,7 +163,7 @@ def test_bad_template_options_give_one_line_errors(run_dir):
     [
         (["--set=model=gpt"], "unknown model.model 'gpt'"),
         (["--set=width=30", "--set=heads=4"], "multiple of model.heads"),
-        (["--set=max_length=2"], "max_length must lie in 3..4096"),
+        (["--set=max_length=2"], "max_length must be 0 (auto) or lie in 3..4096"),
         (["--set=time_warp=true"], "time_warp is part of the cdcd recipe"),
         (["--set=vocab_size=5000"], "too large for this corpus"),
     ],
@@ -205,7 +205,10 @@ def test_load_data_completes_the_vocab_size_and_keeps_only_used_pieces():
     assert all(not tok.is_byte(i) for i in allowed)  # the grammar is ASCII but for "é"
     net = build_network(data.config)
     batch = torch.utils.data.default_collate([data.train[i] for i in range(4)])
-    assert net(net.embed(batch["ids"]), torch.zeros(4)).shape == (4, 64, 16)
+    length = data.config.max_length  # auto: the longest training text
+    assert batch["ids"].shape == (4, length) and 10 < length < 64
+    assert data.train.texts.truncated == 0
+    assert net(net.embed(batch["ids"]), torch.zeros(4)).shape == (4, length, 16)
 
 
 def test_the_ar_baseline_trains_samples_and_evaluates_through_the_same_engine(tmp_path, capsys):
@@ -243,7 +246,9 @@ def test_the_networks_have_comparable_parameter_counts():
     from diffkit.domains.text.blocks import count_parameters
 
     counts = {
-        m: count_parameters(build_network(TextConfig(model=m, vocab_size=1000, width=128)))
+        m: count_parameters(
+            build_network(TextConfig(model=m, vocab_size=1000, max_length=64, width=128))
+        )
         for m in ("diffusion_lm", "cdcd", "ar")
     }
     assert abs(counts["diffusion_lm"] / counts["ar"] - 1) < 0.1
