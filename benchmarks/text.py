@@ -51,6 +51,7 @@ from diffkit.domains.text.evaluate import (
 )
 from diffkit.domains.text.generate import (
     allowed_of,
+    default_clamp,
     free_template,
     length_template,
     nearest_ids,
@@ -68,7 +69,7 @@ SETTINGS = {
         "budget": 30, "protocols": ("a",), "width": 64, "depth": 2, "heads": 4, "batch": 32,
         "max_length": 48, "samples": 16, "mrs": 16, "nll_texts": 16, "nll_steps": 20,
         "samplers": (("ddpm", 200), ("ddim", 50), ("dpmpp_2m", 10), ("dpmpp_2m", 20)),
-        "guidance": (1.0, 2.0), "val_mrs": 8, "length": 12,
+        "guidance": (1.0, 2.0), "val_mrs": 8, "length": 12, "dropout": 0.0,
     },
     "full": {
         "budget": 1200, "protocols": ("a", "b"), "width": 128, "depth": 4, "heads": 4,
@@ -77,11 +78,11 @@ SETTINGS = {
         "samplers": (
             ("ddpm", 200), ("ddpm", 2000), ("ddim", 50), ("dpmpp_2m", 10), ("dpmpp_2m", 20)
         ),
-        "guidance": (1.0, 1.5, 2.0, 3.0), "val_mrs": 64, "length": 16,
+        "guidance": (1.0, 1.5, 2.0, 3.0), "val_mrs": 64, "length": 16, "dropout": 0.1,
     },
 }  # fmt: skip
 RECIPES = {
-    "diffusion_lm": {"model": "diffusion_lm"},
+    "diffusion_lm": {"model": "diffusion_lm", "self_conditioning": False},
     "cdcd": {"model": "cdcd", "self_conditioning": True},
     "ar": {"model": "ar"},
 }
@@ -128,6 +129,7 @@ def train(recipe: dict, data: Path, out: Path, s: dict, conditional: bool = True
         "width": s["width"],
         "depth": s["depth"],
         "heads": s["heads"],
+        "dropout": s["dropout"],
     }
     train_cfg = {
         "max_steps": 1_000_000,
@@ -198,9 +200,13 @@ def score_model(name, run, test: Corpus, teacher: Path, s: dict) -> dict:
     g = torch.Generator().manual_seed(0)
     row = {"params": count(net), "steps": run["steps"], "train_s": round(run["train_s"], 1)}
     if config.model == "ar":  # unconditional numbers from the teacher (same size), mr->ref own
-        t_net, _, t_config, _ = loaded(teacher)
-        row["bits_per_token"] = per_unit(ar_nll(t_net, enc.ids, enc.pad), tokens)
-        row["bits_per_char"] = per_unit(ar_nll(t_net, enc.ids, enc.pad), chars)
+        t_net, _, t_config, t_settings = loaded(teacher)
+        t_tok = tokenizer_of(t_settings)  # trained on the texts alone: not the MR model's
+        t_enc = encode_corpus(t_tok, held, t_config.max_length)
+        t_tokens = (t_enc.pad.sum(1) - 1).tolist()
+        nats = ar_nll(t_net, t_enc.ids, t_enc.pad)
+        row["bits_per_token"] = per_unit(nats, t_tokens)
+        row["bits_per_char"] = per_unit(nats, chars)
         t0 = time.perf_counter()
         ids = t_net.generate(s["samples"], max_length=t_config.max_length, generator=g)
         hyps = conditional_samples(
@@ -215,7 +221,7 @@ def score_model(name, run, test: Corpus, teacher: Path, s: dict) -> dict:
             guidance=1.0,
             generator=g,
         )
-        scores = sample_scores(tok.decode_batch(ids), hyps, mrs, refs, teacher, t0)
+        scores = sample_scores(t_tok.decode_batch(ids.cpu()), hyps, mrs, refs, teacher, t0)
         row["samplers"] = {"ancestral (AR)": scores}
         return row
     nats = diffusion_nll(net, schedule, enc.ids, steps=s["nll_steps"], generator=g)
@@ -267,7 +273,16 @@ def sample_scores(uncond, hyps, mrs, refs, teacher: Path, t0: float) -> dict:
 def length_hit(net, schedule, tok, config, allowed, n_tokens: int, g) -> float:
     """Share of ``--length n`` samples whose text re-encodes to exactly n tokens."""
     tpl = length_template(tok, n_tokens, config.max_length, allowed)
-    ids = sample_ids(net, schedule, 16, tpl, sampler="dpmpp_2m", steps=20, generator=g)
+    ids = sample_ids(
+        net,
+        schedule,
+        16,
+        tpl,
+        sampler="dpmpp_2m",
+        steps=20,
+        clamp=default_clamp(config),
+        generator=g,
+    )
     texts = tok.decode_batch(ids)
     return sum(len(tok.encode(t)) == n_tokens for t in texts) / len(texts)
 

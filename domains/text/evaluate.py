@@ -31,6 +31,7 @@ from diffkit.domains.text.data import encode_corpus
 from diffkit.domains.text.generate import (
     Template,
     allowed_of,
+    default_clamp,
     free_template,
     generate_texts,
     sample_ids,
@@ -162,6 +163,7 @@ def conditional_samples(
         schedule,
         len(mrs),
         tpl,
+        clamp=default_clamp(config),
         sampler=sampler,
         steps=steps,
         cond={"cond_ids": cond_ids, "cond_pad": cond_pad},
@@ -186,7 +188,16 @@ def infill_scores(net, schedule, texts, tok, config, allowed, *, sampler, steps,
         per_position[i, start : start + k] = text_only(tok, allowed)
         spans.append((start, k))
     tpl = Template(enc.ids, known, per_position)
-    ids = sample_ids(net, schedule, n, tpl, sampler=sampler, steps=steps, generator=generator)
+    ids = sample_ids(
+        net,
+        schedule,
+        n,
+        tpl,
+        sampler=sampler,
+        steps=steps,
+        clamp=default_clamp(config),
+        generator=generator,
+    )
     filled = [tok.decode(ids[i, s : s + k].cpu()) for i, (s, k) in enumerate(spans)]
     truth = [tok.decode(enc.ids[i, s : s + k]) for i, (s, k) in enumerate(spans)]
     return {

@@ -241,6 +241,12 @@ def allowed_of(settings: dict, vocab_size: int) -> Tensor:
     return mask
 
 
+def default_clamp(config) -> bool:
+    """Clamping by default for the Diffusion-LM recipe only: it lowers the grammar acceptance
+    of CDCD samples with deterministic samplers (6% -> 2% with DDIM 50 in one measurement)."""
+    return config.model == "diffusion_lm"
+
+
 def generate_texts(
     net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None, options
 ) -> list[str]:
@@ -277,7 +283,7 @@ def generate_texts(
         prediction=prediction,
         cond=cond,
         guidance=options.guidance,
-        clamp=options.clamp,
+        clamp=default_clamp(config) if options.clamp is None else options.clamp,
         generator=generator,
     )
     return tok.decode_batch(ids.cpu())

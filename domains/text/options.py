@@ -38,7 +38,9 @@ class TextSampleOptions:
     infill: str | None = option(None, "Template whose ___ blanks are filled, the rest kept.")
     infill_span: int = option(3, "Tokens per ___ blank of --infill.")
     length: int | None = option(None, "Exact number of tokens of every sample.")
-    clamp: bool = option(True, "Snap each x0 estimate to the nearest embedding (Diffusion-LM).")
+    clamp: bool | None = option(
+        None, "Snap each x0 estimate to the nearest embedding; default on for diffusion_lm only."
+    )
 
 
 @dataclass(frozen=True)
