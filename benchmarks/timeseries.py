@@ -24,7 +24,6 @@ Writes ``benchmarks/results/timeseries[-quick].{json,md}``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import tempfile
@@ -56,19 +55,19 @@ DATASETS = {
     # name -> (file under the data folder, model settings)
     "exchange": (
         "exchange_rate/exchange_rate.txt.gz",
-        TimeSeriesConfig(
-            prediction_length=30,
-            context_length=30,
-            freq="B",
-            start="1990-01-01",
-            test_windows=5,
-            train_length=ts_data.EXCHANGE_TRAIN_LENGTH,
-            target="difference",
-        ),
+        {
+            "prediction_length": 30,
+            "context_length": 30,
+            "freq": "B",
+            "start": "1990-01-01",
+            "test_windows": 5,
+            "train_length": ts_data.EXCHANGE_TRAIN_LENGTH,
+            "target": "difference",
+        },
     ),
     "etth1": (
         "ett/ETTh1.csv",
-        TimeSeriesConfig(prediction_length=24, freq="h", test_windows=7, target="difference"),
+        {"prediction_length": 24, "freq": "h", "test_windows": 7, "target": "difference"},
     ),
 }
 
@@ -78,9 +77,7 @@ def train_timegrad(path, model, steps, seed, root, overrides=None):
     overrides = overrides or {}
     train = {"max_steps": steps, "batch_size": 64, "lr": 1e-3, "seed": seed, "log_every": 200}
     train.update(checkpoint_every=steps, **overrides.get("train", {}))
-    model = build(
-        TimeSeriesConfig, {**dataclasses.asdict(model), **overrides.get("model", {})}, "model"
-    )
+    model = build(TimeSeriesConfig, {**model, **overrides.get("model", {})}, "model")
     run = RunConfig(
         "timeseries",
         model,

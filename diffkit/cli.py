@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
         command = typer.main.get_command(app)
         if argv[:1] == ["train"] and ("--help" in argv or "-h" in argv):
             # --help is eager, so the domain's options are added before click parses
-            command.commands["train"].epilog = commands.domain_help(_option_value(argv, "--domain"))
+            command.commands["train"].epilog = commands.domain_help(
+                commands.value_of(argv, "--domain")
+            )
         command(args=argv, prog_name="diffkit")  # click prints usage errors itself, exit code 2
     except UserError as e:
         if debug:
@@ -131,26 +133,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-def _option_value(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 # train takes the domain's [model] keys as extra flags (commands.domain_flags)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     commands.train
 )
-for _command in (
-    commands.sample,
-    commands.forecast,
-    commands.evaluate,
-    commands.bench,
-):
-    app.command()(_command)
+# sample, forecast and evaluate also take the flags of the --checkpoint's domain
+for _command in (commands.sample, commands.forecast, commands.evaluate):
+    app.command(cls=commands.DomainCommand)(_command)
+app.command()(commands.bench)
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,10 @@
-"""The ``train``, ``sample``, ``evaluate`` and ``bench`` commands: thin wrappers over runner.
+"""The ``train``, ``sample``, ``forecast``, ``evaluate`` and ``bench`` commands: thin wrappers.
 
 :mod:`diffkit.cli` registers them on its app (this module does not import the CLI, so
-``python -m diffkit.cli`` sees a single app).
+``python -m diffkit.cli`` sees a single app). No flag of any domain is named here: ``train``
+takes the domain's ``[model]`` keys as extra flags (:func:`domain_flags`), and the CLI adds
+the flags of the checkpoint's domain to ``sample``, ``forecast`` and ``evaluate``
+(``Domain.options``), whose given values arrive in :data:`DOMAIN_OPTIONS`.
 """
 
 from __future__ import annotations
@@ -9,12 +12,98 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from diffkit.errors import ConfigError, MissingFileError
+from diffkit.options import markup_safe
+
+DEVICE_HELP = "auto (a GPU when present), cpu, cuda, cuda:N or mps."
+THREADS_HELP = "CPU threads for torch (default torch's own; 1-2 is fastest on a small CPU)."
+
+
+# the values of the checkpoint domain's own flags that the user gave (set by DomainCommand)
+DOMAIN_OPTIONS: ContextVar[dict] = ContextVar("domain_options", default={})  # noqa: B039
+
+
+class DomainCommand(typer.core.TyperCommand):
+    """A command that also takes the flags of its ``--checkpoint``'s domain.
+
+    Before parsing, the checkpoint named in the arguments is read (its config only) and its
+    domain's options for this command (``Domain.options[name]``) become extra parameters;
+    their given values are handed to the command in :data:`DOMAIN_OPTIONS`. Without a
+    readable checkpoint, ``--help`` says how to list them, and a run reports the checkpoint.
+    """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        self.domain_params = self._domain_params(args, "--help" in args or "-h" in args)
+        self._check_flags(ctx, args)
+        return super().parse_args(ctx, args)
+
+    def _check_flags(self, ctx, args: list[str]) -> None:
+        """A ConfigError naming the domain for a flag neither it nor the command has."""
+        domain = getattr(self, "domain_name", None)
+        known = {o for p in self.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            if domain and flag.startswith("--") and flag not in known:
+                own = [p.opts[0] for p in self.domain_params] or ["none"]
+                raise ConfigError(
+                    f"domain {domain!r} does not support {flag} in `diffkit {self.name}`; "
+                    f"its own options are: {', '.join(own)}."
+                )
+
+    def get_params(self, ctx) -> list:
+        params, extra = super().get_params(ctx), getattr(self, "domain_params", [])
+        at = len(params) - (params[-1:] and params[-1].name == "help")  # before --help
+        return [*params[:at], *extra, *params[at:]]
+
+    def invoke(self, ctx):
+        names = [p.name for p in getattr(self, "domain_params", [])]
+        given = {name: ctx.params.pop(name, None) for name in names}
+        token = DOMAIN_OPTIONS.set({k: v for k, v in given.items() if v is not None})
+        try:
+            return super().invoke(ctx)
+        finally:
+            DOMAIN_OPTIONS.reset(token)
+
+    def _domain_params(self, args: list[str], helping: bool) -> list:
+        from diffkit.checkpoint import read_config, resolve
+        from diffkit.errors import UserError
+        from diffkit.options import click_options
+        from diffkit.registry import get_domain
+
+        path = value_of(args, "--checkpoint")
+        if path is None:
+            self.epilog = "Add --checkpoint RUN to list the options of its domain."
+            return []
+        try:
+            domain = get_domain(read_config(resolve(Path(path)))["domain"])
+        except UserError as e:
+            if helping:
+                self.epilog = f"(--checkpoint {path}: {e} So no domain options are listed.)"
+                return []
+            raise
+        self.domain_name = domain.name
+        cls = domain.options.get(self.name)
+        if cls is None:
+            self.epilog = f"The {domain.name!r} domain adds no options to {self.name}."
+            return []
+        self.epilog = f"The options after --threads are the {domain.name!r} domain's."
+        return click_options(cls)
+
+
+def value_of(args: list[str], name: str) -> str | None:
+    """The value of option ``name`` in raw arguments (``--name V`` or ``--name=V``)."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def domain_help(name: str | None) -> str:
@@ -50,9 +139,7 @@ def domain_help(name: str | None) -> str:
                 lines.append(f"    --set {key}=<{kind}> or {flag} <{kind}>  (default {default!r})")
             else:
                 lines.append(f"    --set {section}.{key}=<{kind}>  (default {default!r})")
-    from rich.markup import escape  # typer renders help as rich markup
-
-    return escape("\n".join(lines))
+    return markup_safe("\n".join(lines))
 
 
 def domain_flags(args: list[str], config: type) -> dict[str, str | bool]:
@@ -61,9 +148,9 @@ def domain_flags(args: list[str], config: type) -> dict[str, str | bool]:
     A flag names a field with dashes for underscores; a flag without a value sets a
     boolean field to true. Unknown flags raise a ConfigError listing the valid ones.
     """
-    from dataclasses import fields
+    from diffkit.config import flat_fields
 
-    valid = {f.name: f for f in fields(config)}
+    valid = flat_fields(config)
     out: dict[str, str | bool] = {}
     i = 0
     while i < len(args):
@@ -92,7 +179,8 @@ def train(
     domain: str = typer.Option(..., help="Domain to train (see `diffkit info`)."),
     data: Optional[Path] = typer.Option(None, help="Data file or folder; default built-in."),
     config: Optional[Path] = typer.Option(
-        None, help="TOML file with [train], [diffusion], [model] tables; flags override it."
+        None,
+        help=markup_safe("TOML file with [train], [diffusion], [model] tables; flags override it."),
     ),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/DOMAIN)."),
     max_steps: Optional[int] = typer.Option(None, help="Optimizer steps to train for."),
@@ -104,6 +192,9 @@ def train(
     strategy: Optional[str] = typer.Option(None, help="auto or ddp."),
     seed: Optional[int] = typer.Option(None, help="Random seed (reproducible on one machine)."),
     quiet: bool = typer.Option(False, help="Log lines instead of a progress bar."),
+    verbose: bool = typer.Option(False, help="Also show Lightning's banner and model summary."),
+    device: Optional[str] = typer.Option(None, help="Accelerator: " + DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
     set_: list[str] = typer.Option(
         [], "--set", help="KEY=VALUE override, repeatable; `--domain NAME --help` lists the keys."
     ),
@@ -114,9 +205,11 @@ def train(
     `--set prediction_length=30`.
     """
     from diffkit.config import merge, parse_sets, read_toml
+    from diffkit.devices import accelerator, set_threads
     from diffkit.registry import get_domain
     from diffkit.runner import fit, resolve_config
 
+    set_threads(threads)
     dom = get_domain(domain)
     out = out or Path("runs") / domain
     layers = []
@@ -140,14 +233,16 @@ def train(
         "devices": devices,
         "strategy": strategy,
         "seed": seed,
+        "accelerator": accelerator(device) if device is not None else None,
     }
     layers.append({"train": {k: v for k, v in flags.items() if v is not None}})
     layers.append({"model": domain_flags(ctx.args, dom.config)})
     layers.append(parse_sets(set_))
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
-    run = resolve_config(dom, merge(*layers), str(data) if data else None)
-    fit(dom, run, out=out, resume=resume, quiet=quiet)
+    # stored resolved, so evaluate, forecast and --resume work from any directory
+    run = resolve_config(dom, merge(*layers), str(data.resolve()) if data else None)
+    fit(dom, run, out=out, resume=resume, quiet=quiet, verbose=verbose)
 
 
 def sample(
@@ -158,29 +253,33 @@ def sample(
     out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
     seed: int = typer.Option(0, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
-    class_: Optional[int] = typer.Option(
-        None, "--class", help="Class label of every sample (class-conditional models)."
-    ),
-    guidance: Optional[float] = typer.Option(
-        None, help="Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided."
-    ),
-    inpaint: Optional[Path] = typer.Option(None, help="Image whose known pixels are kept."),
-    mask: Optional[Path] = typer.Option(None, help="Mask for --inpaint: non-zero = known."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
-    """Draw samples from a trained checkpoint and save them."""
-    from diffkit.inference import sample_checkpoint
-    from diffkit.registry import get_domain
+    """Draw samples from a trained checkpoint and save them.
 
+    The checkpoint's domain adds its own options (`--checkpoint RUN --help` lists them).
+    """
+    from diffkit.devices import set_threads
+    from diffkit.inference import sample_checkpoint
+
+    set_threads(threads)
     if not 1 <= n <= 10_000_000:
         raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
     if not 1 <= steps <= 100_000:
         raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
-    given = {"class": class_, "guidance": guidance, "inpaint": inpaint, "mask": mask}
-    options = {k: v for k, v in given.items() if v is not None}
     samples = sample_checkpoint(
-        checkpoint, n, sampler=sampler, steps=steps, seed=seed, ema=ema, options=options
+        checkpoint,
+        n,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
     )
     from diffkit.checkpoint import load_checkpoint
+    from diffkit.registry import get_domain
 
     get_domain(load_checkpoint(checkpoint).domain).save_samples(samples, out)
     typer.echo(f"saved {n} samples to {out}")
@@ -191,17 +290,22 @@ def forecast(
     data: Optional[Path] = typer.Option(
         None, help="Series to forecast past the end of; default the run's data."
     ),
-    num_samples: int = typer.Option(100, help="Sample paths per forecast."),
     sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
     steps: Optional[int] = typer.Option(None, help="Model calls per step (default: all)."),
     out: Path = typer.Option(Path("forecasts.csv"), help="Forecast table (.csv or .parquet)."),
-    raw: bool = typer.Option(False, help="One row per sample instead of mean and quantiles."),
     seed: int = typer.Option(0, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
-    """Forecast the horizon after the data with a time-series checkpoint: table + fan chart."""
+    """Forecast the horizon after the data with a checkpoint that forecasts: table + chart.
+
+    The checkpoint's domain adds its own options (`--checkpoint RUN --help` lists them).
+    """
+    from diffkit.devices import set_threads
     from diffkit.inference import forecast_checkpoint
 
+    set_threads(threads)
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
     if steps is not None and not 1 <= steps <= 100_000:
@@ -210,12 +314,12 @@ def forecast(
         checkpoint,
         out,
         data,
-        num_samples=num_samples,
         sampler=sampler,
         steps=steps,
-        raw=raw,
         seed=seed,
         ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
     )
     for path in written:
         typer.echo(f"saved {path}")
@@ -226,13 +330,24 @@ def evaluate(
     data: Optional[Path] = typer.Option(None, help="Data to compare with; default the run's."),
     out: Optional[Path] = typer.Option(None, help="Metrics JSON (default RUN/metrics.json)."),
     seed: int = typer.Option(0, help="Random seed."),
+    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
-    """Compute the domain's metrics for a checkpoint; print them and save them as JSON."""
+    """Compute the domain's metrics for a checkpoint; print them and save them as JSON.
+
+    The checkpoint's domain adds its own options, such as the sampler, its steps and the
+    number of samples where it samples (`--checkpoint RUN --help` lists them).
+    """
+    from diffkit.devices import set_threads
     from diffkit.inference import evaluate_checkpoint, write_metrics
 
+    set_threads(threads)
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
-    metrics = evaluate_checkpoint(checkpoint, data, seed=seed)
+    metrics = evaluate_checkpoint(
+        checkpoint, data, seed=seed, ema=ema, options=DOMAIN_OPTIONS.get(), device=device
+    )
     for key, value in metrics.items():
         typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
     path = out or Path(metrics["checkpoint"]).parent.parent / "metrics.json"

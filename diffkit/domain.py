@@ -54,11 +54,12 @@ class Domain:
     load_data
         ``(config, path or None) -> DomainData``; ``None`` means the built-in default data.
     generate
-        ``(net, schedule, n, *, config, settings, sampler, steps, prediction, generator)
-        -> Tensor``: ``n`` samples in the domain's own units (conditioning is its business).
+        ``(net, schedule, n, *, config, settings, sampler, steps, prediction, generator,
+        options) -> Tensor``: ``n`` samples in the domain's own units (conditioning is its
+        business); ``options`` is an instance of ``options["sample"]`` or None.
     evaluate
-        ``(net, schedule, data, *, config, settings, prediction, generator) -> dict`` of
-        float metrics.
+        ``(net, schedule, data, *, config, settings, prediction, generator, options) -> dict``
+        of float metrics; ``options`` is an instance of ``options["evaluate"]`` or None.
     save_samples
         ``(samples, path) -> None``; raises a ConfigError for a file type it cannot write.
     description
@@ -66,8 +67,10 @@ class Domain:
     loss
         Optional ``(net, batch, schedule, *, prediction, weighting, generator) -> (B,)``
         per-example training loss, for networks that do more than denoise one tensor (an
-        RNN over time that conditions a denoiser per step). By default
-        :func:`diffkit.training.batch_loss` on ``split_batch(batch)``.
+        RNN over time that conditions a denoiser per step). It may instead return a dict
+        ``{"loss": (B,), name: (B,), ...}``: the engine optimises ``"loss"`` and logs each
+        other term as ``loss/name``. By default :func:`diffkit.training.batch_loss` on
+        ``split_batch(batch)``.
     defaults
         The domain's own defaults of ``[train]`` and ``[diffusion]`` keys, by section (e.g.
         ``{"diffusion": {"T": 100}, "train": {"batch_size": 64}}``); the user's config
@@ -82,6 +85,10 @@ class Domain:
         is built and before training: a step the diffusion fit needs first (the images
         domain's latent mode trains its autoencoder into ``net`` and returns the data as
         latents). Default: none.
+    options
+        The domain's own flags of ``diffkit sample``, ``evaluate`` and ``forecast``: by command
+        name, a frozen dataclass whose fields (made with :func:`option`) the CLI turns into
+        flags, parses and hands to the domain as an instance (see :mod:`diffkit.options`).
     """
 
     name: str
@@ -96,6 +103,50 @@ class Domain:
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     forecast: Callable[..., list[Path]] | None = None
     prepare: Callable[[torch.nn.Module, DomainData, Any], DomainData] | None = None
+    options: dict[str, type] = field(default_factory=dict)
+
+
+def option(default: Any, help: str, *, flag: str | None = None) -> Any:
+    """A field of a command-options dataclass: its default, help text and flag spelling.
+
+    The flag is ``--field-name`` unless ``flag`` names another (``"--class"`` for a field
+    ``class_``). A default of None means "not given": the domain falls back to the run's own.
+    """
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """``diffkit evaluate`` flags of a domain that samples; None keeps what training saved."""
+
+    sampler: str | None = option(None, "Sampler of the samples evaluation draws.")
+    steps: int | None = option(None, "Model calls per sample.")
+    num_samples: int | None = option(None, "Samples to draw (per window or in all).")
+
+    def __post_init__(self):
+        from diffkit.errors import ConfigError, check_choice
+
+        if self.sampler is not None:
+            from diffkit.sampling import SAMPLERS
+
+            check_choice("sampler", self.sampler, SAMPLERS)
+        for name in ("steps", "num_samples"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= 1_000_000:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must lie in 1..1000000, got {value}."
+                )
+
+    def onto(self, config, **fields: str):
+        """``config`` with each given option replacing the field ``fields`` names for it.
+
+        ``options.onto(config, sampler="eval_sampler", steps="eval_steps")``; an option
+        left None keeps the config's value.
+        """
+        import dataclasses
+
+        changes = {fields[k]: getattr(self, k) for k in fields if getattr(self, k) is not None}
+        return dataclasses.replace(config, **changes)
 
 
 def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:

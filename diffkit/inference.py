@@ -1,6 +1,10 @@
 """Using a trained checkpoint: load it, sample, evaluate, forecast (what the CLI calls).
 
 Sampling and evaluation do not need Lightning: this module imports only torch and the core.
+Each function takes ``device`` (``"auto"`` takes a GPU when present; see
+:func:`diffkit.devices.resolve_device`) and the domain's own options of the command, as an
+instance of the domain's options dataclass or a dict keyed by field or flag name
+(``{"class": 7, "guidance": 3.0}``).
 """
 
 from __future__ import annotations
@@ -13,19 +17,26 @@ import torch
 
 from diffkit import checkpoint as ckpt
 from diffkit.config import DiffusionConfig, build
+from diffkit.devices import generator_on, resolve_device
 from diffkit.domain import Domain
 from diffkit.errors import ConfigError
+from diffkit.options import build_options
+from diffkit.process import Prediction
 from diffkit.registry import get_domain
 
 
-def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest"):
-    """``(domain, net, schedule, checkpoint)`` from a checkpoint; EMA weights by default."""
+def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest", device="cpu"):
+    """``(domain, net, schedule, checkpoint)`` from a checkpoint; EMA weights by default.
+
+    The network is in eval mode on ``device``.
+    """
+    return _load(checkpoint, ema, which, device)[:4]
+
+
+def _load(checkpoint, ema: bool, which: str, device):
     found = ckpt.load_checkpoint(Path(checkpoint), which=which)
     domain = get_domain(found.domain)
-    from diffkit.schedules import from_config
-
-    model_cfg = build(domain.config, found.config.get("model", {}), "model")
-    diffusion = build(DiffusionConfig, found.config.get("diffusion", {}), "diffusion")
+    model_cfg, diffusion, schedule = saved_configs(domain, found)
     net = domain.build_network(model_cfg, diffusion)
     try:
         net.load_state_dict(found.ema if ema else found.model)
@@ -34,7 +45,51 @@ def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest
             f"the weights in {str(found.path)!r} do not fit the network "
             "its config.json describes; the checkpoint is damaged."
         ) from None
-    return domain, net.eval(), from_config(found.config["schedule"]), found
+    net = net.to(resolve_device(device)).eval()
+    return domain, net, schedule, found, model_cfg
+
+
+def saved_configs(domain: Domain, found: ckpt.Checkpoint):
+    """``(model config, DiffusionConfig, Schedule)`` of a checkpoint's ``config.json``.
+
+    A missing or mistyped key is one CheckpointError naming the file.
+    """
+    from diffkit.schedules import from_config
+
+    where = f"{str(found.path / 'config.json')!r}"
+    try:
+        model = build(domain.config, found.config.get("model", {}), "model")
+        diffusion = build(DiffusionConfig, found.config.get("diffusion", {}), "diffusion")
+        schedule = from_config(found.config["schedule"])
+        Prediction.parse(found.config["prediction"])
+    except KeyError as e:
+        raise ckpt.CheckpointError(
+            f"{where} has no {e.args[0]!r} entry; the checkpoint is damaged, use another one."
+        ) from None
+    except (ConfigError, TypeError, AttributeError) as e:
+        raise ckpt.CheckpointError(
+            f"{where} does not describe a valid run ({e}); use another checkpoint."
+        ) from None
+    return model, diffusion, schedule
+
+
+def command_options(domain: Domain, command: str, values=None):
+    """The domain's options of ``command`` ("sample", "evaluate", "forecast") as an instance."""
+    try:
+        return build_options(domain.options.get(command), values)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (domain {domain.name!r}, diffkit {command})") from None
+
+
+def _context(checkpoint, ema: bool, device, seed: int):
+    domain, net, schedule, found, model_cfg = _load(checkpoint, ema, "latest", device)
+    common = {
+        "config": model_cfg,
+        "settings": found.config.get("settings", {}),
+        "prediction": found.config["prediction"],
+        "generator": generator_on(next(net.parameters()).device, seed),
+    }
+    return domain, net, schedule, found, common
 
 
 @torch.no_grad()
@@ -46,64 +101,34 @@ def sample_checkpoint(
     steps: int | None = 50,
     seed: int = 0,
     ema: bool = True,
-    options: dict | None = None,
+    options=None,
+    device="auto",
 ) -> torch.Tensor:
-    """``n`` samples from a checkpoint in the domain's own units.
-
-    ``options`` (e.g. ``{"class": 7, "guidance": 3.0}`` from ``diffkit sample``'s flags)
-    reach ``domain.generate`` as keyword arguments; a domain whose ``generate`` takes none
-    of them gets a ConfigError naming the first.
-    """
+    """``n`` samples from a checkpoint in the domain's own units, on the CPU."""
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
-    domain, net, schedule, found = load_model(checkpoint, ema=ema)
-    options = options or {}
-    check_generate_options(domain, options)
-    model_cfg = build(domain.config, found.config.get("model", {}), "model")
-    return domain.generate(
-        net,
-        schedule,
-        n,
-        config=model_cfg,
-        settings=found.config.get("settings", {}),
-        sampler=sampler,
-        steps=steps,
-        prediction=found.config["prediction"],
-        generator=torch.Generator().manual_seed(seed),
-        **options,
-    )
-
-
-def check_generate_options(domain: Domain, options: dict) -> None:
-    """ConfigError for an option ``domain.generate`` does not take (it may check more)."""
-    import inspect
-
-    params = inspect.signature(domain.generate).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return  # the domain checks its own options
-    for key in options:
-        if key not in params:
-            raise ConfigError(f"domain {domain.name!r} does not support --{key} when sampling.")
+    domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
+    chosen = command_options(domain, "sample", options)
+    x = domain.generate(net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common)
+    return x.cpu() if isinstance(x, torch.Tensor) else x
 
 
 @torch.no_grad()
 def evaluate_checkpoint(
-    checkpoint: Path | str, data: Path | str | None = None, *, seed: int = 0, ema: bool = True
+    checkpoint: Path | str,
+    data: Path | str | None = None,
+    *,
+    seed: int = 0,
+    ema: bool = True,
+    options=None,
+    device="auto",
 ) -> dict[str, Any]:
     """The domain's metrics for a checkpoint, on ``data`` or the run's own data."""
-    domain, net, schedule, found = load_model(checkpoint, ema=ema)
-    model_cfg = build(domain.config, found.config.get("model", {}), "model")
+    domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
+    chosen = command_options(domain, "evaluate", options)
     path = data if data is not None else found.config.get("data")
-    loaded = domain.load_data(model_cfg, Path(path) if path else None)
-    metrics = domain.evaluate(
-        net,
-        schedule,
-        loaded,
-        config=model_cfg,
-        settings=found.config.get("settings", {}),
-        prediction=found.config["prediction"],
-        generator=torch.Generator().manual_seed(seed),
-    )
+    loaded = domain.load_data(common["config"], Path(path) if path else None)
+    metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
     return {"checkpoint": str(found.path), "step": found.step, **metrics}
 
 
@@ -113,36 +138,30 @@ def forecast_checkpoint(
     out: Path | str,
     data: Path | str | None = None,
     *,
-    num_samples: int = 100,
     sampler: str = "ddpm",
     steps: int | None = None,
-    raw: bool = False,
     seed: int = 0,
     ema: bool = True,
+    options=None,
+    device="auto",
 ) -> list[Path]:
     """Forecast past the end of ``data`` (default the run's data); returns the files written."""
-    if not 1 <= num_samples <= 1_000_000:
-        raise ConfigError(f"--num-samples must lie in 1..1000000, got {num_samples}.")
-    domain, net, schedule, found = load_model(checkpoint, ema=ema)
+    domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     if domain.forecast is None:
         raise ConfigError(
             f"domain {domain.name!r} does not forecast; use `diffkit sample` for its checkpoints."
         )
-    model_cfg = build(domain.config, found.config.get("model", {}), "model")
+    chosen = command_options(domain, "forecast", options)
     path = data if data is not None else found.config.get("data")
     return domain.forecast(
         net,
         schedule,
         Path(path) if path else None,
         Path(out),
-        config=model_cfg,
-        settings=found.config.get("settings", {}),
-        prediction=found.config["prediction"],
-        num_samples=num_samples,
         sampler=sampler,
         steps=steps,
-        raw=raw,
-        generator=torch.Generator().manual_seed(seed),
+        options=chosen,
+        **common,
     )
 
 

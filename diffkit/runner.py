@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diffkit import checkpoint as ckpt
 from diffkit.config import DiffusionConfig, TrainConfig, as_dict, build
@@ -108,6 +109,7 @@ class _Checkpointer(pl.Callback):
     def save(self, trainer, module: DiffusionModule) -> None:
         if module.step == self.saved:
             return
+        module.check_finite()
         if trainer.is_global_zero:
             val = self.data.val if self.data.val is not None else self.data.train
             loss = validation_loss(module, val, seed=self.cfg.seed, batch_size=self.cfg.batch_size)
@@ -132,6 +134,14 @@ class _Checkpointer(pl.Callback):
 
     def on_train_end(self, trainer, module):
         self.save(trainer, module)
+
+    def on_exception(self, trainer, module, exception):
+        """Ctrl-C or SIGTERM: save the step reached (a NaN loss saves nothing)."""
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and module.step > 0:
+            self.save(trainer, module)
+            last = ckpt.list_checkpoints(self.root)
+            where = str(last[-1]) if last else "no checkpoint"
+            _say(f"interrupted at step {module.step}: saved {where}; continue with --resume.")
 
 
 class _LogLines(pl.Callback):
@@ -178,6 +188,12 @@ def _logger(out: Path, start: int):
     return loggers
 
 
+def _hide_banner() -> None:
+    """Lightning's start-up lines ("GPU available: False", tips) are info-level logs."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def fit(
     domain: Domain | str,
     config: RunConfig | None = None,
@@ -185,6 +201,7 @@ def fit(
     out: Path | str = "runs/run",
     resume: bool = False,
     quiet: bool = False,
+    verbose: bool = False,
     callbacks: tuple = (),
 ) -> Path:
     """Train ``domain`` with ``config`` and return the run directory.
@@ -201,6 +218,8 @@ def fit(
         Continue from the latest checkpoint in ``out`` (same weights as an uninterrupted run).
     quiet
         Log lines instead of a progress bar.
+    verbose
+        Also show Lightning's banner (devices found, tips) and its model summary.
     """
     domain = get_domain(domain) if isinstance(domain, str) else domain
     config = config or RunConfig(domain.name, domain.config())
@@ -214,16 +233,12 @@ def fit(
         )
     found = ckpt.load_checkpoint(root, domain=domain.name, with_state=True) if existing else None
     _say(f"run directory: {out} (checkpoints in {root}, logs in {out / 'logs'})")
-    if quiet:
-        for name in ("lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    if not verbose:
+        _hide_banner()
 
     data = domain.load_data(config.model, Path(config.data) if config.data else None)
     if data.config is not None:  # completed from the data: what the network is built from
         config = dataclasses.replace(config, model=data.config)
-    if _rank() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json_atomic(out / "config.json", config.to_json())
     cfg = config.train
     total = total_steps(cfg, len(data.train))
     torch.manual_seed(cfg.seed)  # network initialisation
@@ -243,9 +258,12 @@ def fit(
                 "resume with the run's own [model] settings."
             ) from None
         _say(f"resuming from {found.path} at step {module.step}")
-    if module.step >= total:
+    if module.step >= total:  # the run directory stays as it was
         _say(f"nothing to do: the run already reached step {module.step} of {total}.")
         return out
+    if _rank() == 0:  # only now that the configuration built a network its weights fit
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json_atomic(out / "config.json", config.to_json())
     schedule = config.diffusion.build_schedule()
     meta = {
         **config.to_json(),
@@ -272,7 +290,7 @@ def fit(
         ],
         enable_checkpointing=False,
         enable_progress_bar=not quiet,
-        enable_model_summary=not quiet,
+        enable_model_summary=verbose,
         deterministic=True,
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
@@ -284,10 +302,16 @@ def fit(
             # the EMA copy is in eval mode on purpose; the pytree notice is Lightning's own
             warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            # the run is one pass of step-indexed batches: Lightning's epoch-length notice
+            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
             trainer.fit(module, datamodule=_StepData(data, cfg, module.step, total))
     except TrainingError as e:
         last = ckpt.list_checkpoints(root)
         where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved"
         raise TrainingError(f"{e} {where}.") from None
+    except SIGTERMException:  # the checkpointer saved the step reached
+        raise TrainingError(
+            f"training was stopped by SIGTERM; continue it with --resume --out {out}."
+        ) from None
     _say(f"trained {total} steps; checkpoints in {root}, logs in {out / 'logs'}")
     return out

@@ -19,6 +19,7 @@ from diffkit.config import DiffusionConfig, TrainConfig
 from diffkit.domain import split_batch
 from diffkit.errors import TrainingError
 from diffkit.losses import diffusion_loss
+from diffkit.seeding import mix_seed
 
 Tensor = torch.Tensor
 
@@ -51,15 +52,6 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None
         e.lerp_(p.detach().to(e.dtype), 1 - decay)
     for e, b in zip(ema.buffers(), net.buffers(), strict=True):
         e.copy_(b)
-
-
-def mix_seed(*parts: int) -> int:
-    """One 63-bit seed from several integers (splitmix64-style), stable across runs."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
 
 
 class StepBatches(Sampler[list[int]]):
@@ -115,6 +107,15 @@ def batch_loss(
     )
 
 
+def loss_terms(loss: Tensor | dict[str, Tensor]) -> dict[str, Tensor]:
+    """A domain loss as ``{"loss": (B,), component: (B,), ...}`` (a bare tensor is "loss")."""
+    if isinstance(loss, Tensor):
+        return {"loss": loss}
+    if "loss" not in loss:
+        raise KeyError("a domain loss returning a dict must hold the key 'loss'")
+    return dict(loss)
+
+
 class DiffusionModule(pl.LightningModule):
     """Trains ``net`` with a per-example loss and keeps its EMA in ``ema``.
 
@@ -141,6 +142,7 @@ class DiffusionModule(pl.LightningModule):
         self.resume_state = state
         self.step = int(state["step"]) if state else 0  # optimizer steps taken
         self.start_step = self.step
+        self.first_bad: Tensor | None = None  # first step whose loss was not finite, or -1
 
     def configure_optimizers(self):
         cfg = self.train_cfg
@@ -156,21 +158,43 @@ class DiffusionModule(pl.LightningModule):
         micro = self.start_step * self.train_cfg.accumulate + batch_idx
         g = torch.Generator(device=self.device)
         g.manual_seed(mix_seed(self.train_cfg.seed, micro, self.global_rank, 1))
-        loss = self.loss_fn(
-            self.net,
-            batch,
-            self.schedule,
-            prediction=self.diffusion.prediction,
-            weighting=self.diffusion.weighting,
-            generator=g,
-        ).mean()
-        if not torch.isfinite(loss):
+        terms = loss_terms(
+            self.loss_fn(
+                self.net,
+                batch,
+                self.schedule,
+                prediction=self.diffusion.prediction,
+                weighting=self.diffusion.weighting,
+                generator=g,
+            )
+        )
+        loss = terms.pop("loss").mean()
+        self.note_finite(loss)
+        if (self.step + 1) % self.train_cfg.log_every == 0:
+            self.check_finite()
+        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=True)
+        for name, term in terms.items():  # a domain's loss components, each logged on its own
+            self.log(f"loss/{name}", term.detach().mean(), on_step=True, logger=True)
+        return loss
+
+    def note_finite(self, loss: Tensor) -> None:
+        """Remember on the loss's device the first step whose loss is NaN or inf (no sync)."""
+        if self.first_bad is None:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        bad = ~torch.isfinite(loss) & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, self.step + 1, self.first_bad)
+
+    def check_finite(self) -> None:
+        """TrainingError if a loss since the start was not finite (one host sync).
+
+        Called every ``log_every`` steps and before each checkpoint, so no checkpoint holds
+        weights trained on a NaN loss.
+        """
+        if self.first_bad is not None and (step := int(self.first_bad)) >= 0:
             raise TrainingError(
-                f"the loss became {loss.item()} at step {self.step + 1}; training stopped "
+                f"the loss became NaN or inf at step {step}; training stopped "
                 "(lower train.lr or check the data for NaN)."
             )
-        self.log("loss", loss.detach(), prog_bar=True, on_step=True, logger=True)
-        return loss
 
     def optimizer_step(self, *args, **kwargs):
         super().optimizer_step(*args, **kwargs)
@@ -199,13 +223,15 @@ def validation_loss(
     for b in range(min(max_batches, math.ceil(n / batch_size))):
         rows = [dataset[i] for i in range(b * batch_size, min(n, (b + 1) * batch_size))]
         batch = move_data_to_device(torch.utils.data.default_collate(rows), device)
-        loss = module.loss_fn(
-            module.ema,
-            batch,
-            module.schedule,
-            prediction=module.diffusion.prediction,
-            weighting=module.diffusion.weighting,
-            generator=g,
-        )
+        loss = loss_terms(
+            module.loss_fn(
+                module.ema,
+                batch,
+                module.schedule,
+                prediction=module.diffusion.prediction,
+                weighting=module.diffusion.weighting,
+                generator=g,
+            )
+        )["loss"]
         total, count = total + loss.sum().item(), count + len(loss)
     return total / max(count, 1)

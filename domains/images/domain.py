@@ -15,33 +15,22 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from diffkit.domain import Domain, DomainData, save_samples_as
-from diffkit.domains.images.autoencoder import AutoencoderConfig, latent_scale, train_autoencoder
-from diffkit.domains.images.data import ImageSet, load_images
-from diffkit.domains.images.evaluate import save_grid
-from diffkit.domains.images.generate import generate
-from diffkit.domains.images.network import ImageDenoiser
-from diffkit.domains.images.score import evaluate
-from diffkit.domains.images.unet import UNetConfig
+from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
 from diffkit.errors import ConfigError, DataError, check_choice
 from diffkit.sampling import SAMPLERS
+
+from .autoencoder import AutoencoderConfig, latent_scale, train_autoencoder
+from .data import ImageSet, load_images
+from .evaluate import save_grid
+from .generate import SampleOptions, generate
+from .network import ImageDenoiser
+from .score import evaluate
+from .unet import UNetConfig
 
 Tensor = torch.Tensor
 
 
 COUNTS = ("ae_steps", "classifier_steps", "bpd_steps")  # 0 turns the step off
-
-
-def parse_list(text: str, name: str, kind: type = int, allow_empty: bool = False) -> tuple:
-    """``"1,2,2"`` as ``(1, 2, 2)`` of ``kind``; a ConfigError naming ``model.name`` otherwise."""
-    what = "integers" if kind is int else "numbers"
-    try:
-        values = tuple(kind(v) for v in str(text).replace(" ", "").split(",") if v != "")
-    except ValueError:
-        raise ConfigError(f"model.{name} must be comma-separated {what}, got {text!r}.") from None
-    if not values and not allow_empty:
-        raise ConfigError(f"model.{name} must name at least one number, got {text!r}.")
-    return values
 
 
 @dataclass(frozen=True)
@@ -59,15 +48,15 @@ class ImagesConfig:
     channels: int = 1
     num_classes: int = 10
     base_channels: int = 32
-    channel_mults: str = "1,2"
+    channel_mults: tuple[int, ...] = (1, 2)
     num_res_blocks: int = 1
-    attention_levels: str = "1"
+    attention_levels: tuple[int, ...] = (1,)
     dropout: float = 0.0
     label_dropout: float = 0.1
     hflip: bool = False
     time_scale: float = 1.0
     latent_channels: int = 4
-    ae_channels: str = "32"
+    ae_channels: tuple[int, ...] = (32,)
     ae_steps: int = 400
     ae_kl_weight: float = 1e-3
     val_fraction: float = 0.1
@@ -75,7 +64,7 @@ class ImagesConfig:
     n_eval: int = 256
     eval_sampler: str = "ddim"
     eval_steps: int = 20
-    guidance_scales: str = "0,1,3"
+    guidance_scales: tuple[float, ...] = (0.0, 1.0, 3.0)
     classifier_steps: int = 300
     bpd_steps: int = 50
 
@@ -102,24 +91,21 @@ class ImagesConfig:
                 "model.hflip mirrors pixels, which latents do not follow; drop hflip with --latent."
             )
         check_choice("eval_sampler", self.eval_sampler, SAMPLERS)
+        for name in ("channel_mults", "ae_channels"):
+            if not getattr(self, name):
+                raise ConfigError(f"model.{name} must name at least one number, like 1,2.")
         self.unet()  # the U-Net's own checks, now rather than at build time
         self.autoencoder()
-        parse_list(self.guidance_scales, "guidance_scales", float)
-
-    def guidance_values(self) -> tuple[float, ...]:
-        """The guidance scales evaluation measures class accuracy at."""
-        return parse_list(self.guidance_scales, "guidance_scales", float)
 
     def unet(self) -> UNetConfig:
         """The U-Net this config describes (on latents in latent mode)."""
-        mults = parse_list(self.channel_mults, "channel_mults")
         return UNetConfig(
             in_channels=self.latent_channels if self.latent else self.channels,
             base_channels=self.base_channels,
-            channel_mults=mults,
+            channel_mults=self.channel_mults,
             num_res_blocks=self.num_res_blocks,
-            attention_levels=parse_list(self.attention_levels, "attention_levels", int, True),
-            mid_attention=bool(parse_list(self.attention_levels, "attention_levels", int, True)),
+            attention_levels=self.attention_levels,
+            mid_attention=bool(self.attention_levels),
             dropout=self.dropout,
             num_classes=self.num_classes if self.class_conditional else None,
             norm_groups=min(32, self.base_channels),
@@ -128,12 +114,11 @@ class ImagesConfig:
 
     def autoencoder(self) -> AutoencoderConfig:
         """The KL autoencoder of latent mode."""
-        widths = parse_list(self.ae_channels, "ae_channels")
         return AutoencoderConfig(
             in_channels=self.channels,
             latent_channels=self.latent_channels,
-            channels=widths,
-            norm_groups=min(8, *widths),
+            channels=self.ae_channels,
+            norm_groups=min(8, *self.ae_channels),
             kl_weight=self.ae_kl_weight,
         )
 
@@ -265,6 +250,7 @@ domain = Domain(
     save_samples=save_samples,
     description="U-Net image diffusion: class-conditional with guidance, inpainting, latent.",
     prepare=prepare,
+    options={"sample": SampleOptions, "evaluate": EvaluateOptions},
     # small images train well in batches of 64; the engine's 256 makes a CPU run slow
     defaults={"train": {"batch_size": 64}},
 )

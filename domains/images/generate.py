@@ -1,31 +1,42 @@
 """Sampling for the images domain: class labels, classifier-free guidance and inpainting.
 
-``diffkit sample`` passes its ``--class``, ``--guidance``, ``--inpaint`` and ``--mask``
-options to :func:`generate` as keyword arguments named after the flags; anything else is a
-one-line ConfigError.
+``diffkit sample``'s ``--class``, ``--guidance``, ``--inpaint`` and ``--mask`` are the fields
+of :class:`SampleOptions`, which :func:`generate` receives as ``options``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from diffkit import sample
-from diffkit.domains.images.data import from_array, read_image
+from diffkit.domain import option
 from diffkit.errors import ConfigError, MissingFileError, ShapeError
 
+from .data import from_array, read_image
+
 Tensor = torch.Tensor
-OPTIONS = ("class", "guidance", "inpaint", "mask")
 
 
-def check_options(options: dict) -> None:
-    """ConfigError for an option the images domain does not take."""
-    for key in options:
-        if key not in OPTIONS:
-            valid = ", ".join(f"--{k}" for k in OPTIONS)
-            raise ConfigError(f"the images domain has no sampling option --{key}; use {valid}.")
+@dataclass(frozen=True)
+class SampleOptions:
+    """The images domain's flags of ``diffkit sample``."""
+
+    class_: int | None = option(
+        None, "Class label of every sample (class-conditional models).", flag="--class"
+    )
+    guidance: float | None = option(
+        None, "Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided."
+    )
+    inpaint: Path | None = option(None, "Image whose known pixels are kept.")
+    mask: Path | None = option(None, "Mask for --inpaint: non-zero = known.")
+
+    def __post_init__(self):
+        if self.guidance is not None and not -100 <= self.guidance <= 100:
+            raise ConfigError(f"--guidance must lie in -100..100, got {self.guidance}.")
 
 
 def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | None:
@@ -94,29 +105,29 @@ def generate(
     steps: int | None,
     prediction: str,
     generator=None,
-    **options,
+    options: SampleOptions | None = None,
 ) -> Tensor:
     """``n`` images (n, C, H, W) in [-1, 1]; ``options`` are the sample command's flags."""
-    check_options(options)
-    labels = class_labels(net, n, options.get("class"), settings)
-    guidance = options.get("guidance")
+    options = options or SampleOptions()
+    device = next(net.parameters()).device
+    labels = class_labels(net, n, options.class_, settings)
     extra: dict = {}
-    if guidance is not None:
+    if options.guidance is not None:
         if labels is None:
             raise ConfigError(
                 "--guidance needs a class-conditional model; this checkpoint is unconditional."
             )
-        extra = {"guidance_scale": float(guidance), "null_cond": {"y": net.num_classes}}
-    if (options.get("inpaint") is None) != (options.get("mask") is None):
+        extra = {"guidance_scale": options.guidance, "null_cond": {"y": net.num_classes}}
+    if (options.inpaint is None) != (options.mask is None):
         raise ConfigError("inpainting needs both --inpaint IMAGE and --mask MASK; give both.")
-    if options.get("inpaint") is not None:
+    if options.inpaint is not None:
         if net.autoencoder is not None:
             raise ConfigError(
                 "--inpaint works on pixel models; this checkpoint is latent (trained with "
                 "--latent), so sample it without --inpaint."
             )
-        known, mask = inpainting(options["inpaint"], options["mask"], settings["shape"])
-        extra.update(known=known, mask=mask)
+        known, mask = inpainting(options.inpaint, options.mask, settings["shape"])
+        extra.update(known=known.to(device), mask=mask.to(device))
     x = sample(
         net,
         (n, *settings["shape"]),
@@ -124,8 +135,9 @@ def generate(
         sampler=sampler,
         steps=steps,
         prediction=prediction,
-        cond={"y": labels} if labels is not None else None,
+        cond={"y": labels.to(device)} if labels is not None else None,
         generator=generator,
+        device=device,
         **extra,
     )
     return net.decode(x).clamp(-1.0, 1.0)

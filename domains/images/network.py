@@ -9,14 +9,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from diffkit.domains.images.autoencoder import (
+from diffkit.seeding import mix_seed
+
+from .autoencoder import (
     Autoencoder,
     AutoencoderConfig,
     from_latents,
     to_latents,
 )
-from diffkit.domains.images.unet import UNet, UNetConfig, drop_labels
-from diffkit.training import mix_seed
+from .unet import UNet, UNetConfig, drop_labels
 
 
 class ImageDenoiser(nn.Module):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from diffkit.domain import DomainData
-from diffkit.domains.images.data import dequantize
-from diffkit.domains.images.evaluate import class_accuracy, feature_metrics, train_classifier
-from diffkit.domains.images.generate import class_labels, generate
+from diffkit.domain import DomainData, EvaluateOptions
 from diffkit.likelihood import bits_per_dim, variational_bound
 from diffkit.schedules import Schedule
+
+from .data import dequantize
+from .evaluate import class_accuracy, feature_metrics, train_classifier
+from .generate import SampleOptions, class_labels, generate
 
 Tensor = torch.Tensor
 
@@ -55,8 +56,8 @@ def held_out_bits_per_dim(
     return float(bits_per_dim(bound.total, x[0].numel(), bins=levels, width=2.0).mean())
 
 
-def _sample(net, schedule, n, config, settings, prediction, generator, **options) -> Tensor:
-    return generate(
+def _sample(net, schedule, n, config, settings, prediction, generator, guidance=None) -> Tensor:
+    x = generate(
         net,
         schedule,
         n,
@@ -66,8 +67,9 @@ def _sample(net, schedule, n, config, settings, prediction, generator, **options
         steps=config.eval_steps,
         prediction=prediction,
         generator=generator,
-        **options,
+        options=SampleOptions(guidance=guidance),
     )
+    return x.cpu()  # the classifier scores on the CPU
 
 
 def evaluate(
@@ -79,8 +81,17 @@ def evaluate(
     settings: dict,
     prediction: str,
     generator=None,
+    options: EvaluateOptions | None = None,
 ) -> dict[str, float]:
-    """The metrics above as a flat dict (``class_accuracy_g3`` is accuracy at guidance 3)."""
+    """The metrics above as a flat dict (``class_accuracy_g3`` is accuracy at guidance 3).
+
+    ``options`` (``--sampler``, ``--steps``, ``--num-samples``) override the run's
+    ``eval_sampler``, ``eval_steps`` and ``n_eval``.
+    """
+    if options is not None:
+        config = options.onto(
+            config, sampler="eval_sampler", steps="eval_steps", num_samples="n_eval"
+        )
     train, val = data.train, data.val if data.val is not None else data.train
     n = config.n_eval
     out: dict[str, float] = {"n_samples": n, "held_out": len(val)}
@@ -96,7 +107,7 @@ def evaluate(
         out.update(feature_metrics(clf, val.images, samples))
         out["fd_floor"] = feature_metrics(clf, val.images, reference)["fd"]
         if conditional:
-            for scale in config.guidance_values():
+            for scale in config.guidance_scales:
                 x = _sample(
                     net, schedule, n, config, settings, prediction, generator, guidance=scale
                 )
@@ -106,7 +117,7 @@ def evaluate(
         out["bits_per_dim"] = held_out_bits_per_dim(
             net,
             schedule,
-            val.images[:n],
+            val.images[:n].to(next(net.parameters()).device),
             levels=int(settings["levels"]),
             steps=config.bpd_steps,
             prediction=prediction,

@@ -51,7 +51,13 @@ class DenoiserConfig:
     step_hidden_dim: int = 64
 
     def __post_init__(self):
-        for name in ("residual_layers", "residual_channels", "dilation_cycle_length"):
+        for name in (
+            "residual_layers",
+            "residual_channels",
+            "dilation_cycle_length",
+            "step_embedding_dim",
+            "step_hidden_dim",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"denoiser {name} must be at least 1; got {getattr(self, name)}.")
 

@@ -9,19 +9,18 @@ steps are held out as GluonTS does it; training reads every window of the rest.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from diffkit.config import DiffusionConfig
-from diffkit.domain import Domain, DomainData, save_samples_as
+from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_samples_as
 from diffkit.errors import ConfigError, ShapeError, check_choice
 from diffkit.sampling import SAMPLERS
 
 from .data import load
-from .denoiser import DenoiserConfig
 from .evaluate import evaluate as score
 from .module import TimeGradConfig, TimeGradModel
 from .output import forecast_frame, save_fan_chart, save_frame
@@ -36,78 +35,32 @@ Tensor = torch.Tensor
 class TimeSeriesConfig:
     """The data, the TimeGrad network and its evaluation (the ``[model]`` section).
 
-    ``freq`` and ``target_dim`` are filled in from the data when left empty / 0; a value
-    given must match the data. ``lags`` is a comma-separated list ("" = by frequency).
+    ``network`` is the :class:`TimeGradConfig`; its keys are keys of ``[model]`` and flags
+    of their own (``--num-cells 40``, ``--min-scale``, ``--step-embedding-dim``), except the
+    schedule and prediction, which come from ``[diffusion]``. Its ``freq`` and
+    ``target_dim`` are filled in from the data when not given; a value given must match.
     """
 
-    prediction_length: int = 24
-    context_length: int = 0  # 0: the prediction length
-    freq: str = ""
-    start: str = ""  # first timestamp of a headerless .txt matrix
-    target_dim: int = 0
+    network: TimeGradConfig = field(default_factory=TimeGradConfig)
+    start: str | None = None  # first timestamp of a headerless .txt matrix
     test_windows: int = 1
-    train_length: int = 0  # 0: everything before the test windows
-    lags: str = ""
-    cell_type: str = "gru"
-    num_layers: int = 2
-    num_cells: int = 40
-    dropout: float = 0.1
-    embedding_dim: int = 1
-    cond_dim: int = 100
-    residual_layers: int = 8
-    residual_channels: int = 8
-    dilation_cycle_length: int = 2
-    scaling: bool = True
-    target: str = "level"  # or "difference" (see TimeGradConfig)
+    train_length: int | None = None  # None: everything before the test windows
     num_samples: int = 100
     eval_sampler: str = "ddpm"
-    eval_steps: int = 0  # 0: every schedule step
+    eval_steps: int | None = None  # None: every schedule step
     synthetic_length: int = 1000
     data_seed: int = 0
 
     def __post_init__(self):
-        for name in ("prediction_length", "test_windows", "num_samples", "synthetic_length"):
+        for name in ("test_windows", "num_samples", "synthetic_length"):
             if not 1 <= getattr(self, name) <= 10_000_000:
                 raise ConfigError(
                     f"model.{name} must lie in 1..10000000, got {getattr(self, name)}."
                 )
-        for name in ("context_length", "target_dim", "train_length", "eval_steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"model.{name} must not be negative, got {getattr(self, name)}.")
+        for name in ("train_length", "eval_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}.")
         check_choice("eval sampler", self.eval_sampler, SAMPLERS)
-        check_choice("target", self.target, ("level", "difference"))
-        parse_lags(self.lags)
-
-    def network(self, diffusion: DiffusionConfig | None = None) -> TimeGradConfig:
-        """The :class:`TimeGradConfig` these settings describe (data-dependent keys filled)."""
-        if not self.target_dim or not self.freq:
-            raise ConfigError(
-                "the number of series and the frequency are not known yet; load the data "
-                "first (they are filled in from it) or set target_dim and freq."
-            )
-        diffusion = diffusion or DiffusionConfig(**DIFFUSION_DEFAULTS)
-        return TimeGradConfig(
-            target_dim=self.target_dim,
-            prediction_length=self.prediction_length,
-            context_length=self.context_length or None,
-            freq=self.freq,
-            lags=parse_lags(self.lags),
-            cell_type=self.cell_type,
-            num_layers=self.num_layers,
-            num_cells=self.num_cells,
-            dropout=self.dropout,
-            embedding_dim=self.embedding_dim,
-            cond_dim=self.cond_dim,
-            denoiser=DenoiserConfig(
-                residual_layers=self.residual_layers,
-                residual_channels=self.residual_channels,
-                dilation_cycle_length=self.dilation_cycle_length,
-            ),
-            schedule=diffusion.build_schedule(),
-            prediction=diffusion.prediction,
-            scaling=self.scaling,
-            target=self.target,
-        )
 
 
 # TimeGrad's reference diffusion: 100 linear steps, beta 1e-4..0.1, eps-loss; and its
@@ -116,21 +69,28 @@ DIFFUSION_DEFAULTS = {"schedule": "linear", "T": 100, "beta_start": 1e-4, "beta_
 TRAIN_DEFAULTS = {"batch_size": 64, "lr": 1e-3, "max_steps": 2000}
 
 
-def parse_lags(text: str) -> tuple[int, ...] | None:
-    """``"1,7,14"`` as a tuple of positive ints; ``""`` as None (lags by frequency)."""
-    if not text.strip():
-        return None
-    try:
-        lags = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        lags = ()
-    if not lags or min(lags) < 1:
-        raise ConfigError(f"model.lags must be positive integers like '1,7,14', got {text!r}.")
-    return lags
+@dataclass(frozen=True)
+class ForecastOptions:
+    """The time-series domain's flags of ``diffkit forecast``."""
+
+    num_samples: int = option(100, "Sample paths per forecast.")
+    raw: bool = option(False, "One row per sample path instead of mean and quantiles.")
+
+    def __post_init__(self):
+        if not 1 <= self.num_samples <= 1_000_000:
+            raise ConfigError(f"--num-samples must lie in 1..1000000, got {self.num_samples}.")
+
+
+def network_config(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
+    """The network's :class:`TimeGradConfig` with the run's schedule and prediction type."""
+    diffusion = diffusion or DiffusionConfig(**DIFFUSION_DEFAULTS)
+    return dataclasses.replace(
+        config.network, schedule=diffusion.build_schedule(), prediction=diffusion.prediction
+    )
 
 
 def build_network(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
-    return TimeGradModel(config.network(diffusion))
+    return TimeGradModel(network_config(config, diffusion))
 
 
 def read_series(config: TimeSeriesConfig, path: Path | None, *, infer: bool = False) -> Series:
@@ -140,46 +100,41 @@ def read_series(config: TimeSeriesConfig, path: Path | None, *, infer: bool = Fa
     with a trained model's instead of forcing the data onto the model's grid).
     """
     if path is None:
-        return synthetic(config.synthetic_length, freq=config.freq or "D", seed=config.data_seed)
+        freq = config.network.freq or "D"
+        return synthetic(config.synthetic_length, freq=freq, seed=config.data_seed)
     headerless = ".txt" in Path(path).suffixes
-    freq = None if infer and not headerless else config.freq or None
-    return load(path, freq, config.start or None)
+    freq = None if infer and not headerless else config.network.freq
+    return load(path, freq, config.start)
 
 
 def complete(config: TimeSeriesConfig, series: Series) -> TimeSeriesConfig:
     """``config`` with ``target_dim`` and ``freq`` from the data; a mismatch raises."""
-    if config.target_dim and config.target_dim != series.dim:
+    net = config.network
+    if net.target_dim is not None and net.target_dim != series.dim:
         raise ShapeError(
-            f"the data holds {series.dim} series but target_dim is {config.target_dim}; "
-            f"drop --target-dim or pass data with {config.target_dim} columns."
+            f"the data holds {series.dim} series but target_dim is {net.target_dim}; "
+            f"drop --target-dim or pass data with {net.target_dim} columns."
         )
-    if config.freq and config.freq != series.freq:
+    if net.freq is not None and net.freq != series.freq:
         raise ConfigError(
-            f"the data has frequency {series.freq!r} but freq is {config.freq!r}; "
+            f"the data has frequency {series.freq!r} but freq is {net.freq!r}; "
             "drop --freq or resample the data."
         )
-    return dataclasses.replace(config, target_dim=series.dim, freq=series.freq)
+    net = dataclasses.replace(net, target_dim=series.dim, freq=series.freq)
+    return dataclasses.replace(config, network=net)
 
 
 def load_data(config: TimeSeriesConfig, path: Path | None) -> DomainData:
     series = read_series(config, path)
     config = complete(config, series)
-    net_config = config.network()
-    check_series(
-        series,
-        net_config.context_length,
-        config.prediction_length * config.test_windows,
-        min_dim=2,
-    )
+    net = config.network
+    check_series(series, net.context_length, net.prediction_length * config.test_windows, min_dim=2)
     split = rolling_windows(
-        series,
-        config.prediction_length,
-        config.test_windows,
-        train_length=config.train_length or None,
+        series, net.prediction_length, config.test_windows, train_length=config.train_length
     )
-    check_series(split.train, net_config.context_length, config.prediction_length)
+    check_series(split.train, net.context_length, net.prediction_length)
     settings = {"source": str(path) if path else "synthetic", "names": list(series.names)}
-    return DomainData(WindowDataset(split, net_config), None, settings, config)
+    return DomainData(WindowDataset(split, net), None, settings, config)
 
 
 def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generator=None):
@@ -199,7 +154,10 @@ def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generato
 
 def forecast_paths(net, histories, *, num_samples, sampler, steps, generator):
     """Sample paths (B, S, Th, D) after each history, and the B future timestamp grids."""
-    past, past_feat, future_feat, index = forecast_inputs(histories, net.config)
+    device = next(net.parameters()).device
+    inputs = forecast_inputs(histories, net.config)
+    past, past_feat, future_feat = (x.to(device) for x in inputs[:3])
+    index = inputs[3]
     samples = net.forecast(
         past,
         None,
@@ -229,14 +187,24 @@ def continue_series(net, series, n, sampler, steps, generator):
     return samples[0], index[0]
 
 
-def generate(net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None):
+def generate(
+    net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None, options=None
+):
     """``n`` sample paths (n, Th, D) of the horizon after the end of the run's data."""
     series = read_series(config, source_path(settings))
     return continue_series(net, series, n, sampler, steps, generator)[0]
 
 
-def evaluate(net, schedule, data, *, config, settings, prediction, generator=None):
-    """CRPS, CRPS-sum, energy score, ND, NRMSE, MSE over the held-out rolling windows."""
+def evaluate(net, schedule, data, *, config, settings, prediction, generator=None, options=None):
+    """CRPS, CRPS-sum, energy score, ND, NRMSE, MSE over the held-out rolling windows.
+
+    ``options`` (``--sampler``, ``--steps``, ``--num-samples``) override the run's
+    ``eval_sampler``, ``eval_steps`` and ``num_samples``.
+    """
+    if options is not None:
+        config = options.onto(
+            config, sampler="eval_sampler", steps="eval_steps", num_samples="num_samples"
+        )
     split = data.train.split
     samples, _ = forecast_paths(
         net.eval(),
@@ -246,12 +214,12 @@ def evaluate(net, schedule, data, *, config, settings, prediction, generator=Non
         steps=config.eval_steps,
         generator=generator,
     )
-    out = score(list(samples.double().numpy()), split.targets).as_dict()
+    out = score(list(samples.cpu().double().numpy()), split.targets).as_dict()
     if settings.get("source") == "synthetic" and data.settings.get("source") == "synthetic":
         process = seasonal_var()
         truth = [
             true_predictive_samples(
-                process, h.values, config.prediction_length, config.num_samples, seed=k
+                process, h.values, config.network.prediction_length, config.num_samples, seed=k
             )
             for k, h in enumerate(split.histories)
         ]
@@ -270,19 +238,19 @@ def forecast(
     config,
     settings,
     prediction,
-    num_samples,
     sampler,
     steps,
-    raw=False,
     generator=None,
+    options: ForecastOptions | None = None,
 ) -> list[Path]:
     """Forecast the horizon after the end of ``data`` (default the run's data) to ``out``."""
+    options = options or ForecastOptions()
     path = source_path(settings, data)
     series = read_series(config, path, infer=True)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
-    samples, index = continue_series(net, series, num_samples, sampler, steps, generator)
-    paths = samples.double().numpy()  # (S, Th, D)
-    frame = forecast_frame(paths, index, series.names, raw=raw)
+    samples, index = continue_series(net, series, options.num_samples, sampler, steps, generator)
+    paths = samples.cpu().double().numpy()  # (S, Th, D)
+    frame = forecast_frame(paths, index, series.names, raw=options.raw)
     written = [save_frame(frame, Path(out))]
     written.append(save_fan_chart(series, paths, index, Path(out).with_suffix(".png")))
     return written
@@ -313,4 +281,5 @@ domain = Domain(
     loss=loss,
     defaults={"diffusion": DIFFUSION_DEFAULTS, "train": TRAIN_DEFAULTS},
     forecast=forecast,
+    options={"evaluate": EvaluateOptions, "forecast": ForecastOptions},
 )

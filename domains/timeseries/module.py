@@ -47,14 +47,16 @@ class TimeGradConfig:
     Parameters
     ----------
     target_dim
-        D, the number of series forecast jointly.
+        D, the number of series forecast jointly (None until the data are known: the CLI
+        fills it in from them).
     prediction_length
         Th, the forecast horizon.
     context_length
         Tc, the steps the RNN reads before the horizon (and the scaling window); defaults
         to ``prediction_length``.
     freq
-        Pandas frequency string; it picks the default lags and the time features.
+        Pandas frequency string; it picks the default lags and the time features (None
+        until the data are known).
     lags
         Positive lags of the RNN input; ``default_lags(freq)`` when omitted.
     cell_type, num_layers, num_cells, dropout
@@ -67,7 +69,8 @@ class TimeGradConfig:
         Architecture of the conditional denoiser.
     schedule
         Diffusion schedule as ``Schedule.config()`` data (or a Schedule); reference: 100
-        linear steps, beta 1e-4..0.1.
+        linear steps, beta 1e-4..0.1. The CLI sets it (and ``prediction``) from the run's
+        ``[diffusion]`` section, so neither is a ``[model]`` key.
     prediction
         What the denoiser predicts: "eps", "x0" or "v".
     scaling, min_scale
@@ -82,10 +85,10 @@ class TimeGradConfig:
         schedule), while differences have a spread near 1.
     """
 
-    target_dim: int
-    prediction_length: int
+    target_dim: int | None = None
+    prediction_length: int = 24
     context_length: int | None = None
-    freq: str = "B"
+    freq: str | None = None
     lags: tuple[int, ...] | None = None
     cell_type: str = "gru"
     num_layers: int = 2
@@ -94,16 +97,17 @@ class TimeGradConfig:
     embedding_dim: int = 1
     cond_dim: int = 100
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
-    schedule: dict = field(default_factory=_reference_schedule)
-    prediction: str = "eps"
+    schedule: dict = field(default_factory=_reference_schedule, metadata={"engine": True})
+    prediction: str = field(default="eps", metadata={"engine": True})
     scaling: bool = True
     min_scale: float = 1e-5
     target: str = "level"
 
     def __post_init__(self):
+        lags = self.lags or (default_lags(self.freq) if self.freq else None)
         fill = {
             "context_length": self.context_length or self.prediction_length,
-            "lags": tuple(sorted(set(self.lags or default_lags(self.freq)))),
+            "lags": tuple(sorted(set(lags))) if lags else None,
             # canonical form (every parameter spelled out) so equal schedules compare equal
             "schedule": (
                 self.schedule if isinstance(self.schedule, Schedule) else from_config(self.schedule)
@@ -116,20 +120,36 @@ class TimeGradConfig:
         check_choice("cell type", self.cell_type, ("gru", "lstm"))
         check_choice("prediction", self.prediction, ("eps", "x0", "v"))
         check_choice("target", self.target, ("level", "difference"))
-        for name in ("target_dim", "prediction_length", "num_layers", "num_cells"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1; got {getattr(self, name)}.")
-        if self.lags[0] < 1:
+        for name in ("target_dim", "prediction_length", "num_layers", "num_cells", "cond_dim"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1; got {value}.")
+        if self.embedding_dim < 1 or not 0 <= self.dropout < 1 or self.min_scale <= 0:
+            raise ConfigError(
+                "embedding_dim must be at least 1, dropout lie in [0, 1) and min_scale be "
+                f"positive; got {self.embedding_dim}, {self.dropout} and {self.min_scale}."
+            )
+        if self.lags is not None and self.lags[0] < 1:
             raise ConfigError(f"lags must be positive (1 = the previous step); got {self.lags}.")
+
+    def check_complete(self) -> None:
+        """ConfigError unless the data-dependent ``target_dim`` and ``freq`` are set."""
+        if self.target_dim is None or self.freq is None:
+            raise ConfigError(
+                "the number of series and the frequency are not known yet; load the data "
+                "first (they are filled in from it) or set target_dim and freq."
+            )
 
     @property
     def history_length(self) -> int:
         """Past steps the model needs: the context plus the largest lag."""
+        self.check_complete()
         return self.context_length + max(self.lags)
 
     @property
     def num_time_features(self) -> int:
         """Columns of the time features the model expects (``num_time_features(freq)``)."""
+        self.check_complete()
         return num_time_features(self.freq)
 
 
@@ -148,6 +168,7 @@ class TimeGradModel(nn.Module):
 
     def __init__(self, config: TimeGradConfig):
         super().__init__()
+        config.check_complete()
         self.config = config
         D, L = config.target_dim, len(config.lags)
         self.schedule = from_config(config.schedule)

@@ -1,5 +1,5 @@
 """The toy domain: a small MLP on 2-D ring samples, graded against the exact mixture."""
 
-from diffkit.domains.toy.domain import ToyConfig, domain
+from .domain import ToyConfig, domain
 
 __all__ = ["ToyConfig", "domain"]

@@ -15,9 +15,11 @@ import torch
 from torch.utils.data import TensorDataset
 
 from diffkit import sample, toy
-from diffkit.domain import Domain, DomainData, save_samples_as
-from diffkit.domains.toy.network import MLP
-from diffkit.errors import ConfigError, DataError, MissingFileError
+from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
+from diffkit.errors import ConfigError, DataError, MissingFileError, check_choice
+from diffkit.sampling import SAMPLERS
+
+from .network import MLP
 
 Tensor = torch.Tensor
 
@@ -37,6 +39,7 @@ class ToyConfig:
     std: float = 0.15
     data_seed: int = 0
     n_eval: int = 2_000
+    eval_sampler: str = "ddim"
     eval_steps: int = 50
 
     def __post_init__(self):
@@ -48,6 +51,7 @@ class ToyConfig:
             raise ConfigError(
                 f"model.time_dim must be an even number in 2..4096, got {self.time_dim}."
             )
+        check_choice("eval_sampler", self.eval_sampler, SAMPLERS)
         if not (self.std > 0 and self.radius >= 0 and self.time_scale > 0):
             raise ConfigError(
                 "model.std and model.time_scale must be positive, model.radius not negative."
@@ -118,6 +122,7 @@ def generate(
     steps: int | None,
     prediction: str,
     generator=None,
+    options=None,
 ) -> Tensor:
     return sample(
         net,
@@ -127,6 +132,7 @@ def generate(
         steps=steps,
         prediction=prediction,
         generator=generator,
+        device=next(net.parameters()).device,
     )
 
 
@@ -139,7 +145,16 @@ def evaluate(
     settings: dict,
     prediction: str,
     generator=None,
+    options: EvaluateOptions | None = None,
 ) -> dict[str, float]:
+    """Sliced W1 of ``n_eval`` samples (``--num-samples``) against the mixture or held-out data.
+
+    The reference sets are drawn on the CPU from a generator seeded by ``data_seed``.
+    """
+    if options is not None:
+        config = options.onto(
+            config, sampler="eval_sampler", steps="eval_steps", num_samples="n_eval"
+        )
     n = config.n_eval
     x = generate(
         net,
@@ -147,25 +162,26 @@ def evaluate(
         n,
         config=config,
         settings=settings,
-        sampler="ddim",
+        sampler=config.eval_sampler,
         steps=config.eval_steps,
         prediction=prediction,
         generator=generator,
-    )
+    ).cpu()
     out: dict[str, float] = {}
+    g = torch.Generator().manual_seed(config.data_seed + 1)  # CPU, whatever the net is on
     if settings.get("source", "ring") == "ring":
         gm = _ring(config)
-        ref, other = gm.sample(n, generator), gm.sample(n, generator)
+        ref, other = gm.sample(n, g), gm.sample(n, g)
         out["mode_tv"] = gm.mode_tv(x)
     else:  # user data: compare with held-out points, subsampled to equal sizes
         val = data.val.tensors[0]
         half = len(val) // 2
         if half < 2:
             raise DataError("evaluation needs at least 4 held-out points; give more data.")
-        idx = torch.randint(0, half, (n,), generator=generator)
+        idx = torch.randint(0, half, (n,), generator=g)
         ref, other = val[:half][idx], val[half : 2 * half][idx]
-    out["sliced_wasserstein"] = toy.sliced_wasserstein(x, ref, generator=generator)
-    out["noise_floor"] = toy.sliced_wasserstein(other, ref, generator=generator)
+    out["sliced_wasserstein"] = toy.sliced_wasserstein(x, ref, generator=g)
+    out["noise_floor"] = toy.sliced_wasserstein(other, ref, generator=g)
     return out
 
 
@@ -186,4 +202,5 @@ domain = Domain(
     evaluate=evaluate,
     save_samples=save_samples,
     description="2-D Gaussian ring with an exact answer; exercises the engine end to end.",
+    options={"evaluate": EvaluateOptions},
 )

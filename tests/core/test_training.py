@@ -115,3 +115,22 @@ def test_accumulation_counts_optimizer_steps_and_bf16_autocast_trains(tmp_path, 
     ck = load_checkpoint(out, with_state=True)
     assert ck.step == 4 and ck.state["scheduler"]["last_epoch"] == 4
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in ck.model.values())
+
+
+def test_a_domain_loss_with_terms_optimises_loss_and_logs_each_term(tmp_path):
+    import csv
+
+    from diffkit.training import batch_loss
+
+    def loss_with_terms(net, batch, schedule, **kwargs):
+        main = batch_loss(net, batch, schedule, **kwargs)
+        return {"loss": main, "half": 0.5 * main.detach(), "zero": torch.zeros_like(main)}
+
+    toy = dataclasses.replace(get_domain("toy"), loss=loss_with_terms)
+    out = fit(toy, tiny_config(train={"max_steps": 8, "log_every": 1}), out=tmp_path, quiet=True)
+    rows = list(csv.DictReader((out / "logs" / "run" / "metrics.csv").read_text().splitlines()))
+    logged = [r for r in rows if r.get("loss")]
+    assert len(logged) == 8
+    for row in logged:
+        assert float(row["loss/half"]) == pytest.approx(0.5 * float(row["loss"]), rel=1e-5)
+        assert float(row["loss/zero"]) == 0.0

@@ -190,7 +190,7 @@ def test_latent_run_holds_its_trained_autoencoder_and_decodes_samples(latent_run
 @pytest.mark.parametrize(
     "sets, message",
     [
-        (["channel_mults=1,x"], "model.channel_mults must be comma-separated integers"),
+        (["channel_mults=1,x"], "model.channel_mults must be a list of int like 1,2,4"),
         (["channels=3"], "has 1-channel images but model.channels=3; pass --set channels=1"),
         (["latent=true", "ae_channels=32,32,32,32"], "not multiples of 16"),
         (["latent=true", "hflip=true"], "drop hflip with --latent"),
@@ -217,16 +217,22 @@ def test_a_latent_run_resumes_with_its_autoencoder(latent_run, tmp_path):
         torch.testing.assert_close(after.model[key], before[key])  # frozen through the resume
 
 
-def test_generate_names_an_unknown_option():
+def test_sampling_options_are_the_domains_dataclass_and_unknown_ones_are_named():
     from diffkit.domains.images.domain import ImagesConfig, build_network
-    from diffkit.domains.images.generate import generate
+    from diffkit.domains.images.domain import domain as images
+    from diffkit.domains.images.generate import SampleOptions, generate
     from diffkit.errors import ConfigError
+    from diffkit.inference import command_options
     from diffkit.schedules import linear
 
-    net = build_network(ImagesConfig(base_channels=16, attention_levels=""))
+    with pytest.raises(ConfigError, match="unknown option --seed; use --class, --guidance"):
+        command_options(images, "sample", {"seed": 3})
+    chosen = command_options(images, "sample", {"class": "7", "guidance": "2.5"})
+    assert chosen == SampleOptions(class_=7, guidance=2.5)
+    with pytest.raises(ConfigError, match="--guidance must be a float"):
+        command_options(images, "sample", {"guidance": "nan"})
+    net = build_network(ImagesConfig(base_channels=16, attention_levels=()))
     kwargs = {"config": None, "settings": {"shape": [1, 8, 8]}, "sampler": "ddim", "steps": 2}
-    with pytest.raises(ConfigError, match="no sampling option --seed; use --class, --guidance"):
-        generate(net, linear(), 2, prediction="eps", seed=3, **kwargs)
     x = generate(net, linear(), 2, prediction="eps", **kwargs)
     assert x.shape == (2, 1, 8, 8)
 

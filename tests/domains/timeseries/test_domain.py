@@ -10,8 +10,9 @@ import torch
 
 from diffkit.checkpoint import load_checkpoint
 from diffkit.cli import main
-from diffkit.config import merge
+from diffkit.config import build, merge
 from diffkit.domains.timeseries.domain import TimeSeriesConfig, load_data
+from diffkit.domains.timeseries.module import TimeGradConfig
 from diffkit.domains.timeseries.series import rolling_windows
 from diffkit.domains.timeseries.synthetic import synthetic
 from diffkit.domains.timeseries.windows import WindowDataset, forecast_inputs
@@ -54,8 +55,10 @@ def write_wide_csv(path, values, start="2021-01-01", freq="D"):
 
 def test_train_fills_the_data_dependent_keys_and_uses_timegrads_diffusion(run_dir):
     saved = json.loads((run_dir / "config.json").read_text())
-    assert saved["model"]["target_dim"] == 8 and saved["model"]["freq"] == "D"
-    assert saved["model"]["prediction_length"] == 6 and saved["model"]["num_cells"] == 8
+    network = saved["model"]["network"]  # the TimeGradConfig the run built, data keys filled
+    assert network["target_dim"] == 8 and network["freq"] == "D"
+    assert network["prediction_length"] == 6 and network["num_cells"] == 8
+    assert "schedule" not in network and "prediction" not in network  # [diffusion]'s alone
     # the domain's defaults (TimeGrad: beta 1e-4..0.1, batches of 64) under the user's flags
     assert saved["diffusion"]["beta_end"] == 0.1 and saved["diffusion"]["T"] == 20
     assert saved["train"]["batch_size"] == 16 and load_checkpoint(run_dir).step == 6
@@ -107,8 +110,7 @@ def test_sample_draws_paths_of_the_horizon(run_dir, tmp_path, capsys):
 
 def test_windows_cover_every_training_position_with_nan_padded_lags():
     series = synthetic(60)
-    config = TimeSeriesConfig(prediction_length=5, context_length=4, freq="D", target_dim=8)
-    net_config = config.network()  # lags 1, 7, 14: 4 + 14 past steps
+    net_config = TimeGradConfig(8, 5, context_length=4, freq="D")  # lags 1, 7, 14: 4 + 14 past
     data = WindowDataset(rolling_windows(series, 5, 2), net_config)
     assert len(data) == 50 - 4 - 5 + 1
     first, last = data[0], data[len(data) - 1]
@@ -121,7 +123,7 @@ def test_windows_cover_every_training_position_with_nan_padded_lags():
 
 def test_forecast_inputs_take_the_last_history_steps_and_pad_short_histories():
     series = synthetic(40)
-    config = TimeSeriesConfig(prediction_length=3, freq="D", target_dim=8).network()  # Tp 17
+    config = TimeGradConfig(8, 3, freq="D")  # Tp 17
     past, _, future_feat, index = forecast_inputs([series, series.head(10)], config)
     assert past.shape == (2, 17, 8) and future_feat.shape == (2, 3, 2)
     torch.testing.assert_close(past[0], torch.tensor(series.values[-17:], dtype=torch.float32))
@@ -141,7 +143,8 @@ def test_missing_values_train_without_nan_and_count_nowhere(tmp_path):
     values = synthetic(120).values.copy()
     values[10:30, 2] = np.nan
     path = write_wide_csv(tmp_path / "gaps.csv", values)
-    config = TimeSeriesConfig(prediction_length=4, num_cells=8, num_layers=1, cond_dim=8)
+    keys = {"prediction_length": 4, "num_cells": 8, "num_layers": 1, "cond_dim": 8}
+    config = build(TimeSeriesConfig, keys, "model")
     data = load_data(config, path)
     net = get_domain("timeseries").build_network(data.config, None)
     batch = torch.utils.data.default_collate([data.train[i] for i in range(0, 40)])
@@ -159,7 +162,7 @@ def test_missing_values_train_without_nan_and_count_nowhere(tmp_path):
         (np.ones((8, 3)), [], "8 time steps but context 24 \\+ horizon 24"),
         (np.ones((100, 3)), ["--target-dim", "4"], "holds 3 series but target_dim is 4"),
         (np.ones((100, 3)), ["--freq", "h"], "look like 'D'"),
-        (np.ones((100, 3)), ["--lags", "0,1"], "lags must be positive integers"),
+        (np.ones((100, 3)), ["--lags", "0,1"], "lags must be positive"),
     ],
 )
 def test_bad_training_data_is_one_line(tmp_path, capsys, values, flags, message):

@@ -92,16 +92,17 @@ def test_both_paths_feed_the_networks_own_time_features(series):
 
 def test_the_cli_builds_the_network_the_glue_builds(series):
     """``diffkit train --domain timeseries`` with the same settings: same class, config, size."""
-    from diffkit.config import DiffusionConfig
+    from diffkit.config import DiffusionConfig, build
     from diffkit.domains.timeseries.domain import TimeSeriesConfig
     from diffkit.registry import get_domain
 
     options = {**TINY, "denoiser": {"residual_layers": 2, "residual_channels": 8}}
-    cli_settings = TimeSeriesConfig(
+    keys = dict(
         prediction_length=HORIZON, context_length=CONTEXT, freq="B", target_dim=D,
         num_layers=1, num_cells=16, cond_dim=16, dropout=0.0,
         residual_layers=2, residual_channels=8,
     )  # fmt: skip
+    cli_settings = build(TimeSeriesConfig, keys, "model")  # as `diffkit train` flags give them
     diffusion = DiffusionConfig(schedule="linear", T=20, beta_start=1e-4, beta_end=0.3)
     from_cli = get_domain("timeseries").build_network(cli_settings, diffusion)
     from_gluonts = TimeGradEstimator(
