@@ -155,18 +155,13 @@ def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
     return net
 
 
-# TODO(lead): True once the engine takes dict losses (issue 12); until then it gets "loss".
-ENGINE_TAKES_DICTS = False
-
-
 def loss(net, batch, schedule, *, prediction, weighting, generator=None):
     """Diffusion-LM's or CDCD's loss terms for the denoiser, the cross-entropy for the AR
     model; per example, ``{"loss": (B,), ...}`` (the engine logs each term)."""
     if isinstance(net, TextDenoiser):
-        out = text_loss(
+        return text_loss(
             net, batch, schedule, prediction=prediction, weighting=weighting, generator=generator
         )
-        return out if ENGINE_TAKES_DICTS else out["loss"]
     from diffkit.domains.text.baseline import ar_loss
 
     return ar_loss(
@@ -256,20 +251,6 @@ def load_data(config: TextConfig, path: Path | None) -> DomainData:
 # --- sampling ---------------------------------------------------------------------------
 
 
-def sample_options(options, flags: dict) -> TextSampleOptions:
-    """The options instance, from the CLI's instance or from keyword flags (older CLI)."""
-    if options is not None and flags:
-        raise ConfigError("pass sampling options either as options= or as keywords, not both.")
-    if options is not None:
-        return options
-    valid = {f.name for f in dataclasses.fields(TextSampleOptions)}
-    for key in flags:
-        if key not in valid:
-            listed = ", ".join("--" + k.replace("_", "-") for k in sorted(valid))
-            raise ConfigError(f"the text domain has no sampling option --{key}; use {listed}.")
-    return TextSampleOptions(**flags)
-
-
 def generate(
     net,
     schedule,
@@ -282,7 +263,6 @@ def generate(
     prediction: str,
     generator=None,
     options: TextSampleOptions | None = None,
-    **flags,
 ) -> Tensor:
     """``n`` texts as a (n, bytes) uint8 tensor of UTF-8 (see :func:`save_samples`)."""
     texts = generate_texts(
@@ -295,7 +275,7 @@ def generate(
         steps=steps,
         prediction=prediction,
         generator=generator,
-        options=sample_options(options, flags),
+        options=options or TextSampleOptions(),
     )
     return texts_to_tensor(texts)
 
@@ -326,12 +306,9 @@ domain = Domain(
     save_samples=save_samples,
     description="Diffusion-LM on sentencepiece tokens (CDCD and an AR baseline beside it).",
     loss=loss,
+    options={"sample": TextSampleOptions, "evaluate": TextEvaluateOptions},
     defaults={
         "diffusion": {"schedule": "sqrt", "T": 2000, "prediction": "x0"},
         "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100},
     },
 )
-# TODO(lead): Domain.options once issue 12 lands:
-OPTIONS = {"sample": TextSampleOptions, "evaluate": TextEvaluateOptions}
-if "options" in {f.name for f in dataclasses.fields(Domain)}:
-    domain = dataclasses.replace(domain, options=OPTIONS)

@@ -74,7 +74,9 @@ def diffusion_nll(net, schedule, ids: Tensor, *, steps: int, cond=None, generato
         generator=generator,
     )
     alpha, sigma = (c.item() for c in schedule.alpha_sigma(times[:1]))
-    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(device)
+    where = generator.device if generator is not None else device
+    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64, device=where)
+    noise = noise.to(device)
     t0 = torch.full((len(ids),), float(times[0]), device=device)
     x0_hat = net((alpha * x0 + sigma * noise).float(), t0, **cond)
     decoder = F.cross_entropy(net.logits(x0_hat).transpose(1, 2), ids, reduction="none")  # (B, L)
@@ -211,11 +213,16 @@ def evaluate(
 ) -> dict[str, float]:
     """The metrics of the module docstring as a flat dict of floats."""
     options = options or TextEvaluateOptions()
+    config = options.onto(
+        config,
+        sampler="eval_sampler",
+        steps="eval_steps",
+        num_samples="eval_samples",
+        guidance="eval_guidance",
+    )
     tok = tokenizer_of(settings)
-    sampler = options.sampler or config.eval_sampler
-    steps = options.steps or config.eval_steps
-    n = options.num_samples or config.eval_samples
-    guidance = options.guidance if options.guidance is not None else config.eval_guidance
+    sampler, steps, n = config.eval_sampler, config.eval_steps, config.eval_samples
+    guidance = config.eval_guidance
     train_texts, val = data.train.corpus.texts, data.val.corpus
     allowed = allowed_of(settings, config.vocab_size)
     draw = {"sampler": sampler, "steps": steps, "generator": generator}

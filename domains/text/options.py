@@ -5,24 +5,10 @@ Each field becomes a flag (``infill_span`` -> ``--infill-span``); ``None`` means
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-
-# TODO(lead): import option and EvaluateOptions from diffkit.domain once issue 12 lands there;
-# these are the definitions the notes give, copied until then.
-def option(default, help: str, *, flag: str | None = None):
-    """A field of a command-options dataclass (default, help text, optional flag spelling)."""
-    return field(default=default, metadata={"help": help, "flag": flag})
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:  # TODO(lead): from diffkit.domain
-    sampler: str | None = option(
-        None, "Sampler for the samples evaluation draws; default the run's."
-    )
-    steps: int | None = option(None, "Model calls per sample; default the run's.")
-    num_samples: int | None = option(None, "Samples to draw; default the run's.")
+from diffkit.domain import EvaluateOptions, option
 
 
 @dataclass(frozen=True)
@@ -47,7 +33,7 @@ class TextSampleOptions:
 class TextEvaluateOptions(EvaluateOptions):
     """``diffkit evaluate`` flags of the text domain."""
 
-    teacher: Path | None = option(  # noqa: RUF009 (option returns a field)
+    teacher: Path | None = option(
         None, "AR run (diffkit train --domain text --model ar) scoring samples: lm-score."
     )
     guidance: float | None = option(

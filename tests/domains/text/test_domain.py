@@ -154,7 +154,7 @@ def test_bad_template_options_give_one_line_errors(run_dir):
         sample_checkpoint(run_dir, 1, steps=2, options={"length": 100})
     with pytest.raises(ConfigError, match="not both"):
         sample_checkpoint(run_dir, 1, steps=2, options={"length": 3, "infill": "a ___"})
-    with pytest.raises(ConfigError, match="no sampling option --colour"):
+    with pytest.raises(ConfigError, match="unknown option --colour"):
         sample_checkpoint(run_dir, 1, steps=2, options={"colour": 3})
 
 
@@ -295,3 +295,15 @@ def test_a_few_hundred_steps_on_the_grammar_lower_the_loss_and_raise_acceptance(
     after = scores(load_model(run)[1])
     assert after[0] < 0.5 * before[0]
     assert before[1] == 0 and after[1] >= 0.05, (before, after)
+
+
+def test_sample_flags_come_from_the_text_domain(run_dir, tmp_path, capsys):
+    out = tmp_path / "g.jsonl"
+    code, _, err = run_main(
+        capsys, "sample", "--checkpoint", run_dir, "--n", "2", "--steps", "3", "--out", out,
+        "--cond", "name[The Mill], eatType[pub]", "--guidance", "2",
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    code, stdout, _ = run_main(capsys, "sample", "--checkpoint", run_dir, "--help")
+    assert code == 0 and all(f in stdout for f in ("--cond", "--infill", "--length", "--guidance"))
