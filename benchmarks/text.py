@@ -1,6 +1,6 @@
 """Diffusion-LM, the CDCD / self-conditioning recipe and an AR baseline on E2E, side by side.
 
-    python benchmarks/text.py --quick   # < 5 min on a shared 2-core CPU: protocol (a), 30-s models
+    python benchmarks/text.py --quick   # < 5 min on a shared 2-core CPU: protocol (a), 40-s models
     python benchmarks/text.py           # 20 min per model, both protocols: about 3 hours on CPU
 
 Data: E2E from ``../shared/data/e2e`` (``--data``; the run is skipped with a message when it
@@ -46,6 +46,7 @@ from diffkit.domains.text.evaluate import (
     ar_nll,
     conditional_samples,
     diffusion_nll,
+    infill_scores,
     per_unit,
     teacher_perplexity,
 )
@@ -66,7 +67,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "e2e"
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {
     "quick": {
-        "budget": 30, "protocols": ("a",), "width": 64, "depth": 2, "heads": 4, "batch": 32,
+        "budget": 40, "protocols": ("a",), "width": 64, "depth": 2, "heads": 4, "batch": 32,
         "max_length": 48, "samples": 16, "mrs": 16, "nll_texts": 16, "nll_steps": 20,
         "samplers": (("ddpm", 200), ("ddim", 50), ("dpmpp_2m", 10), ("dpmpp_2m", 20)),
         "guidance": (1.0, 2.0), "val_mrs": 8, "length": 12, "dropout": 0.0,
@@ -198,6 +199,7 @@ def score_model(name, run, test: Corpus, teacher: Path, s: dict) -> dict:
     mrs, refs = metrics.group_references(test.conds, test.texts)
     mrs, refs = list(mrs)[: s["mrs"]], list(refs)[: s["mrs"]]
     g = torch.Generator().manual_seed(0)
+    train_corpus = read(run["run"].parent / "train.csv", "ref", "mr")
     row = {"params": count(net), "steps": run["steps"], "train_s": round(run["train_s"], 1)}
     if config.model == "ar":  # unconditional numbers from the teacher (same size), mr->ref own
         t_net, _, t_config, t_settings = loaded(teacher)
@@ -221,13 +223,13 @@ def score_model(name, run, test: Corpus, teacher: Path, s: dict) -> dict:
             guidance=1.0,
             generator=g,
         )
-        scores = sample_scores(t_tok.decode_batch(ids.cpu()), hyps, mrs, refs, teacher, t0)
+        texts = t_tok.decode_batch(ids.cpu())
+        scores = sample_scores(texts, hyps, mrs, refs, teacher, t0, train_corpus.texts)
         row["samplers"] = {"ancestral (AR)": scores}
         return row
     nats = diffusion_nll(net, schedule, enc.ids, steps=s["nll_steps"], generator=g)
     row |= {"bits_per_token": per_unit(nats, tokens), "bits_per_char": per_unit(nats, chars)}
     row["rounding_accuracy"] = rounding_accuracy(net, enc.ids, allowed)
-    train_corpus = read(run["run"].parent / "train.csv", "ref", "mr")
     val = split(train_corpus, config.val_fraction, config.data_seed)[1]
     row["guidance"] = choose_guidance(net, schedule, val, tok, config, allowed, s)
     row["samplers"] = {}
@@ -251,14 +253,21 @@ def score_model(name, run, test: Corpus, teacher: Path, s: dict) -> dict:
             generator=g,
         )
         label = {"ddpm": "ancestral", "ddim": "DDIM", "dpmpp_2m": "DPM-Solver++(2M)"}[sampler]
-        row["samplers"][f"{label} {steps}"] = sample_scores(uncond, hyps, mrs, refs, teacher, t0)
+        row["samplers"][f"{label} {steps}"] = sample_scores(
+            uncond, hyps, mrs, refs, teacher, t0, train_corpus.texts
+        )
     row["length_hit"] = length_hit(net, schedule, tok, config, allowed, s["length"], g)
+    infill = list(test.texts[: s["mrs"]])
+    row |= infill_scores(
+        net, schedule, infill, tok, config, allowed, sampler="dpmpp_2m", steps=20, generator=g
+    )
     return row
 
 
-def sample_scores(uncond, hyps, mrs, refs, teacher: Path, t0: float) -> dict:
+def sample_scores(uncond, hyps, mrs, refs, teacher: Path, t0: float, train_texts) -> dict:
     wall = time.perf_counter() - t0
     return {
+        "copy_rate": metrics.copy_rate(uncond, train_texts),
         "lm_score": teacher_perplexity(str(teacher), uncond),
         "bleu": metrics.corpus_bleu(hyps, refs),
         "rouge_l": metrics.rouge_l(hyps, refs),
@@ -351,8 +360,8 @@ def markdown(r: dict) -> str:
             f"{p['teacher_ppl_human']:.1f} ({p['tokens_per_text']:.1f} tokens per text).",
             "",
             "| model | params | steps | bits/token | sampler | lm-score | BLEU | ROUGE-L "
-            "| slot err | distinct-2 | self-BLEU | wall s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| slot err | distinct-2 | self-BLEU | copies | wall s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for model, m in p["models"].items():
             for sampler, v in m["samplers"].items():
@@ -360,7 +369,8 @@ def markdown(r: dict) -> str:
                     f"| {model} | {m['params'] / 1e6:.2f}M | {m['steps']} | "
                     f"{m['bits_per_token']:.2f} | {sampler} | {v['lm_score']:.1f} | "
                     f"{v['bleu']:.1f} | {v['rouge_l']:.1f} | {v['slot_error']:.3f} | "
-                    f"{v['distinct_2']:.3f} | {v['self_bleu']:.1f} | {v['wall_s']:.1f} |"
+                    f"{v['distinct_2']:.3f} | {v['self_bleu']:.1f} | {v['copy_rate']:.2f} | "
+                    f"{v['wall_s']:.1f} |"
                 )
         for model in ("diffusion_lm", "cdcd"):
             m = p["models"][model]
@@ -368,7 +378,9 @@ def markdown(r: dict) -> str:
                 f"\n{model}: rounding clean embeddings recovers "
                 f"{100 * m['rounding_accuracy']:.1f}% of tokens; guidance {m['guidance']} "
                 "(chosen on validation MRs); "
-                f"`--length {r['length']}` hit {100 * m['length_hit']:.0f}%; e.g. "
+                f"`--length {r['length']}` hit {100 * m['length_hit']:.0f}%; infilling a middle "
+                f"span: exact match {m['infill_exact_match']:.2f}, BLEU {m['infill_bleu']:.1f}; "
+                "e.g. "
                 f'"{m["samplers"]["ancestral 200"]["example"]}"'
             )
     lines += ["", "Targets: `" + json.dumps(r["targets"]) + "`"]
