@@ -4,6 +4,8 @@
     python benchmarks/images.py            # 30 min of training + 1000-step sampling: hours on CPU
     python benchmarks/images.py --quick --budget 600   # quick settings, 10-min models: ~25 min
     python benchmarks/images.py --medium --threads 2   # 15-min pixel model, 200 samples, ~45 min
+    python benchmarks/images.py --digits-cli           # the README's digits CLI commands, timed
+    python benchmarks/images.py --report-only          # re-render RESULTS.md from results/*.json
 
 Data: the MNIST test split from ``../shared/data/mnist`` (``--data``), its first 8,000 images
 for training and the last 2,000 held out. Steps:
@@ -22,15 +24,21 @@ for training and the last 2,000 held out. Steps:
 
 The classifier behind FD, precision/recall and class accuracy is trained on the 8,000
 training images; "floor" is the FD of training images against the held-out ones. Writes
-``benchmarks/results/images[-quick].{json,md}`` and ``images[-quick]-inpaint.png`` (held-out
-digits with the right half masked, completed by the pixel model, and the originals).
+``benchmarks/results/images[-quick|-medium].{json,md}`` and ``...-inpaint.png`` (held-out
+digits with the right half masked, completed by the pixel model, and the originals), and
+renders the run's table into its section of ``benchmarks/RESULTS.md`` (between the
+``<!-- begin NAME -->`` / ``<!-- end NAME -->`` markers; ``--report-only`` re-renders every
+saved run without training anything).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,6 +63,10 @@ from diffkit.domains.images.evaluate import (
 from diffkit.domains.images.network import ImageDenoiser
 from diffkit.domains.images.score import held_out_bits_per_dim
 from diffkit.domains.images.unet import UNetConfig, count_parameters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
+from images_report import DIGITS, DIGITS_COMMANDS, digits_markdown, markdown, report
+from results_md import RESULTS, update_section
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 PIXEL = UNetConfig(num_classes=10)  # the 1.74M-parameter MNIST layout (see UNetConfig)
@@ -265,47 +277,29 @@ def latent_model(train, held_out, clf, s: dict) -> dict:
     return out
 
 
-def markdown(r: dict, command: str) -> str:
-    tp = r["throughput"]
-    lines = [
-        f"Command: `{command}` ({r['seconds']:.0f} s). MNIST test split: first 8,000 images "
-        f"train, last 2,000 held out. 2-core CPU, torch CPU, {r['threads']} thread(s).",
-        "",
-        f"Throughput at batch {tp['batch']} (images/s, best of the timed steps): diffkit "
-        f"{tp['images_per_s']['diffkit']:.1f} ({tp['params']['diffkit']:,} parameters), "
-        f"diffusers {tp['images_per_s']['diffusers']:.1f} ({tp['params']['diffusers']:,}); "
-        f"ratio {tp['ratio']:.2f}x.",
-        "",
-    ]
-    px = r["pixel"]
-    tr = px["training"]
-    lines += [
-        f"Pixel model: {tr['steps']} steps in {tr['seconds']:.0f} s (budget), final loss "
-        f"{tr['final_loss']:.3f}; {r['settings']['samples']} samples per row; FD floor "
-        f"(train vs held-out) {r['fd_floor']:.2f}.",
-        "",
-        "| sampler | FD-classifier | precision | recall | class accuracy | seconds |",
-        "|---|---|---|---|---|---|",
-    ]
-    rows = dict(px["samplers"])
-    rows["latent, DPM-Solver++ 20"] = r["latent"]["DPM-Solver++ 20"]
-    for name, m in rows.items():
-        lines.append(
-            f"| {name} | {m['fd']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} | "
-            f"{m['class_accuracy']:.3f} | {m['seconds']:.1f} |"
-        )
-    acc = ", ".join(f"{k}: {v:.3f}" for k, v in px["class_accuracy_by_guidance"].items())
-    lat = r["latent"]
-    lines += [
-        "",
-        f"Class accuracy by guidance scale (DPM-Solver++ 20): {acc}.",
-        f"Bits/dim (variational bound over {r['settings']['bpd_steps']} times, "
-        f"{r['settings']['bpd_images']} held-out images, dequantised): {px['bits_per_dim']:.3f}.",
-        f"Latent: autoencoder {lat['autoencoder_seconds']:.0f} s (reconstruction MSE "
-        f"{lat['reconstruction_mse']:.4f}), U-Net {lat['params']:,} parameters, "
-        f"{lat['training']['steps']} steps in {lat['training']['seconds']:.0f} s.",
-    ]
-    return "\n".join(lines) + "\n"
+def digits_cli(out: Path, threads: int) -> dict:
+    """Run the README's digits commands through the CLI and time them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run, metrics = Path(tmp) / "run", Path(tmp) / "metrics.json"
+        seconds = []
+        for command in DIGITS_COMMANDS:
+            args = command.replace("RUN", str(run)).split()[1:]
+            extra = (
+                ["--out", str(run), "--quiet"] if args[0] == "train" else ["--out", str(metrics)]
+            )
+            t0 = time.perf_counter()
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            subprocess.run(
+                [sys.executable, "-m", "diffkit.cli", *args, *extra], check=True, env=env
+            )
+            seconds.append(time.perf_counter() - t0)
+        result = {
+            "seconds": seconds,
+            "threads": threads,
+            "metrics": json.loads(metrics.read_text()),
+        }
+    (out / f"{DIGITS}.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def main():
@@ -319,8 +313,25 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--budget", type=float, help="override each model's training seconds")
     parser.add_argument("--samples", type=int, help="override the samples per row")
+    parser.add_argument(
+        "--report-only", action="store_true", help="re-render RESULTS.md from the saved JSON"
+    )
+    parser.add_argument(
+        "--digits-cli", action="store_true", help="time the README's digits commands (~3 min)"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        print("rendered", ", ".join(report(args.out, SETTINGS)) or "nothing", "into", RESULTS)
+        return
     torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.digits_cli:
+        digits_cli(args.out, args.threads)
+        print(digits_markdown(json.loads((args.out / f"{DIGITS}.json").read_text())))
+        update_section(
+            DIGITS, digits_markdown(json.loads((args.out / f"{DIGITS}.json").read_text()))
+        )
+        return
     preset = "quick" if args.quick else "medium" if args.medium else "full"
     s = dict(SETTINGS[preset])
     if args.budget:
@@ -333,7 +344,8 @@ def main():
         print(f"{time.time() - t0:6.0f} s  {what}", flush=True)
 
     train, held_out = mnist_split(args.data)
-    results = {"settings": s, "threads": args.threads}
+    command = " ".join(["python benchmarks/images.py", *sys.argv[1:]])
+    results = {"command": command, "settings": s, "threads": args.threads}
     results["throughput"] = throughput(train.images, train.labels, s["batch"], s["timed"])
     done("throughput")
     g = torch.Generator().manual_seed(0)
@@ -346,10 +358,10 @@ def main():
     results["latent"] = latent_model(train, held_out, clf, s)
     done("latent model")
     results["seconds"] = time.time() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
-    md = markdown(results, "python " + " ".join(["benchmarks/images.py", *sys.argv[1:]]))
+    md = markdown(results, name, SETTINGS)
     (args.out / f"{name}.md").write_text(md)
+    update_section(name, md)  # RESULTS.md's table of this run, between its markers
     print(md)
 
 

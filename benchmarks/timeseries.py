@@ -2,6 +2,7 @@
 
     python benchmarks/timeseries.py --quick   # Exchange, one seed, 500 steps (~5 min)
     python benchmarks/timeseries.py           # Exchange 3 seeds, ETTh1 1 seed, 1000 steps
+    python benchmarks/timeseries.py --report-only   # re-render RESULTS.md from results/*.json
 
 Exchange is GluonTS's ``exchange_rate_nips`` rebuilt offline from
 ``../shared/data/exchange_rate/exchange_rate.txt.gz`` (start 1990-01-01, business days,
@@ -18,7 +19,9 @@ Baselines in the same run: a random walk with Gaussian increments (mean and full
 training range's increments) and GluonTS's torch DeepAR (one model over the series as
 univariate items, its defaults, stopped at TimeGrad's training wall time). Metrics are
 ``diffkit.domains.timeseries.evaluate`` (equal to GluonTS's MultivariateEvaluator).
-Writes ``benchmarks/results/timeseries[-quick].{json,md}``.
+Writes ``benchmarks/results/timeseries[-quick].{json,md}`` and renders the run's tables into
+its section of ``benchmarks/RESULTS.md`` (between the ``<!-- begin NAME -->`` /
+``<!-- end NAME -->`` markers); ``--report-only`` re-renders the saved runs without training.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +47,10 @@ from diffkit.domains.timeseries.domain import (
 from diffkit.domains.timeseries.evaluate import evaluate
 from diffkit.inference import load_model
 from diffkit.runner import RunConfig, fit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
+from results_md import RESULTS
+from timeseries_report import markdown, report, update_section
 
 SAMPLERS = (
     ("ddpm", None),
@@ -229,34 +237,6 @@ def summary(rows):
     return out
 
 
-def _cell(m: dict, key: str) -> str:
-    return f"{m[key][0]:.5f} ± {m[key][1]:.5f}"
-
-
-def markdown(results, args) -> str:
-    lines = [f"Command: `{args.command}`; {args.machine}.", ""]
-    for name, res in results["datasets"].items():
-        seeds = len({r["seed"] for r in res["rows"]})
-        lines += [
-            f"**{name}** ({seeds} seed{'s' * (seeds > 1)}, {args.steps} training steps; "
-            "mean ± std over seeds)",
-            "",
-            "| model | CRPS-sum | vs ancestral | CRPS | energy | ND | train s | forecast s "
-            "| params |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        ancestral = res["summary"]["TimeGrad ddpm 100"]["crps_sum"][0]
-        for model, m in res["summary"].items():
-            lines.append(
-                f"| {model} | {_cell(m, 'crps_sum')} | {m['crps_sum'][0] / ancestral:.3f} | "
-                f"{_cell(m, 'crps')} | "
-                f"{_cell(m, 'energy_score')} | {_cell(m, 'nd')} | {m['train_s'][0]:.0f} | "
-                f"{m['forecast_s'][0]:.2f} | {m['params'][0]:.0f} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Exchange, 1 seed, 500 steps")
@@ -274,7 +254,13 @@ def main():
     parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--report-only", action="store_true", help="re-render RESULTS.md from the saved JSON"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        print("rendered", ", ".join(report(args.out)) or "nothing", "into", RESULTS)
+        return
     args.steps = args.steps or (500 if args.quick else 1000)
     args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     args.draws = args.draws or (1 if args.quick else 2)
@@ -284,7 +270,7 @@ def main():
     folder = args.data or Path(
         os.environ.get("DIFFKIT_DATA", Path(__file__).parents[1] / "../shared/data")
     )
-    args.command = "python benchmarks/timeseries.py " + " ".join(os.sys.argv[1:])
+    args.command = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
     args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -305,8 +291,9 @@ def main():
     stem = "timeseries-quick" if args.quick else "timeseries"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    text = markdown(results, args)
+    text = markdown(results, stem)
     (args.out / f"{stem}.md").write_text(text + "\n")
+    update_section(stem, text)  # RESULTS.md's tables of this run, between its markers
     print(text)
 
 

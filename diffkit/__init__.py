@@ -3,7 +3,7 @@
 The public API, re-exported; nothing is defined here.
 """
 
-from diffkit import guidance, likelihood, schedules, toy
+from diffkit import discrete, guidance, likelihood, schedules, toy
 from diffkit.errors import (
     CheckpointError,
     ConfigError,
@@ -54,6 +54,7 @@ __all__ = [
     "clamp",
     "convert",
     "diffusion_loss",
+    "discrete",
     "dynamic_threshold",
     "fit",
     "from_x0_eps",

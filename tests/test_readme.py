@@ -2,7 +2,7 @@
 
 import re
 
-from tests.conftest import REPO
+from tests.reference import REPO
 
 
 def bash_blocks(text: str) -> list[list[str]]:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from diffkit.checkpoint import load_checkpoint
@@ -26,6 +27,7 @@ fit("toy", cfg, out=f"{sys.argv[1]}/run", quiet=True, callbacks=(Dump(),))
 """
 
 
+@pytest.mark.slow  # 9 s on an idle 2-core machine, 20 s at load 5
 def test_two_ddp_ranks_hold_identical_weights(tmp_path, request):
     script = tmp_path / "ddp.py"
     script.write_text(SCRIPT)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from diffkit.checkpoint import list_checkpoints, load_checkpoint
@@ -34,6 +35,7 @@ def _run(tmp_path, out, mode, repo):
     )
 
 
+@pytest.mark.slow  # 10 s on an idle 2-core machine, 26 s at load 5
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, request):
     repo = request.config.rootpath
     whole = _run(tmp_path, tmp_path / "whole", "fresh", repo)

@@ -41,6 +41,7 @@ def test_sliced_wasserstein_of_a_shift_in_one_dimension_is_the_shift():
         toy.sliced_wasserstein(a, a[:10])
 
 
+@pytest.mark.slow  # 14 s on an idle 2-core machine, 31 s at load 5, 76 s in the issue
 def test_ancestral_sampling_with_the_exact_denoiser_reproduces_the_ring():
     gm, s, n = toy.ring(), schedules.linear(), 20_000
     g = torch.Generator().manual_seed(0)

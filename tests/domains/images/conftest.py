@@ -1,19 +1,12 @@
 """Shared fixtures for the images domain: the built-in digits and the optional MNIST folder."""
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from diffkit.domains.images.data import ImageSet, load_digits_set
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def shared_data() -> Path:
-    """``$DIFFKIT_DATA`` if set, else ``../shared/data`` next to the repository."""
-    return Path(os.environ.get("DIFFKIT_DATA", REPO_ROOT.parent / "shared" / "data"))
+from tests.reference import reference_file
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,7 +34,5 @@ def digits_split(digits) -> tuple[ImageSet, ImageSet]:
 
 @pytest.fixture
 def mnist_dir() -> Path:
-    folder = shared_data() / "mnist"
-    if not any(folder.glob("t10k-images-idx3-ubyte*")):
-        pytest.skip(f"MNIST files not found in {folder}; set DIFFKIT_DATA to the data folder.")
-    return folder
+    """The real MNIST folder (skip when absent); ``synthetic_mnist`` stands in for it."""
+    return reference_file("mnist/t10k-images-idx3-ubyte.gz").parent

@@ -1,5 +1,3 @@
-import gzip
-
 import numpy as np
 import pytest
 import torch
@@ -20,6 +18,8 @@ from diffkit.domains.images.data import (
 )
 from diffkit.errors import DataError, MissingFileError, ShapeError
 
+from .files import write_idx, write_pngs
+
 
 @pytest.fixture
 def pixels() -> np.ndarray:
@@ -32,22 +32,6 @@ def pixels() -> np.ndarray:
 
 def expected(pixels: np.ndarray) -> torch.Tensor:
     return scale_uint8(pixels[:, None])  # (N, 1, H, W)
-
-
-def write_idx(path, array: np.ndarray, compress: bool) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-
-
-def write_pngs(folder, arrays) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, a in enumerate(arrays):
-        Image.fromarray(a).save(folder / f"{i:03d}.png")
 
 
 def test_scaling_maps_0_and_255_to_minus_one_and_one(pixels):
@@ -212,9 +196,35 @@ def test_bad_arrays(tmp_path):
         load_images(tmp_path / "junk.npy")
 
 
-def test_mnist_split_sizes(mnist_dir):
-    train, held_out = mnist_split(mnist_dir)
-    assert len(train) == 8000 and len(held_out) == 2000
-    assert train.images.shape[1:] == (1, 28, 28) and train.num_classes == 10
-    assert held_out.labels.shape == (2000,)
-    assert train.images.min() == -1.0 and train.images.max() == 1.0
+@pytest.fixture(params=["synthetic", "real"])
+def mnist_folder(request, tmp_path):
+    """A folder holding the MNIST test split: random digits in IDX files, or the real ones."""
+    if request.param == "real":
+        return request.getfixturevalue("mnist_dir")
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (10000, 28, 28)), True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", rng.integers(0, 10, 10000), False)
+    return tmp_path
+
+
+def test_mnist_split_is_the_first_8000_and_last_2000_in_file_order(mnist_folder):
+    images = next(mnist_folder.glob("t10k-images-idx3-ubyte*"))
+    pixels, labels = read_idx(images), read_idx(next(mnist_folder.glob("t10k-labels-*")))
+    for source in (mnist_folder, images):  # the folder or the images file itself
+        train, held_out = mnist_split(source)
+        assert torch.equal(train.images, expected(pixels[:8000]))
+        assert torch.equal(held_out.images, expected(pixels[8000:]))
+        assert train.labels.tolist() == labels[:8000].tolist()
+        assert held_out.labels.tolist() == labels[8000:].tolist()
+        assert train.num_classes == 10 and train.levels == 256
+
+
+def test_mnist_split_refuses_other_files(tmp_path, pixels):
+    with pytest.raises(MissingFileError, match="no t10k-images-idx3-ubyte"):
+        mnist_split(tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", pixels, False)
+    with pytest.raises(DataError, match="holds 6 images and no labels"):
+        mnist_split(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(6) % 3, False)
+    with pytest.raises(DataError, match="holds 6 images; mnist_split expects"):
+        mnist_split(tmp_path)

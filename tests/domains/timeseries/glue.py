@@ -1,6 +1,19 @@
 """Settings and data shared by the GluonTS and pytorch-forecasting glue tests."""
 
-from diffkit.domains.timeseries import Split, exchange_rate_nips, rolling_windows
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from diffkit.domains.timeseries import (
+    Series,
+    Split,
+    exchange_rate_nips,
+    rolling_windows,
+    seasonal_var,
+    synthetic,
+)
+from diffkit.domains.timeseries.data import EXCHANGE_TRAIN_LENGTH
 
 HORIZON = 10
 CONTEXT = 12
@@ -25,7 +38,28 @@ QUIET = {
 }
 
 
-def exchange_slice(data_dir, length: int = 500) -> Split:
+def write_synthetic_exchange(path: Path) -> Path:
+    """A stand-in for LSTNet's ``exchange_rate.txt.gz``: 8 business-day series, same layout.
+
+    The seasonal VAR of ``synthetic.py`` with a 5-day (business-week) season, as many rows as
+    ``exchange_rate_nips`` needs (6,071 training rows + 5 windows of 30), written as the
+    headerless comma-separated matrix the real file is.
+    """
+    rows = EXCHANGE_TRAIN_LENGTH + 5 * 30
+    series = synthetic(rows, seasonal_var(8, period=5, seed=1), freq="B", start="1990-01-01")
+    with gzip.open(path, "wt") as f:
+        np.savetxt(f, series.values, delimiter=",", fmt="%.6f")
+    return path
+
+
+def exchange_slice(path: Path, length: int = 500) -> Split:
     """The first ``length`` business days of Exchange (8 series), 3 test windows of 10."""
-    series = exchange_rate_nips(data_dir).tests[-1].head(length)
+    series = exchange_rate_nips(path).tests[-1].head(length)
     return rolling_windows(series, HORIZON, WINDOWS)
+
+
+def scaled(split: Split, factor: float) -> Split:
+    """The same split with every value multiplied by ``factor``."""
+    full = split.tests[-1]
+    series = Series(full.values * factor, full.index, full.names, full.freq)
+    return rolling_windows(series, split.prediction_length, len(split.tests))

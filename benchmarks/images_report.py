@@ -1,0 +1,111 @@
+"""Render the images benchmark's saved JSON into markdown: its .md files and RESULTS.md.
+
+Used by ``benchmarks/images.py`` after a run and by its ``--report-only`` flag; imports
+nothing heavy, so re-rendering never needs torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from results_md import update_section
+
+SAMPLER_NAMES = {"DPM-Solver++ 20": "DPM-Solver++(2M) 20", "DPM-Solver++ 10": "DPM-Solver++(2M) 10"}
+RUNS = {"images-quick": "quick", "images-medium": "medium", "images": "full"}
+DIGITS = "images-digits-cli"  # the CLI on the built-in digits (``--digits-cli``)
+DIGITS_COMMANDS = (
+    "diffkit train --domain images --class-conditional --max-steps 500 --batch-size 64",
+    "diffkit evaluate --checkpoint RUN",
+)
+
+
+def command_of(r: dict, name: str, presets: dict) -> str:
+    """The command that wrote result ``name``; rebuilt from its settings for older JSON files."""
+    if "command" in r:
+        return r["command"]
+    preset = RUNS[name]
+    flags = {"quick": ["--quick"], "medium": ["--medium"], "full": []}[preset]
+    if r.get("threads", 1) != 1:
+        flags += ["--threads", str(r["threads"])]
+    for key, flag in (("budget", "--budget"), ("samples", "--samples")):
+        if r["settings"][key] != presets[preset][key]:
+            flags += [flag, f"{r['settings'][key]:g}"]
+    return " ".join(["python benchmarks/images.py", *flags])
+
+
+def markdown(r: dict, name: str, presets: dict) -> str:
+    """The RESULTS.md section of one run, from its JSON."""
+    s, tp, px, lat = r["settings"], r["throughput"], r["pixel"], r["latent"]
+    rate, params = tp["images_per_s"], tp["params"]
+    tr, ltr = px["training"], lat["training"]
+    command, threads = command_of(r, name, presets), r.get("threads", 1)
+    lines = [
+        f"`{command}` ({r['seconds'] / 60:.0f} min, {threads} torch thread(s); "
+        f"`benchmarks/results/{name}.json`). Batch {s['batch']}; pixel U-Net "
+        f"{tr['steps']:,} steps in {tr['seconds']:.0f} s (final loss {tr['final_loss']:.3f}); "
+        f"{s['samples']} samples per row; bits/dim over {s['bpd_steps']} strided times on "
+        f"{s['bpd_images']} held-out images; latent: autoencoder {s['ae_steps']} steps "
+        f"({lat['autoencoder_seconds']:.0f} s, reconstruction MSE "
+        f"{lat['reconstruction_mse']:.4f}), U-Net {ltr['steps']:,} steps in "
+        f"{ltr['seconds']:.0f} s.",
+        "",
+        "| measure | diffkit | diffusers | ratio |",
+        "|---|---|---|---|",
+        f"| parameters | {params['diffkit']:,} | {params['diffusers']:,} | "
+        f"{params['diffkit'] / params['diffusers']:.2f} |",
+        f"| training throughput, batch {tp['batch']} (images/s) | {rate['diffkit']:.1f} | "
+        f"{rate['diffusers']:.1f} | {tp['ratio']:.2f}x |",
+        "",
+        "| sampler | FD-classifier | precision | recall | class accuracy | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = {SAMPLER_NAMES.get(k, k): m for k, m in px["samplers"].items()}
+    rows["latent, DPM-Solver++(2M) 20"] = lat["DPM-Solver++ 20"]
+    for label, m in rows.items():
+        lines.append(
+            f"| {label} | {m['fd']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | "
+            f"{m['class_accuracy']:.3f} | {m['seconds']:.1f} |"
+        )
+    guidance = px["class_accuracy_by_guidance"]
+    lines += [
+        f"| floor: training vs held-out images | {r['fd_floor']:.1f} | | | | |",
+        "",
+        f"Class accuracy (pixel model, DPM-Solver++(2M) 20) at guidance "
+        f"{' / '.join(guidance)}: {' / '.join(f'{v:.2f}' for v in guidance.values())}; "
+        f"bits/dim {px['bits_per_dim']:.2f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def digits_markdown(r: dict) -> str:
+    """The section of the CLI run on the built-in digits, from its JSON."""
+    m, (train_s, evaluate_s) = r["metrics"], r["seconds"]
+    guided = sorted(k for k in m if k.startswith("class_accuracy_g"))
+    scales = " / ".join(k.removeprefix("class_accuracy_g") for k in guided)
+    return (
+        f"```\n{DIGITS_COMMANDS[0]}   # {train_s:.0f} s\n{DIGITS_COMMANDS[1]}"
+        f"{' ' * (len(DIGITS_COMMANDS[0]) - len(DIGITS_COMMANDS[1]))}   # {evaluate_s:.0f} s\n```"
+        f"\n\n`python benchmarks/images.py --digits-cli` ({r['threads']} torch thread(s); "
+        f"`benchmarks/results/{DIGITS}.json`; {m['n_samples']} samples against {m['held_out']} "
+        f"held-out digits): FD-classifier {m['fd']:.1f} (floor "
+        f"{m['fd_floor']:.1f}), precision {m['precision']:.2f}, recall {m['recall']:.2f}; class "
+        f"accuracy {' / '.join(f'{m[k]:.2f}' for k in guided)} at guidance {scales}; bits/dim "
+        f"{m['bits_per_dim']:.2f} (log2(17) = 4.09 for uniform pixels).\n"
+    )
+
+
+def report(out: Path, presets: dict) -> list[str]:
+    """Re-render every saved result in ``out`` into its .md file and its RESULTS.md section."""
+    written = []
+    for name in [*RUNS, DIGITS]:
+        path = out / f"{name}.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())
+        md = digits_markdown(r) if name == DIGITS else markdown(r, name, presets)
+        if name != DIGITS:
+            (out / f"{name}.md").write_text(md)
+        update_section(name, md)
+        written.append(name)
+    return written
