@@ -105,8 +105,13 @@ def encode_fragment(tokenizer, text: str, *, first: bool) -> list[int]:
     """
     glued = not first and not text[:1].isspace()
     ids = tokenizer.encode(text.strip())
-    if glued and ids and tokenizer.piece(ids[0]) == "▁":
-        ids = ids[1:]
+    if glued and ids and tokenizer.piece(ids[0]).startswith("▁"):
+        rest = tokenizer.piece(ids[0])[1:]
+        if not rest:
+            return ids[1:]
+        pieces = {tokenizer.piece(i): i for i in range(tokenizer.vocab_size)}
+        if rest in pieces:  # "▁." -> "." when the vocabulary has it
+            return [pieces[rest], *ids[1:]]
     return ids
 
 

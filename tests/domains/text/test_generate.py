@@ -116,8 +116,9 @@ def test_template_errors_are_one_line(tok, allowed):
 
 def test_fragments_glued_to_a_blank_lose_the_dummy_word_start(tok):
     assert encode_fragment(tok, " is a", first=False) == tok.encode("is a")
-    glued = encode_fragment(tok, ".", first=False)
-    assert tok.decode(tok.encode("The Mill") + glued) == "The Mill."
+    for fragment in (".", ". It is", "s pub near"):
+        glued = encode_fragment(tok, fragment, first=False)
+        assert tok.decode(tok.encode("The Mill") + glued) == "The Mill" + fragment
 
 
 def test_self_conditioned_wrapper_feeds_back_the_previous_estimate(tok):
