@@ -29,7 +29,7 @@ from diffkit.domains.text.tokenizer import MODEL_TYPES, Tokenizer, train_tokeniz
 from diffkit.errors import ConfigError, check_choice
 
 Tensor = torch.Tensor
-MODELS = ("diffusion_lm", "cdcd", "ar")
+MODELS = ("diffusion_lm", "cdcd", "ar", "masked")
 AUTO_VOCAB = 1000  # vocab_size 0: this many pieces, or fewer when the corpus cannot fill them
 AUTO_LENGTH = 64  # max_length / cond_length 0: the longest training text, at most this
 
@@ -78,6 +78,7 @@ class TextConfig:
     nll_steps: int = 50
     infill_texts: int = 32
     teacher: str = ""
+    mask_schedule: str = "loglinear"  # --model masked: diffkit.discrete.get_schedule name
 
     def __post_init__(self):
         check_choice("model.model", self.model, MODELS)
@@ -120,6 +121,10 @@ def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
         raise ConfigError(
             "model.vocab_size and max_length are unknown (0); load the data first (it sets them)."
         )
+    if config.model == "masked":
+        from diffkit.domains.text.masked import build_masked
+
+        return build_masked(config)
     if config.model == "ar":
         from diffkit.domains.text.baseline import ARConfig, ARModel
 
@@ -158,6 +163,10 @@ def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
 def loss(net, batch, schedule, *, prediction, weighting, generator=None):
     """Diffusion-LM's or CDCD's loss terms for the denoiser, the cross-entropy for the AR
     model; per example, ``{"loss": (B,), ...}`` (the engine logs each term)."""
+    if getattr(net, "masked", False):
+        from diffkit.domains.text.masked import masked_loss
+
+        return masked_loss(net, batch, generator=generator)
     if isinstance(net, TextDenoiser):
         return text_loss(
             net, batch, schedule, prediction=prediction, weighting=weighting, generator=generator

@@ -154,6 +154,10 @@ def likelihood(net, schedule, texts, tok, config, generator) -> dict[str, float]
     chars = [len(t) for t in texts]
     if config.model == "ar":
         nats = ar_nll(net, enc.ids, enc.pad)
+    elif config.model == "masked":
+        from diffkit.domains.text.masked import masked_nll
+
+        nats = masked_nll(net, enc.ids, generator=generator)
     else:
         nats = diffusion_nll(net, schedule, enc.ids, steps=config.nll_steps, generator=generator)
     return {"bits_per_token": per_unit(nats, tokens), "bits_per_char": per_unit(nats, chars)}

@@ -202,6 +202,11 @@ def sample_ids(
     clamp
         Snap each x0 estimate to the nearest allowed embedding (Li et al. 2022).
     """
+    if getattr(net, "masked", False):  # the masked diffusion LM: its own sampler family
+        from diffkit.domains.text.masked import sample_masked
+
+        kind = {"sampler": sampler, "steps": steps, "cond": cond, "guidance": guidance}
+        return sample_masked(net, n, template, generator=generator, **kind)
     device = next(net.parameters()).device
     length, e = template.ids.shape[-1], net.embed_dim
     allowed = template.allowed.to(device)  # (L, V) or (n, L, V)
