@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +63,9 @@ from diffkit.inference import load_model
 from diffkit.registry import get_domain
 from diffkit.runner import fit, resolve_config
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
+import text_masked  # the masked diffusion LM's row, beside this script
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "e2e"
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {
@@ -85,6 +89,7 @@ RECIPES = {
     "diffusion_lm": {"model": "diffusion_lm", "self_conditioning": False},
     "cdcd": {"model": "cdcd", "self_conditioning": True},
     "ar": {"model": "ar"},
+    "masked": {"model": "masked"},  # MDLM, scored by benchmarks/text_masked.py
 }
 
 
@@ -317,7 +322,11 @@ def protocol(name: str, data: Path, s: dict, work: Path) -> dict:
     for recipe, values in RECIPES.items():
         run = train(values, path, root / recipe, s)
         print(f"  {recipe}: {run['steps']} steps in {run['train_s']:.0f} s; scoring")
-        out["models"][recipe] = score_model(recipe, run, test, teacher["run"], s)
+        if recipe == "masked":
+            row = text_masked.score_masked(run, test, teacher["run"], s, sample_scores)
+        else:
+            row = score_model(recipe, run, test, teacher["run"], s)
+        out["models"][recipe] = row
     return out
 
 
@@ -346,6 +355,7 @@ def targets(r: dict) -> dict:
             "dpm_25_calls_keeps_95pct_bleu": best["bleu"] >= 0.95 * ancestral["bleu"],
             "length_hit_95pct": m["length_hit"] >= 0.95,
         }
+    out["masked"] = text_masked.targets(p)
     return out
 
 
@@ -387,6 +397,7 @@ def markdown(r: dict) -> str:
                 "e.g. "
                 f'"{first_ancestral(m)["example"]}"'
             )
+        lines.append(text_masked.markdown(p))
     lines += [
         "",
         "How to read it: bits/token are per token of held-out texts with EOS (BOS excluded);",
