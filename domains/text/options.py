@@ -1,0 +1,50 @@
+"""The text domain's command options: ``diffkit sample`` and ``diffkit evaluate`` flags.
+
+Each field becomes a flag (``infill_span`` -> ``--infill-span``); ``None`` means not given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffkit.domain import EvaluateOptions, option
+
+
+@dataclass(frozen=True)
+class TextSampleOptions:
+    """``diffkit sample`` flags of the text domain."""
+
+    cond: str | None = option(
+        None, "Condition text, e.g. an E2E MR 'name[The Eagle], food[French]'."
+    )
+    guidance: float | None = option(
+        None, "Classifier-free guidance scale on --cond: 0 unconditional, 1 conditional."
+    )
+    infill: str | None = option(None, "Template whose ___ blanks are filled, the rest kept.")
+    infill_span: int = option(3, "Tokens per ___ blank of --infill.")
+    length: int | None = option(None, "Exact number of tokens of every sample.")
+    clamp: bool | None = option(
+        None, "Snap each x0 estimate to the nearest embedding; default on for diffusion_lm only."
+    )
+
+
+@dataclass(frozen=True)
+class TextEvaluateOptions(EvaluateOptions):
+    """``diffkit evaluate`` flags of the text domain."""
+
+    teacher: Path | None = option(
+        None, "AR run (diffkit train --domain text --model ar) scoring samples: lm-score."
+    )
+    guidance: float | None = option(
+        None, "Guidance scale of the mr->ref samples; default the run's."
+    )
+
+    def __post_init__(self):
+        from diffkit.discrete import SAMPLERS as MASKED_SAMPLERS
+
+        if self.sampler in MASKED_SAMPLERS:  # --model masked: its own samplers are names too
+            dataclasses.replace(self, sampler=None)  # checks the other fields
+        else:
+            super().__post_init__()
