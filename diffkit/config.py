@@ -220,8 +220,18 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
         return _scalar(value, kind)
     except (ValueError, TypeError, OverflowError):
         tname = type_name(kind)
+        if kind is float and _parses_as_float(value):
+            tname = "finite float"  # nan and inf parse but are no setting
         article = "an" if tname[0] in "aeiou" else "a"
         raise ConfigError(f"{name} must be {article} {tname}, got {value!r}.") from None
+
+
+def _parses_as_float(value: Any) -> bool:
+    try:
+        float(value)
+    except (ValueError, TypeError):
+        return False
+    return not isinstance(value, bool)
 
 
 def _scalar(value: Any, kind: Any) -> Any:

@@ -52,7 +52,7 @@ def test_build_options_coerces_strings_by_field_or_flag_name():
     ("values", "message"),
     [
         ({"seed": 1}, "unknown option --seed; use --class, --scale, --image, --raw, --levels."),
-        ({"scale": "inf"}, "--scale must be a float, got 'inf'."),
+        ({"scale": "inf"}, "--scale must be a finite float, got 'inf'."),
         ({"class": "1.5"}, "--class must be an int, got '1.5'."),
         ({"levels": "1,x"}, "--levels must be a list of int like 1,2,4"),
     ],

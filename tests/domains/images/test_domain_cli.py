@@ -237,7 +237,7 @@ def test_sampling_options_are_the_domains_dataclass_and_unknown_ones_are_named()
         command_options(images, "sample", {"seed": 3})
     chosen = command_options(images, "sample", {"class": "7", "guidance": "2.5"})
     assert chosen == SampleOptions(class_=7, guidance=2.5)
-    with pytest.raises(ConfigError, match="--guidance must be a float"):
+    with pytest.raises(ConfigError, match="--guidance must be a finite float"):
         command_options(images, "sample", {"guidance": "nan"})
     net = build_network(ImagesConfig(base_channels=16, attention_levels=()))
     kwargs = {"config": None, "settings": {"shape": [1, 8, 8]}, "sampler": "ddim", "steps": 2}
