@@ -10,6 +10,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -67,6 +68,7 @@ def toy(
     steps: int = typer.Option(50, help="Number of model evaluations."),
     n: int = typer.Option(5000, help="Number of samples."),
     seed: int = typer.Option(0, help="Random seed."),
+    threads: Optional[int] = typer.Option(None, help=commands.THREADS_HELP),
 ) -> None:
     """Sample the 8-mode ring with its exact denoiser and save a scatter plot.
 
@@ -77,6 +79,9 @@ def toy(
 
     from diffkit import sample, schedules
     from diffkit import toy as toy_data
+    from diffkit.devices import set_threads
+
+    set_threads(threads)
 
     if n < 2:
         raise ConfigError(f"--n must be at least 2, got {n}.")
