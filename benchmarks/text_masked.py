@@ -136,10 +136,11 @@ def markdown(p: dict) -> str:
     m = p["models"]["masked"]
     t = targets(p)
     return (
-        f"\nmasked: perplexity bound {m['perplexity_bound']:.2f} per token, "
+        f"\nmasked: perplexity bound {m['perplexity_bound']:.2f} per token (MDLM's bound, 16 "
+        "Gauss-Legendre times x 2 masks, pad positions paid for, unconditional), "
         f"{t['perplexity_ratio_to_ar']:.2f}x the AR model's (compared per character); "
         f"guidance {m['guidance']} (chosen on validation MRs); {m['conditional_mrs']} "
-        f"conditional texts in {m['conditional_s']:.1f} s (MaskGIT {TIMED[1]}, guided); "
+        f"conditional texts in {m['conditional_s']:.1f} s (MaskGIT {TIMED[1]}, that guidance); "
         f"`--length` hit {100 * m['length_hit']:.0f}%; infilling a middle span: exact match "
         f"{m['infill_exact_match']:.2f}, BLEU {m['infill_bleu']:.1f}."
     )
