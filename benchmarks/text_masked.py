@@ -18,7 +18,7 @@ import torch
 
 from diffkit.domains.text import metrics
 from diffkit.domains.text.data import encode_corpus, read, split
-from diffkit.domains.text.evaluate import conditional_samples, infill_scores, per_unit
+from diffkit.domains.text.evaluate import ar_nll, conditional_samples, infill_scores, per_unit
 from diffkit.domains.text.generate import (
     allowed_of,
     free_template,
@@ -58,6 +58,33 @@ def conditional_wall_time(net, mrs, tok, config, allowed, guidance, g) -> float:
     return time.perf_counter() - t0
 
 
+def conditional_likelihood(net, run: Path, test, tok, config, s: dict, g) -> dict:
+    """Bits per token given the MR: the masked model's bound beside the MR-prefixed AR model's
+    exact NLL (the ``ar`` run next to ``run``), on the same held-out pairs and tokens.
+
+    Both were trained on the same pairs with the same tokenizer and budget, and both are
+    scored as they were trained (conditionally), unlike the unconditional comparison with
+    the teacher, which saw only texts.
+    """
+    _, ar, _, found = load_model(run.parent / "ar")
+    if tokenizer_of(found.config["settings"]) != tok:
+        return {}
+    texts, mrs = list(test.texts[: s["nll_texts"]]), list(test.conds[: s["nll_texts"]])
+    enc, conds = (
+        encode_corpus(tok, texts, config.max_length),
+        encode_corpus(tok, mrs, config.cond_length),
+    )
+    cond = {"cond_ids": conds.ids, "cond_pad": conds.pad}
+    tokens = (enc.pad.sum(1) - 1).tolist()
+    masked = per_unit(masked_nll(net, enc.ids, cond=cond, generator=g), tokens)
+    exact = per_unit(ar_nll(ar, enc.ids, enc.pad, cond=cond), tokens)
+    return {
+        "conditional_bits_per_token": masked,
+        "ar_conditional_bits_per_token": exact,
+        "conditional_perplexity_ratio": 2 ** (masked - exact),
+    }
+
+
 def score_masked(run: dict, test, teacher: Path, s: dict, sample_scores) -> dict:
     """Every metric of the trained masked model on the test corpus, per masked sampler.
 
@@ -84,6 +111,7 @@ def score_masked(run: dict, test, teacher: Path, s: dict, sample_scores) -> dict
     row |= {"bits_per_token": per_unit(nats, tokens), "bits_per_char": per_unit(nats, chars)}
     row["perplexity_bound"] = math.exp(nats.sum().item() / sum(tokens))
     row["chars_per_token"] = sum(chars) / sum(tokens)
+    row |= conditional_likelihood(net, run["run"], test, tok, config, s, g)
     val = split(train_corpus, config.val_fraction, config.data_seed)[1]
     row["guidance"] = choose_guidance(net, val, tok, config, allowed, s)
     free = free_template(tok, config.max_length, allowed)
@@ -122,9 +150,12 @@ def targets(p: dict) -> dict:
     # the AR row's likelihood is the teacher's, on its own tokenizer: compare per character,
     # then express the ratio per token of the masked model's tokenizer
     ratio = 2 ** ((m["bits_per_char"] - ar["bits_per_char"]) * m["chars_per_token"])
+    given_mr = m.get("conditional_perplexity_ratio", math.inf)
     return {
         "perplexity_ratio_to_ar": ratio,
         "perplexity_within_1.3x_ar": ratio <= 1.3,
+        "conditional_perplexity_ratio_to_ar": given_mr,
+        "conditional_perplexity_within_1.3x_ar": given_mr <= 1.3,
         "lm_score_within_1.5x_teacher": ancestral["lm_score"] <= 1.5 * p["teacher_ppl_human"],
         "bleu_95pct_of_ar": ancestral["bleu"] >= 0.95 * ar_scores["bleu"],
         "conditional_mrs_under_60_s": m["conditional_s"] < 60,
@@ -136,10 +167,14 @@ def markdown(p: dict) -> str:
     m = p["models"]["masked"]
     t = targets(p)
     return (
-        f"\nmasked: perplexity bound {m['perplexity_bound']:.2f} per token, "
-        f"{t['perplexity_ratio_to_ar']:.2f}x the AR model's (compared per character); "
+        f"\nmasked: perplexity bound {m['perplexity_bound']:.2f} per token (MDLM's bound, 16 "
+        "Gauss-Legendre times x 2 masks, pad positions paid for, unconditional), "
+        f"{t['perplexity_ratio_to_ar']:.2f}x the AR teacher's (compared per character); given "
+        f"the MR {m.get('conditional_bits_per_token', math.nan):.2f} bits/token against the "
+        f"MR-prefixed AR model's {m.get('ar_conditional_bits_per_token', math.nan):.2f} on the "
+        f"same tokens ({t['conditional_perplexity_ratio_to_ar']:.2f}x in perplexity); "
         f"guidance {m['guidance']} (chosen on validation MRs); {m['conditional_mrs']} "
-        f"conditional texts in {m['conditional_s']:.1f} s (MaskGIT {TIMED[1]}, guided); "
+        f"conditional texts in {m['conditional_s']:.1f} s (MaskGIT {TIMED[1]}, that guidance); "
         f"`--length` hit {100 * m['length_hit']:.0f}%; infilling a middle span: exact match "
         f"{m['infill_exact_match']:.2f}, BLEU {m['infill_bleu']:.1f}."
     )

@@ -39,6 +39,7 @@ def test_the_benchmark_runs_protocol_b_and_writes_json_and_markdown(tmp_path, mo
     models = result["protocols"]["b"]["models"]
     assert set(models) == {"diffusion_lm", "cdcd", "ar", "masked"}
     assert {"ancestral 200", "cached 200", "MaskGIT 10"} <= set(models["masked"]["samplers"])
+    assert models["masked"]["ar_conditional_bits_per_token"] > 0  # beside the MR-prefixed AR
     assert set(models["cdcd"]["samplers"]) == {"ancestral 3", "DDIM 2", "DPM-Solver++(2M) 2"}
     assert models["cdcd"]["rounding_accuracy"] == 1.0
     assert "| ar |" in (tmp_path / "out" / "text-quick.md").read_text()
