@@ -130,10 +130,11 @@ class EvaluateOptions:
     def __post_init__(self):
         from diffkit.errors import ConfigError, check_choice
 
-        if self.sampler is not None:
+        if self.sampler is not None:  # a Gaussian or a masked sampler; the model checks which
+            from diffkit.discrete import SAMPLERS as MASKED
             from diffkit.sampling import SAMPLERS
 
-            check_choice("sampler", self.sampler, SAMPLERS)
+            check_choice("sampler", self.sampler, {**SAMPLERS, **MASKED})
         for name in ("steps", "num_samples"):
             value = getattr(self, name)
             if value is not None and not 1 <= value <= 1_000_000:

@@ -15,3 +15,13 @@ def test_pyproject_lists_every_package_of_diffkit_and_the_domains():
             parts = init.parent.relative_to(REPO / root).parts
             found.add(".".join((name, *parts)))
     assert found == listed
+
+
+def test_domain_packages_import_their_own_modules_relatively():
+    absolute = [
+        f"{path.relative_to(REPO)}:{n}"
+        for path in sorted((REPO / "domains").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("from diffkit.domains", "import diffkit.domains"))
+    ]
+    assert absolute == []

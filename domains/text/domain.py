@@ -19,14 +19,15 @@ from pathlib import Path
 import torch
 
 from diffkit.domain import Domain, DomainData
-from diffkit.domains.text import data as text_data
-from diffkit.domains.text.evaluate import evaluate
-from diffkit.domains.text.generate import generate_texts, tensor_to_texts, texts_to_tensor
-from diffkit.domains.text.loss import TimeWarp, text_loss
-from diffkit.domains.text.network import TextDenoiser
-from diffkit.domains.text.options import TextEvaluateOptions, TextSampleOptions
-from diffkit.domains.text.tokenizer import MODEL_TYPES, Tokenizer, train_tokenizer
 from diffkit.errors import ConfigError, check_choice
+
+from . import data as text_data
+from .evaluate import evaluate
+from .generate import generate_texts, tensor_to_texts, texts_to_tensor
+from .loss import TimeWarp, text_loss
+from .network import TextDenoiser
+from .options import TextEvaluateOptions, TextSampleOptions
+from .tokenizer import MODEL_TYPES, Tokenizer, train_tokenizer
 
 Tensor = torch.Tensor
 MODELS = ("diffusion_lm", "cdcd", "ar", "masked")
@@ -122,11 +123,11 @@ def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
             "model.vocab_size and max_length are unknown (0); load the data first (it sets them)."
         )
     if config.model == "masked":
-        from diffkit.domains.text.masked import build_masked
+        from .masked import build_masked
 
         return build_masked(config)
     if config.model == "ar":
-        from diffkit.domains.text.baseline import ARConfig, ARModel
+        from .baseline import ARConfig, ARModel
 
         ar = ARConfig(
             vocab_size=config.vocab_size,
@@ -164,14 +165,14 @@ def loss(net, batch, schedule, *, prediction, weighting, generator=None):
     """Diffusion-LM's or CDCD's loss terms for the denoiser, the cross-entropy for the AR
     model; per example, ``{"loss": (B,), ...}`` (the engine logs each term)."""
     if getattr(net, "masked", False):
-        from diffkit.domains.text.masked import masked_loss
+        from .masked import masked_loss
 
         return masked_loss(net, batch, generator=generator)
     if isinstance(net, TextDenoiser):
         return text_loss(
             net, batch, schedule, prediction=prediction, weighting=weighting, generator=generator
         )
-    from diffkit.domains.text.baseline import ar_loss
+    from .baseline import ar_loss
 
     return ar_loss(
         net, batch, schedule, prediction=prediction, weighting=weighting, generator=generator
@@ -196,7 +197,7 @@ class TextSet(text_data.TextDataset):
 def read_corpus(config: TextConfig, path: Path | None):
     """``(train, val)`` corpora: the built-in grammar, or ``path`` split by condition."""
     if path is None:
-        from diffkit.domains.text.grammar import restaurants
+        from .grammar import restaurants
 
         corpus = restaurants(config.n_train, config.data_seed)
         if not config.conditional:

@@ -27,9 +27,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from diffkit.domains.text import metrics
-from diffkit.domains.text.data import encode_corpus
-from diffkit.domains.text.generate import (
+from diffkit.likelihood import gaussian_kl, variational_bound
+from diffkit.process import expand, posterior
+
+from . import metrics
+from .data import encode_corpus
+from .generate import (
     Template,
     allowed_of,
     default_clamp,
@@ -39,9 +42,7 @@ from diffkit.domains.text.generate import (
     text_only,
     tokenizer_of,
 )
-from diffkit.domains.text.options import TextEvaluateOptions, TextSampleOptions
-from diffkit.likelihood import gaussian_kl, variational_bound
-from diffkit.process import expand, posterior
+from .options import TextEvaluateOptions, TextSampleOptions
 
 Tensor = torch.Tensor
 LOG2 = math.log(2.0)
@@ -155,7 +156,7 @@ def likelihood(net, schedule, texts, tok, config, generator) -> dict[str, float]
     if config.model == "ar":
         nats = ar_nll(net, enc.ids, enc.pad)
     elif config.model == "masked":
-        from diffkit.domains.text.masked import masked_nll
+        from .masked import masked_nll
 
         nats = masked_nll(net, enc.ids, generator=generator)
     else:
@@ -165,7 +166,7 @@ def likelihood(net, schedule, texts, tok, config, generator) -> dict[str, float]
 
 def grammar_floor(texts, tok, config) -> dict[str, float]:
     """The true law's NLL on ``texts`` in the same units: no model can do better on average."""
-    from diffkit.domains.text.grammar import Grammar
+    from .grammar import Grammar
 
     g = Grammar()
     nats = torch.tensor([-g.log_prob(t) for t in texts], dtype=torch.float64)
@@ -273,7 +274,7 @@ def evaluate(
     out: dict[str, float] = {"samples": float(len(samples)), **diversity(samples, train_texts)}
     grammar = settings.get("source") == "grammar"
     if grammar:
-        from diffkit.domains.text.grammar import Grammar
+        from .grammar import Grammar
 
         out["grammar_acceptance"] = sum(map(Grammar().accepts, samples)) / len(samples)
     held = list(val.texts[: config.nll_texts])

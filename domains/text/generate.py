@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from diffkit import sample
-from diffkit.domains.text.tokenizer import Tokenizer
 from diffkit.errors import ConfigError
+
+from .tokenizer import Tokenizer
 
 Tensor = torch.Tensor
 BLANK = "___"
@@ -203,7 +204,7 @@ def sample_ids(
         Snap each x0 estimate to the nearest allowed embedding (Li et al. 2022).
     """
     if getattr(net, "masked", False):  # the masked diffusion LM: its own sampler family
-        from diffkit.domains.text.masked import sample_masked
+        from .masked import sample_masked
 
         kind = {"sampler": sampler, "steps": steps, "cond": cond, "guidance": guidance}
         return sample_masked(net, n, template, generator=generator, **kind)

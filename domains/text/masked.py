@@ -33,9 +33,10 @@ import torch
 from torch import nn
 
 from diffkit import discrete
-from diffkit.domains.text.blocks import Block, attention_mask
-from diffkit.domains.text.loss import condition
 from diffkit.errors import ConfigError, ShapeError, check_choice
+
+from .blocks import Block, attention_mask
+from .loss import condition
 
 Tensor = torch.Tensor
 # The commands' Gaussian defaults (``diffkit sample``: ddim, ``eval_sampler``: ddpm) stand for

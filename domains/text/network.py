@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffkit.domains.text.blocks import Block, attention_mask, sinusoidal_embedding
 from diffkit.errors import ConfigError, ShapeError
+
+from .blocks import Block, attention_mask, sinusoidal_embedding
 
 Tensor = torch.Tensor
 MODES = ("diffusion_lm", "cdcd")

@@ -5,7 +5,6 @@ Each field becomes a flag (``infill_span`` -> ``--infill-span``); ``None`` means
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +39,3 @@ class TextEvaluateOptions(EvaluateOptions):
     guidance: float | None = option(
         None, "Guidance scale of the mr->ref samples; default the run's."
     )
-
-    def __post_init__(self):
-        from diffkit.discrete import SAMPLERS as MASKED_SAMPLERS
-
-        if self.sampler in MASKED_SAMPLERS:  # --model masked: its own samplers are names too
-            dataclasses.replace(self, sampler=None)  # checks the other fields
-        else:
-            super().__post_init__()
