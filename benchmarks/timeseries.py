@@ -44,6 +44,7 @@ from diffkit.domains.timeseries.domain import (
     TimeSeriesConfig,
     forecast_paths,
 )
+from diffkit.domains.timeseries.bench import random_walk
 from diffkit.domains.timeseries.evaluate import evaluate
 from diffkit.inference import load_model
 from diffkit.runner import RunConfig, fit
@@ -116,21 +117,6 @@ def forecast_windows(net, split, sampler, steps, seed, num_samples=100):
         generator=g,
     )  # (W, S, Th, D)
     return list(samples.double().numpy()), time.perf_counter() - t0
-
-
-def random_walk(split, num_samples=100, seed=0):
-    """Last value plus Gaussian increments with the training range's mean and covariance."""
-    train = split.train.values
-    inc = np.diff(train, axis=0)
-    inc = inc[np.isfinite(inc).all(axis=1)]
-    mean, cov = inc.mean(axis=0), np.cov(inc, rowvar=False)
-    rng = np.random.default_rng(seed)
-    out = []
-    for history in split.histories:
-        last = history.values[np.isfinite(history.values).all(axis=1)][-1]
-        steps = rng.multivariate_normal(mean, cov, size=(num_samples, split.prediction_length))
-        out.append(last + np.cumsum(steps, axis=1))  # (S, Th, D)
-    return out
 
 
 def deepar(split, budget_s: float, seed: int, root: Path, num_samples=100):
