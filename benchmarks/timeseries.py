@@ -39,12 +39,12 @@ import torch
 
 from diffkit.config import DiffusionConfig, TrainConfig, build, parse_sets
 from diffkit.domains.timeseries import data as ts_data
+from diffkit.domains.timeseries.bench import random_walk
 from diffkit.domains.timeseries.domain import (
     DIFFUSION_DEFAULTS,
     TimeSeriesConfig,
     forecast_paths,
 )
-from diffkit.domains.timeseries.bench import random_walk
 from diffkit.domains.timeseries.evaluate import evaluate
 from diffkit.inference import load_model
 from diffkit.runner import RunConfig, fit
@@ -184,7 +184,7 @@ def run_dataset(name, folder, seeds, steps, root, baselines=True, overrides=None
         if not baselines:
             continue
         t0 = time.perf_counter()
-        rw = random_walk(split, seed=seed)
+        rw = random_walk(split, 100, seed=seed)
         rows.append(
             {
                 "model": "random walk",
