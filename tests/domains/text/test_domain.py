@@ -287,7 +287,7 @@ def test_a_few_hundred_steps_on_the_grammar_lower_the_loss_and_raise_acceptance(
         ids = sample_ids(net, schedule, 64, tpl, sampler="ddpm", steps=200, clamp=False,
                          generator=torch.Generator().manual_seed(0))  # fmt: skip
         texts = tok.decode_batch(ids)
-        return loss.mean().item(), sum(map(grammar.accepts, texts)) / len(texts)
+        return loss["loss"].mean().item(), sum(map(grammar.accepts, texts)) / len(texts)
 
     torch.manual_seed(config.train.seed)
     before = scores(build_network(data.config))
