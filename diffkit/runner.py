@@ -313,5 +313,5 @@ def fit(
         raise TrainingError(
             f"training was stopped by SIGTERM; continue it with --resume --out {out}."
         ) from None
-    _say(f"trained {total} steps; checkpoints in {root}, logs in {out / 'logs'}")
+    _say(f"trained {module.step} steps; checkpoints in {root}, logs in {out / 'logs'}")
     return out
