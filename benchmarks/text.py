@@ -446,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
         s["budget"] = args.budget
     t0 = time.perf_counter()
     command = "python benchmarks/text.py" + (" --quick" if args.quick else "")
+    command += f" --budget {args.budget:g}" if args.budget else ""
+    command += f" --results {args.results}" if args.results != RESULTS else ""
     result = {
         "command": command,
         "preset": preset,
