@@ -428,6 +428,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="Smoke run under 5 minutes.")
     parser.add_argument("--data", type=Path, default=DATA, help="Folder with the E2E CSVs.")
     parser.add_argument("--budget", type=float, help="Training seconds per model.")
+    parser.add_argument("--dropout", type=float, help="Network dropout (the preset's if unset).")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="Folder for the JSON and markdown."
@@ -444,9 +445,12 @@ def main(argv: list[str] | None = None) -> None:
     s = dict(SETTINGS[preset])
     if args.budget:
         s["budget"] = args.budget
+    if args.dropout is not None:
+        s["dropout"] = args.dropout
     t0 = time.perf_counter()
     command = "python benchmarks/text.py" + (" --quick" if args.quick else "")
     command += f" --budget {args.budget:g}" if args.budget else ""
+    command += f" --dropout {args.dropout:g}" if args.dropout is not None else ""
     command += f" --results {args.results}" if args.results != RESULTS else ""
     result = {
         "command": command,
