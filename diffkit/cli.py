@@ -16,6 +16,7 @@ import typer
 
 from diffkit import commands
 from diffkit.errors import ConfigError, UserError
+from diffkit.paths import check_output_file
 
 app = typer.Typer(
     help="Train, sample and evaluate diffusion models for images, time series and text.",
@@ -87,6 +88,7 @@ def toy(
         raise ConfigError(f"--n must be at least 2, got {n}.")
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out must name a .png file, got {str(out)!r}.")
+    check_output_file(out)
     gm = toy_data.ring()
     schedule = schedules.linear()
     g = torch.Generator().manual_seed(seed)

@@ -18,6 +18,7 @@ import typer
 
 from diffkit.errors import ConfigError, MissingFileError
 from diffkit.options import markup_safe
+from diffkit.paths import check_output_dir, check_output_file
 
 DEVICE_HELP = "auto (a GPU when present), cpu, cuda, cuda:N or mps."
 THREADS_HELP = "CPU threads for torch (default torch's own; 1-2 is fastest on a small CPU)."
@@ -209,7 +210,7 @@ def train(
 
     set_threads(threads)
     dom = get_domain(domain)
-    out = out or Path("runs") / domain
+    out = check_output_dir(out or Path("runs") / domain)
     layers = []
     saved = out / "config.json"
     if resume and saved.is_file():  # the run's own config first; files and flags extend it
@@ -262,6 +263,7 @@ def sample(
     from diffkit.inference import sample_checkpoint
 
     set_threads(threads)
+    check_output_file(out)
     if not 1 <= n <= 10_000_000:
         raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
     if not 1 <= steps <= 100_000:
@@ -304,6 +306,7 @@ def forecast(
     from diffkit.inference import forecast_checkpoint
 
     set_threads(threads)
+    check_output_file(out)
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
     if steps is not None and not 1 <= steps <= 100_000:
@@ -337,18 +340,20 @@ def evaluate(
     The checkpoint's domain adds its own options, such as the sampler, its steps and the
     number of samples where it samples (`--checkpoint RUN --help` lists them).
     """
+    from diffkit.checkpoint import resolve
     from diffkit.devices import set_threads
     from diffkit.inference import evaluate_checkpoint, write_metrics
 
     set_threads(threads)
     if data is not None and not data.exists():
         raise MissingFileError(f"data {str(data)!r} does not exist.")
+    # checked before the work: the run's own metrics.json by default
+    path = check_output_file(out or resolve(checkpoint).parent.parent / "metrics.json")
     metrics = evaluate_checkpoint(
         checkpoint, data, seed=seed, ema=ema, options=DOMAIN_OPTIONS.get(), device=device
     )
     for key, value in metrics.items():
         typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
-    path = out or Path(metrics["checkpoint"]).parent.parent / "metrics.json"
     write_metrics(metrics, path)
     typer.echo(f"saved {path}")
 
