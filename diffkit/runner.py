@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -20,6 +21,7 @@ from diffkit import checkpoint as ckpt
 from diffkit.config import DiffusionConfig, TrainConfig, as_dict, build
 from diffkit.domain import Domain, DomainData
 from diffkit.errors import ConfigError, TrainingError
+from diffkit.lock import run_lock
 from diffkit.registry import get_domain
 from diffkit.training import DiffusionModule, StepBatches, validation_loss
 
@@ -220,10 +222,18 @@ def fit(
         Log lines instead of a progress bar.
     verbose
         Also show Lightning's banner (devices found, tips) and its model summary.
+
+    A second trainer into the same ``out`` is refused while this one runs (``train.lock``).
     """
     domain = get_domain(domain) if isinstance(domain, str) else domain
     config = config or RunConfig(domain.name, domain.config())
     out = Path(out)
+    # rank 0 holds the lock; the other DDP ranks are its own children
+    with run_lock(out) if _rank() == 0 else contextlib.nullcontext():
+        return _fit(domain, config, out, resume, quiet, verbose, callbacks)
+
+
+def _fit(domain, config, out: Path, resume, quiet, verbose, callbacks) -> Path:
     root = out / "checkpoints"
     existing = ckpt.list_checkpoints(root)
     if existing and not resume:

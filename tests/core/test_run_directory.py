@@ -104,3 +104,30 @@ def test_an_interrupted_run_saves_its_step_says_where_and_exits_non_zero(tmp_pat
     out = capsys.readouterr().out
     found = load_checkpoint(tmp_path / "run")
     assert found.step in (6, 7) and f"interrupted at step {found.step}: saved" in out
+
+
+def test_a_second_trainer_into_a_running_run_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    from diffkit.errors import ConfigError
+    from diffkit.lock import LOCK, run_lock
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out.mkdir()
+        (out / LOCK).write_text(str(holder.pid))  # as a live trainer leaves it
+        refused = pytest.raises(ConfigError, match=f"another training \\(PID {holder.pid}\\)")
+        with refused, run_lock(out):
+            pass
+        args = ["train", "--domain", "toy", "--out", str(out), "--max-steps", "2", "--quiet"]
+        result = runner.invoke(app, [*args, *SETS])
+        assert result.exit_code != 0 and not (out / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale, cleared, and the training runs
+    result = runner.invoke(app, [*args, *SETS])
+    assert result.exit_code == 0, result.output
+    assert not (out / LOCK).exists()
