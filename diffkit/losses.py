@@ -36,8 +36,8 @@ def snr_weight(snr: Tensor, prediction, gamma: float) -> Tensor:
     """Min-SNR-gamma weights (Hang et al. 2023), expressed for each target type."""
     clipped = snr.clamp(max=gamma)
     p = Prediction.parse(prediction)
-    if p is Prediction.EPS:
-        return clipped / snr
+    if p is Prediction.EPS:  # min(snr, gamma) / snr, whose limit at SNR 0 is 1 (not 0/0)
+        return torch.where(snr < gamma, torch.ones_like(snr), gamma / snr)
     if p is Prediction.V:
         return clipped / (snr + 1)
     return clipped  # x0

@@ -79,3 +79,14 @@ def test_bad_loss_inputs():
         diffusion_loss(lambda x, t: x, x0, s, weighting="snr")
     with pytest.raises(ConfigError, match="score"):
         diffusion_loss(lambda x, t: x, x0, s, prediction="score")
+
+
+def test_min_snr_weights_are_finite_at_snr_zero_and_follow_the_formula():
+    from diffkit.losses import snr_weight
+
+    snr = torch.tensor([0.0, 1.0, 5.0, 10.0, float("inf")])
+    torch.testing.assert_close(snr_weight(snr, "eps", 5.0), torch.tensor([1.0, 1.0, 1.0, 0.5, 0.0]))
+    torch.testing.assert_close(
+        snr_weight(snr[:4], "v", 5.0), torch.tensor([0.0, 0.5, 5 / 6, 5 / 11])
+    )
+    torch.testing.assert_close(snr_weight(snr[:4], "x0", 5.0), torch.tensor([0.0, 1.0, 5.0, 5.0]))
