@@ -67,6 +67,7 @@ from diffkit.runner import fit, resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 import text_masked  # the masked diffusion LM's row, beside this script
+from text_inputs import held_out
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "e2e"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -203,11 +204,8 @@ def score_model(name, run, test: Corpus, teacher: Path, s: dict) -> dict:
     net, schedule, config, settings = loaded(run["run"])
     tok = tokenizer_of(settings)
     allowed = allowed_of(settings, config.vocab_size)
-    held = list(test.texts[: s["nll_texts"]])
-    enc = encode_corpus(tok, held, config.max_length)
-    tokens, chars = (enc.pad.sum(1) - 1).tolist(), [len(t) for t in held]
-    mrs, refs = metrics.group_references(test.conds, test.texts)
-    mrs, refs = list(mrs)[: s["mrs"]], list(refs)[: s["mrs"]]
+    h = held_out(test, tok, config.max_length, s)
+    held, enc, tokens, chars, mrs, refs = h.texts, h.encoded, h.tokens, h.chars, h.mrs, h.refs
     g = torch.Generator().manual_seed(0)
     train_corpus = read(run["run"].parent / "train.csv", "ref", "mr")
     row = {"params": count(net), "steps": run["steps"], "train_s": round(run["train_s"], 1)}

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from text_inputs import held_out
 
 from diffkit.domains.text import metrics
 from diffkit.domains.text.data import encode_corpus, read, split
@@ -95,11 +96,8 @@ def score_masked(run: dict, test, teacher: Path, s: dict, sample_scores) -> dict
     config, settings = domain.config(**found.config["model"]), found.config["settings"]
     tok = tokenizer_of(settings)
     allowed = allowed_of(settings, config.vocab_size)
-    held = list(test.texts[: s["nll_texts"]])
-    enc = encode_corpus(tok, held, config.max_length)
-    tokens, chars = (enc.pad.sum(1) - 1).tolist(), [len(t) for t in held]
-    mrs, refs = metrics.group_references(test.conds, test.texts)
-    mrs, refs = list(mrs)[: s["mrs"]], list(refs)[: s["mrs"]]
+    h = held_out(test, tok, config.max_length, s)
+    enc, tokens, chars, mrs, refs = h.encoded, h.tokens, h.chars, h.mrs, h.refs
     g = torch.Generator().manual_seed(0)
     train_corpus = read(run["run"].parent / "train.csv", "ref", "mr")
     row = {
