@@ -37,5 +37,14 @@ def check_choice(what: str, value: str, choices) -> str:
     return value
 
 
+def build_by_name(what: str, table: dict, name: str, params: dict):
+    """``table[name](**params)``; an unknown name or keyword is a ConfigError naming ``what``."""
+    check_choice(what, name, table)
+    try:
+        return table[name](**params)
+    except TypeError as e:  # an unknown keyword
+        raise ConfigError(f"{what} {name!r} got an unknown parameter ({e}).") from None
+
+
 class TrainingError(UserError, ArithmeticError):
     """Training that cannot go on as configured (a NaN or inf loss)."""

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import torch
 
-from diffkit.errors import ConfigError, check_choice
+from diffkit.errors import ConfigError, build_by_name
 
 Tensor = torch.Tensor
 
@@ -354,11 +354,7 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
 
 def get_schedule(name: str, **params) -> Schedule:
     """Build a schedule by name, e.g. ``get_schedule("linear", T=100, beta_end=0.1)``."""
-    check_choice("schedule", name, SCHEDULES)
-    try:
-        return SCHEDULES[name](**params)
-    except TypeError as e:  # an unknown keyword
-        raise ConfigError(f"schedule {name!r} got an unknown parameter ({e}).") from None
+    return build_by_name("schedule", SCHEDULES, name, params)
 
 
 def from_config(config: dict) -> Schedule:

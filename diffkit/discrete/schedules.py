@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffkit.errors import ConfigError, check_choice
+from diffkit.errors import ConfigError, build_by_name
 
 Tensor = torch.Tensor
 
@@ -136,11 +136,7 @@ SCHEDULES: dict[str, Callable[..., MaskSchedule]] = {
 
 def get_schedule(name: str, **params) -> MaskSchedule:
     """Build a masking schedule by name, e.g. ``get_schedule("loglinear", eps=1e-4)``."""
-    check_choice("masking schedule", name, SCHEDULES)
-    try:
-        return SCHEDULES[name](**params)
-    except TypeError as e:  # an unknown keyword
-        raise ConfigError(f"masking schedule {name!r} got an unknown parameter ({e}).") from None
+    return build_by_name("masking schedule", SCHEDULES, name, params)
 
 
 def from_config(config: dict) -> MaskSchedule:
