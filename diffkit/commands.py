@@ -16,9 +16,10 @@ from typing import Optional
 
 import typer
 
-from diffkit.errors import ConfigError, MissingFileError
+from diffkit.errors import ConfigError
 from diffkit.options import markup_safe
 from diffkit.paths import check_output_dir, check_output_file
+from diffkit.reading import check_input, check_run_path, from_run
 
 DEVICE_HELP = "auto (a GPU when present), cpu, cuda, cuda:N or mps."
 THREADS_HELP = "CPU threads for torch (default torch's own; 1-2 is fastest on a small CPU)."
@@ -212,7 +213,7 @@ def train(
     dom = get_domain(domain)
     out = check_output_dir(out or Path("runs") / domain)
     layers = []
-    saved = out / "config.json"
+    saved, borne = out / "config.json", None
     if resume and saved.is_file():  # the run's own config first; files and flags extend it
         try:
             previous = json.loads(saved.read_text())
@@ -221,7 +222,7 @@ def train(
             raise ConfigError(msg) from None
         layers.append({k: previous.get(k, {}) for k in ("train", "diffusion", "model")})
         if data is None and previous.get("data"):
-            data = Path(previous["data"])
+            borne = check_run_path(previous["data"], repr(str(saved)))
     if config is not None:
         layers.append(read_toml(config))
     flags = {
@@ -237,11 +238,14 @@ def train(
     layers.append({"train": {k: v for k, v in flags.items() if v is not None}})
     layers.append({"model": domain_flags(ctx.args, dom.config)})
     layers.append(parse_sets(set_))
-    if data is not None and not data.exists():
-        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    if data is not None:
+        check_input(data, "--data", folder=True)
+    elif borne is not None:
+        data = Path(borne)
     # stored resolved, so evaluate, forecast and --resume work from any directory
-    run = resolve_config(dom, merge(*layers), str(data.resolve()) if data else None)
-    fit(dom, run, out=out, resume=resume, quiet=quiet, verbose=verbose)
+    with from_run(borne, repr(str(saved))):  # the saved path's content stays out of messages
+        run = resolve_config(dom, merge(*layers), str(data.resolve()) if data else None)
+        fit(dom, run, out=out, resume=resume, quiet=quiet, verbose=verbose)
 
 
 def sample(
@@ -307,8 +311,8 @@ def forecast(
 
     set_threads(threads)
     check_output_file(out)
-    if data is not None and not data.exists():
-        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    if data is not None:
+        check_input(data, "--data", folder=True)
     if steps is not None and not 1 <= steps <= 100_000:
         raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
     written = forecast_checkpoint(
@@ -345,8 +349,8 @@ def evaluate(
     from diffkit.inference import evaluate_checkpoint, write_metrics
 
     set_threads(threads)
-    if data is not None and not data.exists():
-        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    if data is not None:
+        check_input(data, "--data", folder=True)
     # checked before the work: the run's own metrics.json by default
     path = check_output_file(out or resolve(checkpoint).parent.parent / "metrics.json")
     metrics = evaluate_checkpoint(
@@ -401,8 +405,8 @@ def bench(
         ) from None
     if budgets[0] < 1 or budgets[-1] > 1000:
         raise ConfigError(f"--nfe budgets must lie in 1..1000, got {nfe!r}.")
-    if data_dir is not None and not data_dir.is_dir():
-        raise MissingFileError(f"--data-dir {str(data_dir)!r} is not a folder.")
+    if data_dir is not None and not check_input(data_dir, "--data-dir", folder=True).is_dir():
+        raise ConfigError(f"--data-dir {str(data_dir)!r} is a file; pass the folder holding it.")
     context = Context(
         suite=suite,
         samplers=tuple(names),

@@ -15,7 +15,8 @@ from typing import Any
 
 import tomllib
 
-from diffkit.errors import ConfigError, MissingFileError, check_choice
+from diffkit.errors import ConfigError, check_choice
+from diffkit.reading import read_bytes
 
 SECTIONS = ("train", "diffusion", "model")
 
@@ -297,13 +298,11 @@ def type_name(kind: Any) -> str:
 
 def read_toml(path: Path) -> dict[str, dict]:
     """Read a config file; each top-level table must be one of ``SECTIONS``."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"config file {str(path)!r} does not exist.")
+    raw = read_bytes(path, "config file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{str(path)!r} is not valid TOML ({e}).") from None
+        raise ConfigError(f"{str(path)!r} is not valid TOML ({e}); fix the file.") from None
     for key, value in data.items():
         if key not in SECTIONS or not isinstance(value, dict):
             raise ConfigError(

@@ -22,6 +22,7 @@ from diffkit.domain import Domain
 from diffkit.errors import ConfigError
 from diffkit.options import build_options
 from diffkit.process import Prediction
+from diffkit.reading import check_run_path, from_run
 from diffkit.registry import get_domain
 
 
@@ -73,6 +74,32 @@ def saved_configs(domain: Domain, found: ckpt.Checkpoint):
     return model, diffusion, schedule
 
 
+def run_settings(found: ckpt.Checkpoint) -> dict:
+    """The checkpoint's data ``settings``, with the paths it and the run name checked.
+
+    ``config.json`` may be edited: its data path and ``settings.source`` must name a
+    regular file or a folder (never a device or pipe), else one CheckpointError.
+    """
+    where = _where(found)
+    settings = found.config.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ckpt.CheckpointError(f"{where} has settings that are not a table; restore it.")
+    check_run_path(found.config.get("data"), where)
+    check_run_path(settings.get("source"), where)
+    return settings
+
+
+def _where(found: ckpt.Checkpoint) -> str:
+    return repr(str(found.path / "config.json"))
+
+
+def _reading_run_data(found: ckpt.Checkpoint, given=None):
+    """A context in which the data the run names is read (not ``given`` by the user)."""
+    settings = found.config.get("settings", {})
+    named = found.config.get("data") or settings.get("source")
+    return from_run(None if given is not None else named, _where(found))
+
+
 def command_options(domain: Domain, command: str, values=None):
     """The domain's options of ``command`` ("sample", "evaluate", "forecast") as an instance."""
     try:
@@ -85,7 +112,7 @@ def _context(checkpoint, ema: bool, device, seed: int):
     domain, net, schedule, found, model_cfg = _load(checkpoint, ema, "latest", device)
     common = {
         "config": model_cfg,
-        "settings": found.config.get("settings", {}),
+        "settings": run_settings(found),
         "prediction": found.config["prediction"],
         "generator": generator_on(next(net.parameters()).device, seed),
     }
@@ -107,9 +134,12 @@ def sample_checkpoint(
     """``n`` samples from a checkpoint in the domain's own units, on the CPU."""
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
-    domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
+    domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "sample", options)
-    x = domain.generate(net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common)
+    with _reading_run_data(found):  # a domain may continue the run's data (a forecaster)
+        x = domain.generate(
+            net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common
+        )
     return x.cpu() if isinstance(x, torch.Tensor) else x
 
 
@@ -127,8 +157,9 @@ def evaluate_checkpoint(
     domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "evaluate", options)
     path = data if data is not None else found.config.get("data")
-    loaded = domain.load_data(common["config"], Path(path) if path else None)
-    metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
+    with _reading_run_data(found, data):
+        loaded = domain.load_data(common["config"], Path(path) if path else None)
+        metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
     return {"checkpoint": str(found.path), "step": found.step, **metrics}
 
 
@@ -153,16 +184,17 @@ def forecast_checkpoint(
         )
     chosen = command_options(domain, "forecast", options)
     path = data if data is not None else found.config.get("data")
-    return domain.forecast(
-        net,
-        schedule,
-        Path(path) if path else None,
-        Path(out),
-        sampler=sampler,
-        steps=steps,
-        options=chosen,
-        **common,
-    )
+    with _reading_run_data(found, data):
+        return domain.forecast(
+            net,
+            schedule,
+            Path(path) if path else None,
+            Path(out),
+            sampler=sampler,
+            steps=steps,
+            options=chosen,
+            **common,
+        )
 
 
 def write_metrics(metrics: dict, path: Path) -> None:

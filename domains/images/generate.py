@@ -14,7 +14,8 @@ import torch
 
 from diffkit import sample
 from diffkit.domain import option
-from diffkit.errors import ConfigError, MissingFileError, ShapeError
+from diffkit.errors import ConfigError, ShapeError
+from diffkit.reading import check_input, reading
 
 from .data import from_array, read_image
 
@@ -62,11 +63,10 @@ def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | Non
 
 def read_picture(path: Path, what: str) -> Tensor:
     """An image file (PNG/JPEG) or .npy array as a (C, H, W) tensor in [-1, 1]."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{what} {str(path)!r} does not exist.")
+    path = check_input(path, what)
     if path.suffix.lower() == ".npy":
-        array = np.load(path, allow_pickle=False)
+        with reading(path, what, "a numpy array", "re-save it with numpy"):
+            array = np.load(path, allow_pickle=False)
         if array.ndim == 4 and array.shape[0] == 1:
             array = array[0]
         if array.ndim == 3 and array.shape[0] in (1, 3):  # (C, H, W) -> (H, W, C)

@@ -112,14 +112,17 @@ def complete(config: TimeSeriesConfig, series: Series) -> TimeSeriesConfig:
     """``config`` with ``target_dim`` and ``freq`` from the data; a mismatch raises."""
     net = config.network
     if net.target_dim is not None and net.target_dim != series.dim:
+        # target_dim is the user's --target-dim, or the trained model's: say both
         raise ShapeError(
-            f"the data holds {series.dim} series but target_dim is {net.target_dim}; "
-            f"drop --target-dim or pass data with {net.target_dim} columns."
+            f"the data holds {series.dim} series but the run's target_dim is {net.target_dim} "
+            f"(a --target-dim given, or the data it was trained on); pass data with "
+            f"{net.target_dim} series, or train without --target-dim."
         )
     if net.freq is not None and net.freq != series.freq:
         raise ConfigError(
-            f"the data has frequency {series.freq!r} but freq is {net.freq!r}; "
-            "drop --freq or resample the data."
+            f"the data has frequency {series.freq!r} but the run's freq is {net.freq!r} (a "
+            "--freq given, or the data it was trained on); resample the data, or train "
+            "without --freq."
         )
     net = dataclasses.replace(net, target_dim=series.dim, freq=series.freq)
     return dataclasses.replace(config, network=net)

@@ -16,7 +16,8 @@ from torch.utils.data import TensorDataset
 
 from diffkit import sample, toy
 from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
-from diffkit.errors import ConfigError, DataError, MissingFileError, check_choice
+from diffkit.errors import ConfigError, DataError, check_choice
+from diffkit.reading import check_input, reading
 from diffkit.sampling import SAMPLERS
 
 from .bench import cases as bench_cases
@@ -69,26 +70,24 @@ def _ring(config: ToyConfig):
 
 def read_points(path: Path) -> Tensor:
     """(N, 2) float points from the first two columns of a .csv (header optional) or .npy."""
-    if not path.is_file():
-        raise MissingFileError(f"data file {str(path)!r} does not exist.")
-    if path.stat().st_size == 0:
-        raise DataError(f"data file {str(path)!r} is empty; give points of shape (N, 2).")
-    try:
-        if path.suffix.lower() == ".npy":
+    path = check_input(path)
+    kind = path.suffix.lower()
+    if kind not in (".npy", ".csv"):
+        raise ConfigError(f"toy data must be a .csv or .npy file, got {str(path)!r}.")
+    fix = "give a .csv of numbers or a .npy array of shape (N, 2)"
+    with reading(path, "--data", "a .npy array" if kind == ".npy" else "a CSV of numbers", fix):
+        if kind == ".npy":
             arr = np.load(path, allow_pickle=False)
-        elif path.suffix.lower() == ".csv":
+        else:
             arr = np.genfromtxt(path, delimiter=",", dtype=np.float64, invalid_raise=True)
             if arr.ndim == 2 and np.isnan(arr[0]).all():  # a header row
                 arr = arr[1:]
-        else:
-            raise ConfigError(f"toy data must be a .csv or .npy file, got {str(path)!r}.")
-    except (ValueError, OSError, UnicodeDecodeError, EOFError) as e:
-        raise DataError(
-            f"cannot read points from {str(path)!r} ({type(e).__name__}); give "
-            "a .csv of numbers or a .npy array of shape (N, 2)."
-        ) from None
     arr = np.asarray(arr)
-    if arr.dtype.kind not in "fiu" or arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 2:
+    if arr.dtype.kind not in "fiu":
+        raise DataError(
+            f"{str(path)!r} holds {arr.dtype} values; give real numbers (float or int)."
+        )
+    if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 2:
         raise DataError(
             f"{str(path)!r} must hold at least 2 rows of 2 numeric columns, got shape {arr.shape}."
         )
@@ -170,7 +169,8 @@ def evaluate(
     ).cpu()
     out: dict[str, float] = {}
     g = torch.Generator().manual_seed(config.data_seed + 1)  # CPU, whatever the net is on
-    if settings.get("source", "ring") == "ring":
+    # the data evaluated against: the run's, or the --data given (data.settings says which)
+    if data.settings.get("source", "ring") == "ring":
         gm = _ring(config)
         ref, other = gm.sample(n, g), gm.sample(n, g)
         out["mode_tv"] = gm.mode_tv(x)
