@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from diffkit import commands
+from diffkit.config import SEED_MAX
 from diffkit.errors import ConfigError, UserError
 from diffkit.paths import check_output_file
 
@@ -66,9 +67,9 @@ def _version_of(module: str) -> str:
 def toy(
     out: Path = typer.Option(Path("toy.png"), help="Where to save the scatter plot (PNG)."),
     sampler: str = typer.Option("ddim", help="Sampler name (see `diffkit info`)."),
-    steps: int = typer.Option(50, help="Number of model evaluations."),
-    n: int = typer.Option(5000, help="Number of samples."),
-    seed: int = typer.Option(0, help="Random seed."),
+    steps: int = typer.Option(50, min=1, max=100_000, help="Number of model evaluations."),
+    n: int = typer.Option(5000, min=2, max=1_000_000, help="Number of samples."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     threads: Optional[int] = typer.Option(None, help=commands.THREADS_HELP),
 ) -> None:
     """Sample the 8-mode ring with its exact denoiser and save a scatter plot.
@@ -84,8 +85,6 @@ def toy(
 
     set_threads(threads)
 
-    if n < 2:
-        raise ConfigError(f"--n must be at least 2, got {n}.")
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out must name a .png file, got {str(out)!r}.")
     check_output_file(out)

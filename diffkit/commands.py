@@ -16,6 +16,7 @@ from typing import Optional
 
 import typer
 
+from diffkit.config import SEED_MAX
 from diffkit.errors import ConfigError
 from diffkit.options import markup_safe
 from diffkit.paths import check_output_dir, check_output_file
@@ -250,11 +251,11 @@ def train(
 
 def sample(
     checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
-    n: int = typer.Option(64, help="Number of samples."),
+    n: int = typer.Option(64, min=1, max=10_000_000, help="Number of samples."),
     sampler: str = typer.Option("ddim", help="Sampler name."),
-    steps: int = typer.Option(50, help="Number of model evaluations."),
+    steps: int = typer.Option(50, min=1, max=100_000, help="Number of model evaluations."),
     out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -268,10 +269,6 @@ def sample(
 
     set_threads(threads)
     check_output_file(out)
-    if not 1 <= n <= 10_000_000:
-        raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
-    if not 1 <= steps <= 100_000:
-        raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
     samples = sample_checkpoint(
         checkpoint,
         n,
@@ -295,9 +292,11 @@ def forecast(
         None, help="Series to forecast past the end of; default the run's data."
     ),
     sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
-    steps: Optional[int] = typer.Option(None, help="Model calls per step (default: all)."),
+    steps: Optional[int] = typer.Option(
+        None, min=1, max=100_000, help="Model calls per step (default: all)."
+    ),
     out: Path = typer.Option(Path("forecasts.csv"), help="Forecast table (.csv or .parquet)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -313,8 +312,6 @@ def forecast(
     check_output_file(out)
     if data is not None:
         check_input(data, "--data", folder=True)
-    if steps is not None and not 1 <= steps <= 100_000:
-        raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
     written = forecast_checkpoint(
         checkpoint,
         out,
@@ -334,7 +331,7 @@ def evaluate(
     checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
     data: Optional[Path] = typer.Option(None, help="Data to compare with; default the run's."),
     out: Optional[Path] = typer.Option(None, help="Metrics JSON (default RUN/metrics.json)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -375,7 +372,7 @@ def bench(
         None, help="Folder of the real data sets (MNIST, Exchange, ETTh1); default built-ins."
     ),
     out: Path = typer.Option(Path("report"), help="Folder for report.md, report.json, PNGs."),
-    seed: int = typer.Option(0, help="Random seed of every case."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed of every case."),
     fresh: bool = typer.Option(False, help="Rerun every case instead of reusing --out's cache."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),

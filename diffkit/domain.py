@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from diffkit.config import bounded
+
 Tensor = torch.Tensor
 
 
@@ -110,13 +112,23 @@ class Domain:
     bench: Callable[[str], list] | None = None
 
 
-def option(default: Any, help: str, *, flag: str | None = None) -> Any:
-    """A field of a command-options dataclass: its default, help text and flag spelling.
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    open_high: bool = False,
+) -> Any:
+    """A field of a command-options dataclass: its default, help text, flag and range.
 
     The flag is ``--field-name`` unless ``flag`` names another (``"--class"`` for a field
     ``class_``). A default of None means "not given": the domain falls back to the run's own.
+    ``low``/``high`` declare the range a given value must lie in (``open_high``: below
+    ``high``); :func:`diffkit.options.build_options` checks it and the help text shows it.
     """
-    return field(default=default, metadata={"help": help, "flag": flag})
+    return bounded(default, low, high, open_high=open_high, help=help, flag=flag)
 
 
 @dataclass(frozen=True)
@@ -124,23 +136,21 @@ class EvaluateOptions:
     """``diffkit evaluate`` flags of a domain that samples; None keeps what training saved."""
 
     sampler: str | None = option(None, "Sampler of the samples evaluation draws.")
-    steps: int | None = option(None, "Model calls per sample.")
-    num_samples: int | None = option(None, "Samples to draw (per window or in all).")
+    steps: int | None = option(None, "Model calls per sample.", low=1, high=1_000_000)
+    num_samples: int | None = option(
+        None, "Samples to draw (per window or in all).", low=1, high=1_000_000
+    )
 
     def __post_init__(self):
-        from diffkit.errors import ConfigError, check_choice
+        from diffkit.config import check_bounds
+        from diffkit.errors import check_choice
 
+        check_bounds(self)  # built in code too, not only through build_options
         if self.sampler is not None:  # a Gaussian or a masked sampler; the model checks which
             from diffkit.discrete import SAMPLERS as MASKED
             from diffkit.sampling import SAMPLERS
 
             check_choice("sampler", self.sampler, {**SAMPLERS, **MASKED})
-        for name in ("steps", "num_samples"):
-            value = getattr(self, name)
-            if value is not None and not 1 <= value <= 1_000_000:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must lie in 1..1000000, got {value}."
-                )
 
     def onto(self, config, **fields: str):
         """``config`` with each given option replacing the field ``fields`` names for it.

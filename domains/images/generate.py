@@ -30,14 +30,13 @@ class SampleOptions:
         None, "Class label of every sample (class-conditional models).", flag="--class"
     )
     guidance: float | None = option(
-        None, "Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided."
+        None,
+        "Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided.",
+        low=-100.0,
+        high=100.0,
     )
     inpaint: Path | None = option(None, "Image whose known pixels are kept.")
     mask: Path | None = option(None, "Mask for --inpaint: non-zero = known.")
-
-    def __post_init__(self):
-        if self.guidance is not None and not -100 <= self.guidance <= 100:
-            raise ConfigError(f"--guidance must lie in -100..100, got {self.guidance}.")
 
 
 def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | None:

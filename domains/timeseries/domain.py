@@ -74,12 +74,8 @@ TRAIN_DEFAULTS = {"batch_size": 64, "lr": 1e-3, "max_steps": 2000}
 class ForecastOptions:
     """The time-series domain's flags of ``diffkit forecast``."""
 
-    num_samples: int = option(100, "Sample paths per forecast.")
+    num_samples: int = option(100, "Sample paths per forecast.", low=1, high=1_000_000)
     raw: bool = option(False, "One row per sample path instead of mean and quantiles.")
-
-    def __post_init__(self):
-        if not 1 <= self.num_samples <= 1_000_000:
-            raise ConfigError(f"--num-samples must lie in 1..1000000, got {self.num_samples}.")
 
 
 def network_config(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):

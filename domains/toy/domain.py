@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from diffkit import sample, toy
+from diffkit.config import bounded, check_bounds
 from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
 from diffkit.errors import ConfigError, DataError, check_choice
 from diffkit.reading import check_input, reading
@@ -30,25 +31,22 @@ Tensor = torch.Tensor
 class ToyConfig:
     """The MLP and the built-in ring data (the ``[model]`` section)."""
 
-    hidden: int = 128
-    depth: int = 3
+    hidden: int = bounded(128, 1, 8192)
+    depth: int = bounded(3, 1, 64)
     time_dim: int = 32
     time_scale: float = 1.0
-    n_train: int = 20_000
-    n_val: int = 2_000
-    modes: int = 8
+    n_train: int = bounded(20_000, 1, 10_000_000)
+    n_val: int = bounded(2_000, 1, 10_000_000)
+    modes: int = bounded(8, 1, 10_000)
     radius: float = 1.0
     std: float = 0.15
-    data_seed: int = 0
-    n_eval: int = 2_000
+    data_seed: int = bounded(0, 0, 2**62)  # evaluation seeds data_seed + 1
+    n_eval: int = bounded(2_000, 1, 10_000_000)
     eval_sampler: str = "ddim"
-    eval_steps: int = 50
+    eval_steps: int = bounded(50, 1, 100_000)
 
     def __post_init__(self):
-        for name in ("hidden", "depth", "n_train", "n_val", "modes", "n_eval", "eval_steps"):
-            value = getattr(self, name)
-            if not 1 <= value <= 10_000_000:
-                raise ConfigError(f"model.{name} must lie in 1..10000000, got {value}.")
+        check_bounds(self, "model")
         if self.time_dim < 2 or self.time_dim % 2 or self.time_dim > 4096:
             raise ConfigError(
                 f"model.time_dim must be an even number in 2..4096, got {self.time_dim}."
