@@ -2,6 +2,8 @@
 
 One place for every command's ``--out``: a file that is a folder, a folder under a file, a
 folder that cannot be written or a name too long each get one sentence naming the fix.
+The policy on existing files: a file the user named is replaced; a file a command names
+after it (:func:`check_side_file`) never replaces one that exists.
 """
 
 from __future__ import annotations
@@ -21,6 +23,22 @@ def check_output_file(path: Path | str, flag: str = "--out") -> Path:
     if path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is a folder; name a file, e.g. {path / 'out'}.")
     _check_folder(path.parent, flag)
+    return path
+
+
+def check_side_file(path: Path | str, flag: str) -> Path:
+    """A file a command writes beside its ``--out`` under a name the user did not give.
+
+    A named ``--out`` may be replaced (the user chose it); a file named after it (the
+    forecast's fan chart beside its table) must not replace one that exists: a ConfigError
+    says to name it with ``flag``, which then may replace it, or to choose another.
+    """
+    path = check_output_file(path, flag)
+    if path.exists():
+        raise ConfigError(
+            f"{str(path)!r} exists and would be replaced; pass {flag} {path} to replace it, "
+            f"or {flag} with another name."
+        )
     return path
 
 

@@ -14,7 +14,7 @@ import torch
 
 from diffkit import sample
 from diffkit.domain import option
-from diffkit.errors import ConfigError, ShapeError
+from diffkit.errors import CheckpointError, ConfigError, ShapeError
 from diffkit.reading import check_input, reading
 
 from .data import from_array, read_image
@@ -37,6 +37,21 @@ class SampleOptions:
     )
     inpaint: Path | None = option(None, "Image whose known pixels are kept.")
     mask: Path | None = option(None, "Mask for --inpaint: non-zero = known.")
+
+
+MAX_SIDE = 4096  # pixels per side of a sample; a checkpoint asking for more is damaged
+
+
+def sample_shape(settings: dict) -> list[int]:
+    """The (C, H, W) a checkpoint samples, checked: an edited ``config.json`` may say anything."""
+    shape = settings.get("shape")
+    fits = isinstance(shape, list) and len(shape) == 3
+    if not fits or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in shape):
+        raise CheckpointError(
+            f"the checkpoint's settings.shape {shape!r} is not (C, H, W) with sides in "
+            f"1..{MAX_SIDE}; restore its config.json or use another checkpoint."
+        )
+    return shape
 
 
 def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | None:
@@ -108,6 +123,7 @@ def generate(
 ) -> Tensor:
     """``n`` images (n, C, H, W) in [-1, 1]; ``options`` are the sample command's flags."""
     options = options or SampleOptions()
+    shape = sample_shape(settings)
     device = next(net.parameters()).device
     labels = class_labels(net, n, options.class_, settings)
     extra: dict = {}
@@ -125,11 +141,11 @@ def generate(
                 "--inpaint works on pixel models; this checkpoint is latent (trained with "
                 "--latent), so sample it without --inpaint."
             )
-        known, mask = inpainting(options.inpaint, options.mask, settings["shape"])
+        known, mask = inpainting(options.inpaint, options.mask, shape)
         extra.update(known=known.to(device), mask=mask.to(device))
     x = sample(
         net,
-        (n, *settings["shape"]),
+        (n, *shape),
         schedule,
         sampler=sampler,
         steps=steps,

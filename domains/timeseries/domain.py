@@ -18,6 +18,7 @@ import torch
 from diffkit.config import DiffusionConfig
 from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_samples_as
 from diffkit.errors import ConfigError, ShapeError, check_choice
+from diffkit.paths import check_output_file, check_side_file
 from diffkit.sampling import SAMPLERS
 
 from .bench import cases as bench_cases
@@ -76,6 +77,9 @@ class ForecastOptions:
 
     num_samples: int = option(100, "Sample paths per forecast.", low=1, high=1_000_000)
     raw: bool = option(False, "One row per sample path instead of mean and quantiles.")
+    chart: Path | None = option(
+        None, "Fan chart PNG; default --out with .png, which must not exist yet."
+    )
 
 
 def network_config(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
@@ -245,6 +249,12 @@ def forecast(
 ) -> list[Path]:
     """Forecast the horizon after the end of ``data`` (default the run's data) to ``out``."""
     options = options or ForecastOptions()
+    if options.chart is not None:  # named: it may replace a file
+        chart = check_output_file(options.chart, "--chart")
+        if chart.suffix.lower() != ".png":
+            raise ConfigError(f"--chart must name a .png file, got {str(chart)!r}.")
+    else:
+        chart = check_side_file(Path(out).with_suffix(".png"), "--chart")
     path = source_path(settings, data)
     series = read_series(config, path, infer=True)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
@@ -252,7 +262,7 @@ def forecast(
     paths = samples.cpu().double().numpy()  # (S, Th, D)
     frame = forecast_frame(paths, index, series.names, raw=options.raw)
     written = [save_frame(frame, Path(out))]
-    written.append(save_fan_chart(series, paths, index, Path(out).with_suffix(".png")))
+    written.append(save_fan_chart(series, paths, index, chart))
     return written
 
 
