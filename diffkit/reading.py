@@ -119,13 +119,19 @@ def from_run(path: str | None, where: str) -> Iterator[None]:
 
     A run's ``config.json`` may be edited to name any file (``/etc/passwd``): a DataError
     raised while it is read (the class that may quote cells or column names) becomes one
-    CheckpointError naming the path and ``where``, not the content.
+    CheckpointError naming the path and ``where``, not the content; a missing file is said
+    to be named by ``where`` (the user gave no ``--data``).
     """
     if path is None or not is_path(path):
         yield  # built-in data, or a file the user named: its messages may quote it
         return
     try:
         yield
+    except MissingFileError:
+        raise MissingFileError(
+            f"{where} names the data {path!r}, which does not exist; pass --data FILE or "
+            "put the file back."
+        ) from None
     except DataError as e:
         raise CheckpointError(
             f"{where} names the data {path!r}, which this run cannot use "
@@ -136,16 +142,17 @@ def from_run(path: str | None, where: str) -> Iterator[None]:
 def check_run_path(value, where: str) -> str | None:
     """A path a run's ``config.json`` names, checked as :func:`check_input` does.
 
-    ``value`` may be None or a built-in data name (no path separator: ``"ring"``,
-    ``"synthetic"``), which pass unchanged; anything else must be a regular file or a
-    folder, else a CheckpointError naming ``where`` (never its content).
+    ``value`` may be None, a built-in data name (no path separator: ``"ring"``,
+    ``"synthetic"``) or a path that no longer exists (a command that needs it says so when
+    it reads it), which pass unchanged; anything else must be a regular file or a folder,
+    else a CheckpointError naming ``where`` (never its content).
     """
     if value is None:
         return None
     if not isinstance(value, str):
         raise CheckpointError(f"{where} holds a data path that is not text; restore it.")
-    if not is_path(value):
-        return value  # a built-in data set's name
+    if not is_path(value) or not os.path.lexists(value):
+        return value  # a built-in data set's name, or a file moved away: said when it is read
     try:
         check_input(value, "the run's data", folder=True)
     except UserError as e:
