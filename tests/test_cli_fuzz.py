@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from tests.cli_harness import (
     DOMAINS,
     HOSTILE,
+    SECRET,
+    Outcome,
     Sandbox,
     bad_files,
     check,
@@ -250,6 +252,24 @@ def test_hand_made_case(args, expect, says, env, tmp_path):
 
 def test_the_table_holds_enough_cases():
     assert len(TABLE) >= 300
+
+
+def test_the_checks_catch_a_traceback_a_stray_write_and_a_damaged_run(tmp_path):
+    root, run = tmp_path / "box", tmp_path / "run"
+    args = ["sample", "--checkpoint", str(run), "--out", str(root / "s.csv")]
+    fine = Outcome(0, "", "", frozenset({str(root / "s.csv")}))
+    check(fine, args, root, "ok")
+    bad = [
+        Outcome(1, "", "Traceback (most recent call last):\n", frozenset()),
+        Outcome(0, "", "", frozenset({str(root / "other.csv")})),  # outside --out
+        Outcome(2, "", "error: no good.\n", frozenset({str(run / "config.json")})),
+        Outcome(2, "", "error: one\nerror: two\n", frozenset()),
+        Outcome(2, "", f"error: {SECRET} is bad; pass another.\n", frozenset()),
+        Outcome(2, "", "error: it broke.\n", frozenset()),  # names no fix
+    ]
+    for outcome in bad:
+        with pytest.raises(AssertionError):
+            check(outcome, args, root)
 
 
 def test_forecast_refuses_to_replace_a_chart_it_was_not_given(env, tmp_path):

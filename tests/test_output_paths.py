@@ -6,7 +6,7 @@ import pytest
 
 from diffkit.cli import main
 from diffkit.errors import ConfigError
-from diffkit.paths import check_output_dir, check_output_file
+from diffkit.paths import check_output_dir, check_output_file, check_side_file
 from tests.tiny import SETS, one_thread  # noqa: F401  (autouse)
 
 
@@ -70,3 +70,12 @@ def test_sample_and_evaluate_check_their_outputs_before_loading(places, capsys, 
             main([*command, "--checkpoint", str(run), "--out", str(places["folder"])])
         err = capsys.readouterr().err
         assert info.value.code == 2 and "is a folder; name a file" in err
+
+
+def test_a_file_named_after_the_output_never_replaces_one(places):
+    chart = places["folder"] / "f.png"
+    assert check_side_file(chart, "--chart") == chart  # a new name is fine
+    chart.write_bytes(b"kept")
+    with pytest.raises(ConfigError, match=r"exists and would be replaced; pass --chart .*f.png"):
+        check_side_file(chart, "--chart")
+    assert chart.read_bytes() == b"kept"
