@@ -438,3 +438,36 @@ def test_toy_and_sample_arguments_never_escape(n, steps, sampler, env, tmp_path)
     )
     sample = ["sample", "--checkpoint", "{run:toy}", "--n", n, "--steps", steps]
     run_case(env, box, [*sample, "--sampler", sampler, "--out", "{out:s.npy}"])
+
+
+def _commands() -> dict[str, list[str]]:
+    """Every command the app has (a new one, such as fit-steps, joins by itself), its flags."""
+    import typer
+
+    from diffkit.cli import app
+
+    group = typer.main.get_command(app)
+    return {
+        name: sorted(
+            o for p in command.params for o in p.opts if o.startswith("--") and o != "--help"
+        )
+        for name, command in group.commands.items()
+    }
+
+
+COMMANDS = _commands()
+
+
+@FUZZ
+@given(data=st.data(), checkpoint=st.sampled_from([None, *DOMAINS]))
+def test_every_command_with_its_own_flags_and_garbage(data, checkpoint, env, tmp_path):
+    name = data.draw(st.sampled_from(sorted(COMMANDS)))
+    flags = st.sampled_from([*COMMANDS[name], "--bogus", "--set", "--data", "--out"])
+    opts = data.draw(st.lists(st.tuples(flags, st.one_of(numbers, text)), max_size=5))
+    args = [name, *_flat(opts)]
+    if checkpoint is not None and "--checkpoint" in COMMANDS[name]:
+        args += ["--checkpoint", f"{{run:{checkpoint}}}"]
+    # --threads 0 is always refused, so no example trains or benchmarks for minutes; click
+    # parses every other flag and value first
+    expect = "error" if "--threads" in COMMANDS[name] else "any"
+    run_case(env, _box(tmp_path), [*args, "--threads", "0"], expect)
