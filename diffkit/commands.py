@@ -109,7 +109,7 @@ def value_of(args: list[str], name: str) -> str | None:
 
 def domain_help(name: str | None) -> str:
     """The help epilog listing the ``--set`` keys of domain ``name`` (or how to see them)."""
-    from diffkit.config import DiffusionConfig, TrainConfig, describe
+    from diffkit.config import DiffusionConfig, TrainConfig, describe, flat_metadata, range_text
     from diffkit.errors import UserError
     from diffkit.registry import available, get_domain
 
@@ -133,13 +133,17 @@ def domain_help(name: str | None) -> str:
             lines.append(f"  ({e})")
     for section, cls in sections:
         lines.append(f"  [{section}]")
+        declared = flat_metadata(cls)
         for key, kind, default in describe(cls):
             default = defaults.get(section, {}).get(key, default)  # the domain's own first
+            shown = f"default {default!r}"
+            if declared[key].get("min") is not None or declared[key].get("max") is not None:
+                shown += f", range {range_text(declared[key])}"
             if section == "model":  # also a flag of its own
                 flag = "--" + key.replace("_", "-")
-                lines.append(f"    --set {key}=<{kind}> or {flag} <{kind}>  (default {default!r})")
+                lines.append(f"    --set {key}=<{kind}> or {flag} <{kind}>  ({shown})")
             else:
-                lines.append(f"    --set {section}.{key}=<{kind}>  (default {default!r})")
+                lines.append(f"    --set {section}.{key}=<{kind}>  ({shown})")
     return markup_safe("\n".join(lines))
 
 
