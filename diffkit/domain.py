@@ -164,6 +164,26 @@ class EvaluateOptions:
         return dataclasses.replace(config, **changes)
 
 
+def build_network(domain: Domain, config: Any, diffusion: Any) -> torch.nn.Module:
+    """``domain.build_network(config, diffusion)``; a network too large to allocate is a
+    ConfigError naming the domain (a typo such as ``--num-cells 100000000``), not a crash."""
+    import re
+
+    from diffkit.errors import ConfigError
+
+    try:
+        return domain.build_network(config, diffusion)
+    except (RuntimeError, MemoryError) as e:  # torch's allocator raises RuntimeError
+        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        size = f" ({int(asked.group(1)) / 2**30:.1f} GiB for one tensor)" if asked else ""
+        raise ConfigError(
+            f"the {domain.name} network its [model] settings describe does not fit in "
+            f"memory{size}; choose smaller sizes."
+        ) from None
+
+
 def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:
     """``(x0, cond, mask)`` from a tensor batch or a dict batch (see module docstring)."""
     if isinstance(batch, Tensor):

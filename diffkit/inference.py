@@ -18,7 +18,7 @@ import torch
 from diffkit import checkpoint as ckpt
 from diffkit.config import DiffusionConfig, build
 from diffkit.devices import generator_on, resolve_device
-from diffkit.domain import Domain
+from diffkit.domain import Domain, build_network
 from diffkit.errors import ConfigError
 from diffkit.options import build_options
 from diffkit.process import Prediction
@@ -38,7 +38,7 @@ def _load(checkpoint, ema: bool, which: str, device):
     found = ckpt.load_checkpoint(Path(checkpoint), which=which)
     domain = get_domain(found.domain)
     model_cfg, diffusion, schedule = saved_configs(domain, found)
-    net = domain.build_network(model_cfg, diffusion)
+    net = build_network(domain, model_cfg, diffusion)
     try:
         net.load_state_dict(found.ema if ema else found.model)
     except RuntimeError:

@@ -174,6 +174,13 @@ NUMBERS = [  # (arguments, what the one line must say)
     (["bench", "--data-dir", "{file:empty}", "--out", "{out:b}"], "is empty"),
     (["bench", "--data-dir", "{file:zero}", "--out", "{out:b}"], "not a regular file"),
     (["bench", "--domains", "nope", "--out", "{out:b}"], "unknown domain"),
+    # a network too large to allocate, and a teacher run of another domain
+    (
+        [*("train", "--domain", "timeseries", "--out", "{out:r}", "--num-cells", "100000000")],
+        "memory",
+    ),
+    (["evaluate", "--checkpoint", "{run:text}", "--teacher", TOY], "no AR text run"),
+    (["evaluate", "--checkpoint", "{run:text}", "--teacher", "{file:zero}"], "checkpoint"),
 ]
 for domain, flags in {
     "images": ["--guidance", "--class"],

@@ -27,6 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from diffkit.errors import ConfigError
 from diffkit.likelihood import gaussian_kl, variational_bound
 from diffkit.process import expand, posterior
 
@@ -131,7 +132,12 @@ def teacher_perplexity(teacher: str, texts: list[str]) -> float:
     """The AR teacher's perplexity (per token, EOS included) on ``texts``."""
     from diffkit.inference import load_model
 
-    _, net, _, found = load_model(teacher)
+    domain, net, _, found = load_model(teacher)
+    if domain.name != "text" or found.config["model"].get("model") != "ar":
+        raise ConfigError(
+            f"--teacher {teacher} is no AR text run; pass one trained with "
+            "`diffkit train --domain text --model ar`."
+        )
     tok = tokenizer_of(found.config["settings"])
     length = found.config["model"]["max_length"]
     enc = encode_corpus(tok, [t if t.strip() else " " for t in texts], length)
