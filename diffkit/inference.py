@@ -105,7 +105,8 @@ def command_options(domain: Domain, command: str, values=None):
     try:
         return build_options(domain.options.get(command), values)
     except ConfigError as e:
-        raise ConfigError(f"{e} (domain {domain.name!r}, diffkit {command})") from None
+        where = f"domain {domain.name!r}, diffkit {command}"
+        raise ConfigError(f"{str(e).rstrip('.')} ({where}).") from None
 
 
 def _context(checkpoint, ema: bool, device, seed: int):
