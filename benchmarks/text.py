@@ -132,11 +132,12 @@ def write_csv(corpus: Corpus, path: Path) -> Path:
 
 def train(recipe: dict, data: Path, out: Path, s: dict, conditional: bool = True) -> dict:
     """Fit one model for the budget; returns its run directory, steps and seconds."""
+    vocab = s.get("vocab", 1000)
     model = {
         **recipe,
         "text_column": "ref",
-        "cond_column": "mr" if conditional else "",
-        "vocab_size": s.get("vocab", 1000),
+        **({"cond_column": "mr"} if conditional else {}),
+        **({"vocab_size": vocab} if vocab is not None else {}),  # None: fit to the corpus
         "max_length": s["max_length"],
         "width": s["width"],
         "depth": s["depth"],

@@ -283,7 +283,7 @@ def evaluate(
         if grammar:
             out |= grammar_floor(held, tok, config)
     teacher = str(options.teacher) if options.teacher is not None else config.teacher
-    if teacher:
+    if teacher is not None:
         out["lm_score"] = teacher_perplexity(teacher, samples)
         out["teacher_ppl_human"] = teacher_perplexity(teacher, held or list(val.texts))
     if config.conditional and val.conds is not None:
