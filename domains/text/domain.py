@@ -22,6 +22,7 @@ from diffkit.domain import Domain, DomainData
 from diffkit.errors import ConfigError, check_choice
 
 from . import data as text_data
+from .bench import cases as bench_cases
 from .evaluate import evaluate
 from .generate import generate_texts, tensor_to_texts, texts_to_tensor
 from .loss import TimeWarp, text_loss
@@ -328,6 +329,7 @@ domain = Domain(
     description="Diffusion LMs on sentencepiece tokens: CDCD (default), Diffusion-LM; AR baseline.",
     loss=loss,
     options={"sample": TextSampleOptions, "evaluate": TextEvaluateOptions},
+    bench=bench_cases,
     defaults={
         "diffusion": {"schedule": "sqrt", "T": 2000, "prediction": "x0"},
         "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100},

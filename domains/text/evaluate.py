@@ -133,7 +133,11 @@ def teacher_perplexity(teacher: str, texts: list[str]) -> float:
 
     _, net, _, found = load_model(teacher)
     tok = tokenizer_of(found.config["settings"])
-    length = found.config["model"]["max_length"]
+    return ar_perplexity(net, tok, found.config["model"]["max_length"], texts)
+
+
+def ar_perplexity(net, tok, length: int, texts: list[str]) -> float:
+    """An AR model's perplexity (per token, EOS included) on ``texts`` cut to ``length``."""
     enc = encode_corpus(tok, [t if t.strip() else " " for t in texts], length)
     nats = ar_nll(net, enc.ids, enc.pad)
     return math.exp(nats.sum().item() / (enc.pad.sum().item() - len(texts)))
