@@ -189,3 +189,14 @@ def test_a_case_without_its_data_is_skipped_with_the_reason(tmp_path):
                                           "device", "load_average_1m")},
               "versions": {}, "samplers": ["ddim"], "nfes": [5]}  # fmt: skip
     assert "Skipped: MNIST needs --data-dir" in markdown(header, [res], {})
+
+
+def test_training_lines_for_one_model_and_for_several():
+    from diffkit.bench.report import training_lines
+
+    one = {"steps": 100, "seconds": 4.0, "params": 7, "final_loss": 0.5}
+    assert training_lines(one) == [
+        "Training: 100 steps in 4.0 s (25.0 steps/s, 7 parameters, final loss 0.5)."
+    ]
+    lines = training_lines({"ar": one, "masked": one | {"steps": 50}})
+    assert lines[0].startswith("- Training ar: 100 steps") and "12.5 steps/s" in lines[1]
