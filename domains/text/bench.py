@@ -38,7 +38,7 @@ BUDGETS = {
     "full": {"steps": 3000, "width": 128, "depth": 4, "samples": 512, "n_train": 5000},
 }
 MASKED_SAMPLERS = ("ancestral", "maskgit")
-UNIT = "lm-score: AR teacher perplexity on the samples (per token)"
+UNIT = "lm-score (AR teacher perplexity per token)"
 
 
 def fit(domain, config, data, context: Context, steps: int):
@@ -144,7 +144,7 @@ def run_grammar(suite: str, context: Context) -> dict:
     for sampler in MASKED_SAMPLERS:
         for nfe in context.nfes:
             add("diffkit", f"masked {sampler}", "masked", sampler, nfe, nfe, 1)
-    add("AR baseline", "ar (ancestral)", "ar", "ddpm", None, None, 1)
+    add("AR baseline", "AR (ancestral)", "ar", "ddpm", None, None, 1)
     held = list(data.val.corpus.texts[:n])
     floor = score(held)
     summary = {k: v[1].summary() for k, v in models.items()}
@@ -211,7 +211,7 @@ def run_e2e(suite: str, context: Context) -> dict:
         for nfe in context.nfes:
             add("diffkit", f"masked {sampler}", "masked", sampler, nfe, nfe)
             context.advance()
-    add("AR baseline", "ar (ancestral)", "ar", "ddpm", None, None)
+    add("AR baseline", "AR (ancestral)", "ar", "ddpm", None, None)
     setup = (
         f"E2E devset, 80/20 split by MR ({len(data.train)} training pairs, {len(mrs)} "
         f"held-out MRs scored with all their references); conditional masked LM and AR "
@@ -237,12 +237,8 @@ def cases(suite: str) -> list[Case]:
             unit=UNIT,
             references=("AR baseline", "grammar texts"),
             run=partial(run_grammar, suite),
-            metrics=("invalid", "distinct_2"),
-            higher_better=("distinct_2",),
-            labels={
-                "invalid": "share of samples outside the grammar",
-                "distinct_2": "distinct bigrams / bigrams",
-            },
+            metrics=("invalid",),  # distinct-2 is in the rows: the grammar's own is low
+            labels={"invalid": "share of samples outside the grammar"},
         )
     ]
     if suite != "smoke":

@@ -46,7 +46,7 @@ def test_the_grammar_case_scores_every_model_sampler_and_budget():
     res = bench.run_grammar("smoke", Context(samplers=("ddim", "heun"), nfes=(5, 10)))
     methods = {(r["library"], r["method"]) for r in res["rows"]}
     assert methods >= {("diffkit", "cdcd ddim"), ("diffkit", "cdcd heun")}
-    assert methods >= {("diffkit", "masked maskgit"), ("AR baseline", "ar (ancestral)")}
+    assert methods >= {("diffkit", "masked maskgit"), ("AR baseline", "AR (ancestral)")}
     for r in res["rows"]:
         assert all(math.isfinite(r[k]) for k in ("lm_score", "invalid", "distinct_2"))
         if r["nfe_budget"] is not None:
