@@ -122,6 +122,8 @@ def section(res: dict, figures: list[str]) -> list[str]:
         lines += [*metric_table(res, metric), ""]
     if res.get("train"):
         lines += [*training_lines(res["train"]), ""]
+    for note in res.get("notes", []):  # e.g. a reference's throughput beside diffkit's
+        lines += [note, ""]
     lines += ["Wall time:", "", *wall_table(res), ""]
     cached = " (read from the cache)" if res.get("cached") else ""
     lines += [f"Case wall time {res['wall_s']:.1f} s{cached}.", ""]
