@@ -19,16 +19,7 @@ from pathlib import Path
 from results_md import RESULTS, update_section
 
 from diffkit.cli import main
-
-
-def value_of(argv: list[str], flag: str, default: str) -> str:
-    """The value of ``--flag V`` or ``--flag=V`` in ``argv``."""
-    for i, arg in enumerate(argv):
-        if arg == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return default
+from diffkit.commands import value_of
 
 
 def results_section(report_md: str, out: Path, results: Path = RESULTS) -> str:
@@ -47,8 +38,8 @@ def run(argv: list[str]) -> int:
     except SystemExit as e:  # click ends every command with sys.exit
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     if code == 0 and results:
-        out = Path(value_of(argv, "--out", "report"))
-        suite = value_of(argv, "--suite", "smoke")
+        out = Path(value_of(argv, "--out") or "report")
+        suite = value_of(argv, "--suite") or "smoke"
         body = results_section((out / "report.md").read_text(), out)
         print(f"updated {update_section(f'bench-{suite}', body)} (section bench-{suite})")
     return code
