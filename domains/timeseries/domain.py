@@ -129,7 +129,7 @@ def load_data(config: TimeSeriesConfig, path: Path | None) -> DomainData:
     series = read_series(config, path)
     config = complete(config, series)
     net = config.network
-    check_series(series, net.context_length, net.prediction_length * config.test_windows, min_dim=2)
+    check_series(series, net.context_length, net.prediction_length * config.test_windows)
     split = rolling_windows(
         series, net.prediction_length, config.test_windows, train_length=config.train_length
     )

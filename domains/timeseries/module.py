@@ -32,6 +32,7 @@ from .features import (
     num_time_features,
     observed_mask,
 )
+from .series import normalise_freq
 
 Tensor = torch.Tensor
 
@@ -106,6 +107,7 @@ class TimeGradConfig:
     def __post_init__(self):
         lags = self.lags or (default_lags(self.freq) if self.freq else None)
         fill = {
+            "freq": normalise_freq(self.freq) if self.freq else None,  # "H" and "h" alike
             "context_length": self.context_length or self.prediction_length,
             "lags": tuple(sorted(set(lags))) if lags else None,
             # canonical form (every parameter spelled out) so equal schedules compare equal
