@@ -35,7 +35,7 @@ from gluonts.transform import (
     ValidationSplitSampler,
 )
 
-from diffkit.errors import DataError, ShapeError
+from diffkit.errors import ConfigError, DataError, ShapeError
 
 from .data import period_timestamp
 from .features import time_feature_table
@@ -110,6 +110,19 @@ class AddTimeGradFeatures(MapTransformation):
         return data
 
 
+class ShiftForecastStart(MapTransformation):
+    """Move ``forecast_start`` ``lead_time`` steps on, past the gap the network draws."""
+
+    @validated()
+    def __init__(self, lead_time: int, field: str = FieldName.FORECAST_START) -> None:
+        self.lead_time = lead_time
+        self.field = field
+
+    def map_transform(self, data: dict, is_train: bool) -> dict:
+        data[self.field] = data[self.field] + self.lead_time
+        return data
+
+
 class SeededSampleForecastGenerator(SampleForecastGenerator):
     """GluonTS's sample forecasts, drawn from a generator seeded afresh on each ``predict``.
 
@@ -159,6 +172,12 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         Passed to ``lightning.Trainer`` (default: 100 epochs, gradient clipping at 10).
     train_sampler, validation_sampler
         GluonTS instance samplers of the training and validation windows.
+    lead_time
+        GluonTS's gap between the end of the context and the forecast: forecasts start
+        ``lead_time`` steps after the last value read (0: right after it). TimeGrad is
+        autoregressive, so it draws the ``lead_time`` steps of the gap and returns the
+        ``prediction_length`` after them; training teaches all ``lead_time +
+        prediction_length`` steps of each window.
     """
 
     @validated()
@@ -180,9 +199,13 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         trainer_kwargs: dict | None = None,
         train_sampler: InstanceSampler | None = None,
         validation_sampler: InstanceSampler | None = None,
+        lead_time: int = 0,
     ) -> None:
+        if lead_time < 0:
+            raise ConfigError(f"lead_time must be at least 0, got {lead_time}.")
         super().__init__(
-            trainer_kwargs={"max_epochs": 100, "gradient_clip_val": 10.0, **(trainer_kwargs or {})}
+            trainer_kwargs={"max_epochs": 100, "gradient_clip_val": 10.0, **(trainer_kwargs or {})},
+            lead_time=lead_time,
         )
         # Build the config now so bad settings fail here with diffkit's own message.
         self.config = TimeGradConfig(
@@ -203,11 +226,12 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         self.sampler = sampler
         self.steps = steps
         self.prediction_seed = prediction_seed
+        self.window = lead_time + prediction_length  # steps after the context the network draws
         self.train_sampler = train_sampler or ExpectedNumInstanceSampler(
-            num_instances=1.0, min_future=prediction_length
+            num_instances=1.0, min_future=self.window
         )
         self.validation_sampler = validation_sampler or ValidationSplitSampler(
-            min_future=prediction_length
+            min_future=self.window
         )
 
     def create_transformation(self) -> Transformation:
@@ -221,7 +245,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
                 AddObservedValuesIndicator(
                     target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
                 ),
-                AddTimeGradFeatures(self.freq, self.prediction_length),
+                AddTimeGradFeatures(self.freq, self.window),
             ]
         )
 
@@ -233,14 +257,18 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             num_parallel_samples=self.num_parallel_samples,
             sampler=self.sampler,
             steps=self.steps,
+            lead_time=self.lead_time,
         )
 
-    def _create_instance_splitter(self, mode: str) -> InstanceSplitter:
+    def _create_instance_splitter(self, mode: str) -> Transformation:
         sampler = {
             "training": self.train_sampler,
             "validation": self.validation_sampler,
             "test": TestSplitSampler(),
         }[mode]
+        # The future holds the gap and the horizon (contiguous, as the network reads
+        # them); the forecast start is then moved past the gap, where GluonTS's own
+        # InstanceSplitter(lead_time=...) puts it.
         return InstanceSplitter(
             target_field=FieldName.TARGET,
             is_pad_field=FieldName.IS_PAD,
@@ -248,10 +276,10 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             forecast_start_field=FieldName.FORECAST_START,
             instance_sampler=sampler,
             past_length=self.config.history_length,
-            future_length=self.prediction_length,
+            future_length=self.window,
             # Padded steps get observed value 0, so the network treats them as missing.
             time_series_fields=[FieldName.FEAT_TIME, FieldName.OBSERVED_VALUES],
-        )
+        ) + ShiftForecastStart(self.lead_time)
 
     def create_training_data_loader(
         self, data: Dataset, module: TimeGradLightningModule, **kwargs
@@ -290,5 +318,6 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             forecast_generator=SeededSampleForecastGenerator(self.prediction_seed),
             batch_size=self.batch_size,
             prediction_length=self.prediction_length,
+            lead_time=self.lead_time,
             device="auto",
         )

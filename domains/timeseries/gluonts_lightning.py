@@ -35,6 +35,8 @@ class TimeGradLightningModule(pl.LightningModule):
     sampler, steps
         Core sampler and its model calls per time step when forecasting (default: DDPM
         over every schedule step).
+    lead_time
+        Steps drawn before the forecast and dropped from it (GluonTS's ``lead_time``).
     """
 
     @validated()
@@ -46,8 +48,10 @@ class TimeGradLightningModule(pl.LightningModule):
         num_parallel_samples: int = 100,
         sampler: str = "ddpm",
         steps: int | None = None,
+        lead_time: int = 0,
     ) -> None:
         super().__init__()
+        self.lead_time = lead_time
         self.model = TimeGradModel(TimeGradConfig(**config))
         self.lr = lr
         self.weight_decay = weight_decay
@@ -63,8 +67,11 @@ class TimeGradLightningModule(pl.LightningModule):
         future_time_feat: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Sample paths (B, S, Th, D) in the original scale, as GluonTS's predictor expects."""
-        return self.model.forecast(
+        """Sample paths (B, S, Th, D) in the original scale, as GluonTS's predictor expects.
+
+        ``future_time_feat`` covers the gap and the horizon; the gap's draws are dropped.
+        """
+        paths = self.model.forecast(
             past_target,
             past_observed_values,
             past_time_feat,
@@ -73,7 +80,8 @@ class TimeGradLightningModule(pl.LightningModule):
             sampler=self.sampler,
             steps=self.steps,
             generator=generator,
-        )
+        )  # (B, S, lead_time + Th, D)
+        return paths[:, :, self.lead_time :]
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         loss = self.model.loss(
