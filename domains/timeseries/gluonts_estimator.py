@@ -24,6 +24,7 @@ from gluonts.torch.model.estimator import PyTorchLightningEstimator
 from gluonts.torch.model.predictor import PyTorchPredictor
 from gluonts.transform import (
     AddObservedValuesIndicator,
+    AsNumpyArray,
     Chain,
     ExpectedNumInstanceSampler,
     InstanceSampler,
@@ -43,6 +44,7 @@ from .gluonts_lightning import (
     PREDICTION_INPUT_NAMES,
     TRAINING_INPUT_NAMES,
     TimeGradLightningModule,
+    covariate_names,
 )
 from .module import TimeGradConfig
 from .series import normalise_freq
@@ -110,6 +112,30 @@ class AddTimeGradFeatures(MapTransformation):
         return data
 
 
+class CheckRows(MapTransformation):
+    """A ShapeError unless a covariate field holds the number of rows the estimator declares."""
+
+    @validated()
+    def __init__(self, field: str, rows: int) -> None:
+        self.field = field
+        self.rows = rows
+
+    def map_transform(self, data: dict, is_train: bool) -> dict:
+        if self.field not in data:
+            raise ShapeError(
+                f"a dataset entry has no {self.field!r} but the estimator declares "
+                f"{self.rows}; add the field to every entry or drop the setting."
+            )
+        found = data[self.field].shape[0]
+        if found != self.rows:
+            raise ShapeError(
+                f"a dataset entry's {self.field!r} holds {found} rows but the estimator "
+                f"declares {self.rows}; pass the same number (grouped entries hold one "
+                "block per series: CovariateGrouper)."
+            )
+        return data
+
+
 class ShiftForecastStart(MapTransformation):
     """Move ``forecast_start`` ``lead_time`` steps on, past the gap the network draws."""
 
@@ -172,6 +198,13 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         Passed to ``lightning.Trainer`` (default: 100 epochs, gradient clipping at 10).
     train_sampler, validation_sampler
         GluonTS instance samplers of the training and validation windows.
+    num_feat_dynamic_real, num_feat_static_real, cardinality
+        Covariates of each (grouped) entry, as GluonTS's fields: ``feat_dynamic_real``
+        (K, T) known in the future too (for prediction it runs ``lead_time +
+        prediction_length`` steps past the target), ``feat_static_real`` (S,) and
+        ``feat_static_cat`` (C,) integers below ``cardinality`` (one count per category
+        field). :class:`~.gluonts_data.CovariateGrouper` groups univariate entries
+        keeping them.
     lead_time
         GluonTS's gap between the end of the context and the forecast: forecasts start
         ``lead_time`` steps after the last value read (0: right after it). TimeGrad is
@@ -200,6 +233,9 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         train_sampler: InstanceSampler | None = None,
         validation_sampler: InstanceSampler | None = None,
         lead_time: int = 0,
+        num_feat_dynamic_real: int = 0,
+        num_feat_static_real: int = 0,
+        cardinality: list[int] | None = None,
     ) -> None:
         if lead_time < 0:
             raise ConfigError(f"lead_time must be at least 0, got {lead_time}.")
@@ -213,8 +249,12 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             prediction_length=prediction_length,
             context_length=context_length,
             freq=normalise_freq(freq),
+            num_feat_dynamic_real=num_feat_dynamic_real,
+            num_feat_static_real=num_feat_static_real,
+            cardinality=tuple(cardinality or ()),
             **(model_options or {}),
         )
+        self.covariate_names = covariate_names(self.config)
         self.freq = self.config.freq
         self.prediction_length = prediction_length
         self.target_dim = target_dim
@@ -235,17 +275,32 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         )
 
     def create_transformation(self) -> Transformation:
+        c = self.config
+        fields = [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET]
+        covariates = []
+        if c.num_feat_dynamic_real:
+            fields.append(FieldName.FEAT_DYNAMIC_REAL)
+            covariates.append(AsNumpyArray(FieldName.FEAT_DYNAMIC_REAL, expected_ndim=2))
+            covariates.append(CheckRows(FieldName.FEAT_DYNAMIC_REAL, c.num_feat_dynamic_real))
+        if c.num_feat_static_real:
+            fields.append(FieldName.FEAT_STATIC_REAL)
+            covariates.append(AsNumpyArray(FieldName.FEAT_STATIC_REAL, expected_ndim=1))
+            covariates.append(CheckRows(FieldName.FEAT_STATIC_REAL, c.num_feat_static_real))
+        if c.cardinality:
+            fields.append(FieldName.FEAT_STATIC_CAT)
+            covariates.append(
+                AsNumpyArray(FieldName.FEAT_STATIC_CAT, expected_ndim=1, dtype=np.int64)
+            )
+            covariates.append(CheckRows(FieldName.FEAT_STATIC_CAT, len(c.cardinality)))
         return Chain(
             [
-                SelectFields(
-                    [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET],
-                    allow_missing=True,
-                ),
+                SelectFields(fields, allow_missing=True),
                 AsTargetMatrix(self.target_dim),
                 AddObservedValuesIndicator(
                     target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
                 ),
                 AddTimeGradFeatures(self.freq, self.window),
+                *covariates,
             ]
         )
 
@@ -278,7 +333,11 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             past_length=self.config.history_length,
             future_length=self.window,
             # Padded steps get observed value 0, so the network treats them as missing.
-            time_series_fields=[FieldName.FEAT_TIME, FieldName.OBSERVED_VALUES],
+            time_series_fields=[
+                FieldName.FEAT_TIME,
+                FieldName.OBSERVED_VALUES,
+                *([FieldName.FEAT_DYNAMIC_REAL] * bool(self.config.num_feat_dynamic_real)),
+            ],
         ) + ShiftForecastStart(self.lead_time)
 
     def create_training_data_loader(
@@ -292,7 +351,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             instances,
             batch_size=self.batch_size,
             shuffle_buffer_length=kwargs.get("shuffle_buffer_length"),
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=TRAINING_INPUT_NAMES + self.covariate_names,
             output_type=torch.tensor,
             num_batches_per_epoch=self.num_batches_per_epoch,
         )
@@ -304,7 +363,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         return as_stacked_batches(
             instances,
             batch_size=self.batch_size,
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=TRAINING_INPUT_NAMES + self.covariate_names,
             output_type=torch.tensor,
         )
 
@@ -313,7 +372,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
     ) -> PyTorchPredictor:
         return PyTorchPredictor(
             input_transform=transformation + self._create_instance_splitter("test"),
-            input_names=PREDICTION_INPUT_NAMES,
+            input_names=PREDICTION_INPUT_NAMES + self.covariate_names,
             prediction_net=module,
             forecast_generator=SeededSampleForecastGenerator(self.prediction_seed),
             batch_size=self.batch_size,

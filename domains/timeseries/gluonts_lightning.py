@@ -21,6 +21,18 @@ PREDICTION_INPUT_NAMES = [
 TRAINING_INPUT_NAMES = [*PREDICTION_INPUT_NAMES, "future_target", "future_observed_values"]
 
 
+def covariate_names(config: TimeGradConfig) -> list[str]:
+    """The covariate fields a network built with ``config`` reads, by GluonTS name."""
+    names = []
+    if config.num_feat_dynamic_real:
+        names += ["past_feat_dynamic_real", "future_feat_dynamic_real"]
+    if config.num_feat_static_real:
+        names.append("feat_static_real")
+    if config.cardinality:
+        names.append("feat_static_cat")
+    return names
+
+
 class TimeGradLightningModule(pl.LightningModule):
     """Trains :class:`TimeGradModel` on GluonTS batches and forecasts for a predictor.
 
@@ -66,10 +78,12 @@ class TimeGradLightningModule(pl.LightningModule):
         past_time_feat: torch.Tensor,
         future_time_feat: torch.Tensor,
         generator: torch.Generator | None = None,
+        **covariates: torch.Tensor,
     ) -> torch.Tensor:
         """Sample paths (B, S, Th, D) in the original scale, as GluonTS's predictor expects.
 
-        ``future_time_feat`` covers the gap and the horizon; the gap's draws are dropped.
+        ``future_time_feat`` (and ``future_feat_dynamic_real``) cover the gap and the
+        horizon; the gap's draws are dropped. ``covariates`` by GluonTS field name.
         """
         paths = self.model.forecast(
             past_target,
@@ -80,6 +94,7 @@ class TimeGradLightningModule(pl.LightningModule):
             sampler=self.sampler,
             steps=self.steps,
             generator=generator,
+            covariates=covariates,
         )  # (B, S, lead_time + Th, D)
         return paths[:, :, self.lead_time :]
 
@@ -91,6 +106,7 @@ class TimeGradLightningModule(pl.LightningModule):
             batch["future_observed_values"],
             batch["past_time_feat"],
             batch["future_time_feat"],
+            covariates={k: batch[k] for k in covariate_names(self.model.config)},
         )
         size = batch["past_target"].shape[0]
         self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)

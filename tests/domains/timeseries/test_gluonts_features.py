@@ -135,3 +135,71 @@ def test_negative_lead_time_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="lead_time must be at least 0"):
         estimator(tmp_path, lead_time=-1)
+
+
+def univariate_with_covariates(length=60, horizon=0, date_starts=("2021-01-01",)):
+    """Two univariate entries per date with a promotion covariate and static features."""
+    rng = np.random.default_rng(0)
+    promo = (rng.random((2, length + horizon)) < 0.3).astype(np.float32)
+    entries = []
+    for start in date_starts:
+        for d in range(2):
+            target = 10 + 10 * d + 4 * promo[d, :length]
+            entries.append(
+                {
+                    "start": start,
+                    "target": target,
+                    "feat_dynamic_real": promo[d : d + 1],  # (1, T + horizon)
+                    "feat_static_real": [float(d)],
+                    "feat_static_cat": [d],
+                    "item_id": str(d),
+                }
+            )
+    return ListDataset(entries, freq="D"), promo
+
+
+def test_covariate_grouper_keeps_the_covariates_gluonts_grouper_drops():
+    from gluonts.dataset.multivariate_grouper import MultivariateGrouper
+
+    from diffkit.domains.timeseries.gluonts_data import CovariateGrouper
+
+    data, promo = univariate_with_covariates()
+    ours = next(iter(CovariateGrouper(max_target_dim=2)(data)))
+    theirs = next(iter(MultivariateGrouper(max_target_dim=2)(data)))
+    np.testing.assert_array_equal(ours["target"], theirs["target"])  # the same target
+    np.testing.assert_array_equal(ours["feat_dynamic_real"], promo)  # (D K, T)
+    np.testing.assert_array_equal(ours["feat_static_real"], [0.0, 1.0])
+    np.testing.assert_array_equal(ours["feat_static_cat"], [0, 1])
+    assert list(theirs["feat_static_cat"]) == [0] and "feat_static_real" not in theirs
+    shared = next(iter(CovariateGrouper(shared_dynamic_real=True)(data)))
+    np.testing.assert_array_equal(shared["feat_dynamic_real"], promo[:1])  # (K, T) once
+    # test mode: one grouped entry per date, each with its own date's covariates, not all
+    two_dates, _ = univariate_with_covariates(date_starts=("2021-01-01", "2021-01-01"))
+    grouped = list(CovariateGrouper(num_test_dates=2)(two_dates))
+    assert len(grouped) == 2 and all(g["feat_dynamic_real"].shape == (2, 60) for g in grouped)
+
+
+def test_estimator_trains_and_forecasts_with_dynamic_and_static_covariates(tmp_path):
+    from diffkit.domains.timeseries.gluonts_data import CovariateGrouper
+    from diffkit.errors import ShapeError
+
+    data, _ = univariate_with_covariates(length=80)
+    train_ds = CovariateGrouper(max_target_dim=2)(data)
+    settings = {"num_feat_dynamic_real": 2, "num_feat_static_real": 2, "cardinality": [2, 2]}
+    torch.manual_seed(0)
+    predictor = estimator(tmp_path, **settings).train(train_ds)
+    assert predictor.input_names[-4:] == [
+        "past_feat_dynamic_real",
+        "future_feat_dynamic_real",
+        "feat_static_real",
+        "feat_static_cat",
+    ]
+    # for prediction the covariates run HORIZON steps past the target, as GluonTS expects
+    future, _ = univariate_with_covariates(length=80, horizon=HORIZON)
+    forecast = next(iter(predictor.predict(CovariateGrouper(max_target_dim=2)(future))))
+    assert forecast.samples.shape == (SAMPLES, HORIZON, 2) and np.isfinite(forecast.samples).all()
+    # covariates that stop with the target cannot be read for the horizon: one clear error
+    with pytest.raises(ShapeError, match="future dynamic real features"):
+        next(iter(predictor.predict(train_ds)))
+    with pytest.raises(ShapeError, match="'feat_dynamic_real' holds 2 rows but the estimator"):
+        estimator(tmp_path, num_feat_dynamic_real=3).train(train_ds)
