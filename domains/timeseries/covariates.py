@@ -17,6 +17,18 @@ from diffkit.errors import ShapeError
 Tensor = torch.Tensor
 
 
+def covariate_names(config) -> list[str]:
+    """The covariate inputs a network built with ``config`` reads, by GluonTS field name."""
+    names = []
+    if config.num_feat_dynamic_real:
+        names += ["past_feat_dynamic_real", "future_feat_dynamic_real"]
+    if config.num_feat_static_real:
+        names.append("feat_static_real")
+    if config.cardinality:
+        names.append("feat_static_cat")
+    return names
+
+
 class CovariateInputs(nn.Module):
     """Appends an example's covariates to its time features: (B, T, F) -> (B, T, F + width).
 

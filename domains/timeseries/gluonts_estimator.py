@@ -38,13 +38,13 @@ from gluonts.transform import (
 
 from diffkit.errors import ConfigError, DataError, ShapeError
 
+from .covariates import covariate_names
 from .data import period_timestamp
 from .features import time_feature_table
 from .gluonts_lightning import (
     PREDICTION_INPUT_NAMES,
     TRAINING_INPUT_NAMES,
     TimeGradLightningModule,
-    covariate_names,
 )
 from .module import TimeGradConfig
 from .series import normalise_freq

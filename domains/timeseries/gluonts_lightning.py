@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import torch
 from gluonts.core.component import validated
 
+from .covariates import covariate_names
 from .module import TimeGradConfig, TimeGradModel
 
 # GluonTS field names the network reads, in the order the predictor passes them.
@@ -19,18 +20,6 @@ PREDICTION_INPUT_NAMES = [
     "future_time_feat",
 ]
 TRAINING_INPUT_NAMES = [*PREDICTION_INPUT_NAMES, "future_target", "future_observed_values"]
-
-
-def covariate_names(config: TimeGradConfig) -> list[str]:
-    """The covariate fields a network built with ``config`` reads, by GluonTS name."""
-    names = []
-    if config.num_feat_dynamic_real:
-        names += ["past_feat_dynamic_real", "future_feat_dynamic_real"]
-    if config.num_feat_static_real:
-        names.append("feat_static_real")
-    if config.cardinality:
-        names.append("feat_static_cat")
-    return names
 
 
 class TimeGradLightningModule(pl.LightningModule):
