@@ -17,7 +17,7 @@ import torch
 
 from diffkit.config import DiffusionConfig
 from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_samples_as
-from diffkit.errors import ConfigError, ShapeError, check_choice
+from diffkit.errors import ConfigError, DataError, ShapeError, check_choice
 from diffkit.sampling import SAMPLERS
 
 from .bench import cases as bench_cases
@@ -25,8 +25,9 @@ from .covariate_data import WithCovariates, covariate_settings, forecast_covaria
 from .covariates import covariate_names
 from .data import load
 from .evaluate import evaluate as score
+from .impute import impute_frame, impute_paths, save_impute_chart
 from .module import TimeGradConfig, TimeGradModel
-from .output import forecast_frame, save_fan_chart, save_frame
+from .output import FORMATS, forecast_frame, save_fan_chart, save_frame
 from .series import Series, check_series, rolling_windows
 from .synthetic import seasonal_var, synthetic, true_predictive_samples
 from .windows import WindowDataset, check_compatible, forecast_inputs
@@ -84,6 +85,20 @@ class ForecastOptions:
     def __post_init__(self):
         if not 1 <= self.num_samples <= 1_000_000:
             raise ConfigError(f"--num-samples must lie in 1..1000000, got {self.num_samples}.")
+
+
+@dataclass(frozen=True)
+class ImputeOptions:
+    """The time-series domain's flags of ``diffkit impute``."""
+
+    num_samples: int = option(100, "Sample paths per missing value.")
+    resample: bool = option(
+        True, "Weight the paths by the observed step after each gap and resample them."
+    )
+
+    def __post_init__(self):
+        if not 1 <= self.num_samples <= 100_000:
+            raise ConfigError(f"--num-samples must lie in 1..100000, got {self.num_samples}.")
 
 
 def network_config(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
@@ -299,6 +314,43 @@ def forecast(
     return written
 
 
+def impute(
+    net,
+    schedule,
+    data,
+    out,
+    *,
+    config,
+    settings,
+    prediction,
+    sampler,
+    steps,
+    generator=None,
+    options: ImputeOptions | None = None,
+) -> list[Path]:
+    """Sample the missing values of the table at ``data``; write it filled, and a chart."""
+    options = options or ImputeOptions()
+    if Path(out).suffix.lower() not in FORMATS:
+        raise ConfigError(f"--out must end in .csv or .parquet, got {str(out)!r}.")
+    series, known = read_inputs(config, Path(data), infer=True, settings=settings)
+    check_compatible(series, net.config, str(data))
+    if np.isfinite(series.values).all():
+        raise DataError(f"{data} has no missing value; leave the cells to fill empty.")
+    paths = impute_paths(
+        net.eval(),
+        series,
+        num_samples=options.num_samples,
+        sampler=sampler,
+        steps=steps,
+        generator=generator,
+        covariates=known,
+        resample=options.resample,
+    )  # (S, T, D)
+    written = [save_frame(impute_frame(paths, series), Path(out))]
+    written.append(save_impute_chart(series, paths, Path(out).with_suffix(".png")))
+    return written
+
+
 def save_samples(samples: Tensor, path: Path) -> None:
     """Sample paths (n, Th, D) as .npy, .pt or a long .csv (sample, step, one column per series)."""
     save_samples_as(samples, path, ".csv", _save_csv)
@@ -324,6 +376,7 @@ domain = Domain(
     loss=loss,
     defaults={"diffusion": DIFFUSION_DEFAULTS, "train": TRAIN_DEFAULTS},
     forecast=forecast,
-    options={"evaluate": EvaluateOptions, "forecast": ForecastOptions},
+    impute=impute,
+    options={"evaluate": EvaluateOptions, "forecast": ForecastOptions, "impute": ImputeOptions},
     bench=bench_cases,
 )

@@ -374,6 +374,7 @@ class TimeGradModel(nn.Module):
         steps: int | None = None,
         generator: torch.Generator | None = None,
         covariates: dict[str, Tensor] | None = None,
+        future_known: Tensor | None = None,
         **sampler_options,
     ) -> Tensor:
         """Sample paths of the next ``future_time_feat.shape[1]`` steps, in the original scale.
@@ -393,6 +394,10 @@ class TimeGradModel(nn.Module):
             Draws the diffusion noise.
         covariates
             As in :meth:`loss`; the future dynamic reals cover the steps to forecast.
+        future_known
+            (B, Th, D) values already known among the steps to draw (NaN elsewhere): each
+            step is drawn conditioned on its known entries (the core's ``known``/``mask``
+            inpainting), which it keeps; imputation uses it for partly observed steps.
         **sampler_options
             Passed on to the sampler (e.g. ``eta`` for DDIM).
 
@@ -430,12 +435,21 @@ class TimeGradModel(nn.Module):
         seq = torch.cat([scaled, scaled.new_zeros(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
         obs = torch.cat([observed, observed.new_ones(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
         future_feat = future_time_feat.to(seq.dtype).repeat_interleave(S, dim=0)  # (B*S, Th, F)
+        if future_known is not None:  # scaled like the paths, NaN where unknown
+            future_known = (future_known.to(seq.dtype) / scale).repeat_interleave(S, dim=0)
         for k in range(Th):
             end = Tp + k + 1  # inputs of position Tp + k read lags up to position Tp + k - 1
             inputs = self._rnn_inputs(seq[:, :end], obs[:, :end], future_feat[:, k : k + 1])
             hidden, state = self.rnn(inputs, _from_tuple(state))  # (B*S, 1, C)
             state = _as_tuple(state)
             cond = self.cond_projection(hidden[:, 0])  # (B*S, H)
+            known = {}
+            if future_known is not None and torch.isfinite(future_known[:, k]).any():
+                mask = torch.isfinite(future_known[:, k])  # (B*S, D)
+                value = fill_missing(future_known[:, k], mask)
+                if c.target == "difference":
+                    value = (value - previous) / step_scale[:, 0]
+                known = {"known": value, "mask": mask.to(seq.dtype)}
             draw = sample(
                 self.denoiser,
                 (B * S, D),
@@ -447,6 +461,7 @@ class TimeGradModel(nn.Module):
                 generator=generator,
                 device=seq.device,
                 dtype=seq.dtype,
+                **known,
                 **sampler_options,
             )  # (B*S, D)
             if c.target == "difference":
