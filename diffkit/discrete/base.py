@@ -40,7 +40,7 @@ def model_function(net, mask_id: int, cond: dict | None):
             )
         total = logits.sum(dtype=torch.float32)  # NaN or +inf if any logit is
         ok = ~(torch.isnan(total) | torch.isposinf(total))
-        finite = ok if finite is None else finite.logical_and_(ok)
+        finite = ok if finite is None else finite.logical_and_(ok)  # a few ops on one number
         if logits.ndim != 3 or logits.shape[:2] != x.shape:
             raise ShapeError(
                 f"the model returned shape {tuple(logits.shape)} for tokens of shape "

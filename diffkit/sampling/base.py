@@ -89,12 +89,13 @@ def model_function(
 
     The first call checks what the network returned (:func:`check_prediction`), later ones
     its shape. ``model_fn.outputs_finite()`` is a 0-d bool tensor on the data's device, True
-    while every output so far was finite (None before the first call): a running flag, never
-    read inside the loop, that :func:`diffkit.sample` checks once at the end, so a NaN that
+    while every output so far was finite (None before the first call): the finiteness of a
+    running sum of the outputs, kept on the device and never read inside the loop, which
+    :func:`diffkit.sample` checks once at the end, so a NaN that
     a later step washes out (a final ``x = x0`` from a model blind to its input) is seen too.
     """
     p = Prediction.parse(prediction)
-    to_x0_eps, cond, prepared, checked, finite = _TO_X0_EPS[p], cond or {}, {}, False, None
+    to_x0_eps, cond, prepared, checked, running = _TO_X0_EPS[p], cond or {}, {}, False, None
     if at is not None and like is not None:
         at = at.tolist() if isinstance(at, Tensor) else list(at)
         pairs = [schedule.alpha_sigma_at(t) for t in at]
@@ -102,7 +103,7 @@ def model_function(
         prepared = {t: (*pairs[k], flat[2 * k : 2 * k + 2]) for k, t in enumerate(at)}
 
     def model_fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
-        nonlocal checked, finite
+        nonlocal checked, running
         t = float(t)
         if t in prepared:
             alpha, sigma, factors = prepared[t]
@@ -113,11 +114,14 @@ def model_function(
         if not checked or getattr(out, "shape", None) != x.shape:  # type: first call only
             check_prediction(out, x)
             checked = True
-        ok = torch.isfinite(out).all()  # stays on the device: no synchronisation
-        finite = ok if finite is None else finite.logical_and_(ok)
+        # a running sum on the device (no synchronisation), NaN or inf once any output is:
+        # one reduction, a third of an isfinite().all(); float32 so that half precision
+        # outputs do not overflow it
+        total = out.sum(dtype=torch.float32)
+        running = total if running is None else running.add_(total)
         return to_x0_eps(out, x, alpha, sigma, factors)
 
-    model_fn.outputs_finite = lambda: finite
+    model_fn.outputs_finite = lambda: None if running is None else torch.isfinite(running)
     return model_fn
 
 
