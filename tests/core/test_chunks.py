@@ -4,16 +4,16 @@ import importlib
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from diffkit import chunks
 from diffkit.chunks import PROBE, available_memory, concat, draw_in_chunks
-from diffkit.cli import app, main
+from diffkit.cli import main
 from diffkit.errors import ConfigError
 from diffkit.inference import sample_checkpoint
-from tests.tiny import SETS, one_thread  # noqa: F401  (autouse)
+from tests.core import test_options
+from tests.tiny import one_thread  # noqa: F401  (autouse)
 
-runner = CliRunner()
+toy_run = test_options.toy_run  # the fixture: a 4-step toy run, one per module
 
 
 def counting_draw(calls, width=3):
@@ -62,15 +62,6 @@ def test_available_memory_reads_the_machine(monkeypatch):
     monkeypatch.setattr(chunks, "_meminfo_available", lambda: 5 * 2**30)
     monkeypatch.setattr(chunks, "_cgroup_left", lambda: 2**30)
     assert available_memory() == 2**30  # a container's limit wins
-
-
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("chunks") / "toy"
-    args = ["train", "--domain", "toy", "--out", str(out), "--max-steps", "2", "--quiet", *SETS]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def test_sample_draws_chunks_with_the_seeds_stream(toy_run):
