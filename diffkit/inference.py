@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from diffkit import checkpoint as ckpt
+from diffkit.chunks import CHUNK, draw_in_chunks
 from diffkit.config import DiffusionConfig, build
 from diffkit.devices import generator_on, resolve_device
 from diffkit.domain import Domain
@@ -103,14 +104,24 @@ def sample_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    chunk: int = CHUNK,
 ) -> torch.Tensor:
-    """``n`` samples from a checkpoint in the domain's own units, on the CPU."""
+    """``n`` samples from a checkpoint in the domain's own units, on the CPU.
+
+    Drawn ``chunk`` at a time; a request too large for the machine's memory is refused after
+    a first small chunk (:func:`diffkit.chunks.draw_in_chunks`).
+    """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
     domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "sample", options)
-    x = domain.generate(net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common)
-    return x.cpu() if isinstance(x, torch.Tensor) else x
+
+    def draw(k: int) -> torch.Tensor:
+        return domain.generate(
+            net, schedule, k, sampler=sampler, steps=steps, options=chosen, **common
+        )
+
+    return draw_in_chunks(draw, n, chunk=chunk, what="samples")
 
 
 @torch.no_grad()

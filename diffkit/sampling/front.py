@@ -102,9 +102,10 @@ def sample(
         Passed to the sampler, e.g. ``eta=0.5`` for DDIM.
 
     Everything runs on x's device (``device``, or that of ``x_T``), and no step asks the host
-    for a value: the only synchronisations are the NaN checks of x_T and of the result. A
-    ``generator`` on x's device draws the noise there; one on another device (a CPU
-    generator for results that agree across devices) draws there and copies each draw.
+    for a value: the only synchronisations are the NaN checks of x_T and, once at the end, of
+    the result and of the model's outputs (a flag kept on the device). A ``generator`` on
+    x's device draws the noise there; one on another device (a CPU generator for results
+    that agree across devices) draws there and copies each draw.
 
     Examples
     --------
@@ -132,7 +133,7 @@ def sample(
         times = schedule.check_t(times).cpu()  # the samplers read them as floats
     if guidance_scale is not None:
         model = guidance.cfg(model, guidance_scale, null_cond)
-    model_fn = model_function(model, schedule, prediction, cond, at=times, like=x)
+    model_fn = network_fn = model_function(model, schedule, prediction, cond, at=times, like=x)
     if x0_transform is not None:
         model_fn = guidance.with_x0_transform(model_fn, schedule, x0_transform)
     if (known is None) != (mask is None):
@@ -144,12 +145,27 @@ def sample(
         callback = _with_progress_bar(callback, len(times), sampler)
     with torch.no_grad():
         x = fn(model_fn, x, times, schedule, generator=generator, callback=callback, **options)
-    if not torch.isfinite(x).all():  # once per call: the steps themselves never sync
-        raise DataError(
-            f"sampler {sampler!r} ended with NaN or inf values: the model returned non-finite "
-            "predictions or the steps diverged; check the model's outputs, or use more steps."
-        )
+    check_finite_result(x, network_fn.outputs_finite(), sampler)
     return x if known is None else mask * known + (1 - mask) * x
+
+
+def check_finite_result(x: Tensor, outputs_finite: Tensor | None, sampler: str) -> None:
+    """A DataError naming ``sampler`` if ``x`` or any model output holds NaN or inf: one
+    host synchronisation per sampling call (the steps themselves never sync)."""
+    ok = torch.isfinite(x).all()
+    if outputs_finite is not None:
+        ok = ok & outputs_finite
+    if bool(ok):
+        return
+    if outputs_finite is not None and not bool(outputs_finite):
+        raise DataError(
+            f"sampler {sampler!r} got NaN or inf predictions from the model during sampling; "
+            "check the model's weights and inputs (cond, guidance scale), or retrain it."
+        )
+    raise DataError(
+        f"sampler {sampler!r} ended with NaN or inf values though the model's outputs were "
+        "finite: the steps diverged; use more steps or another sampler or spacing."
+    )
 
 
 def _with_progress_bar(callback, total: int, label: str):

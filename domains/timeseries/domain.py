@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffkit.chunks import draw_in_chunks
 from diffkit.config import DiffusionConfig
 from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_samples_as
 from diffkit.errors import ConfigError, DataError, ShapeError, check_choice
@@ -229,17 +230,26 @@ def source_path(settings: dict, data: str | Path | None = None) -> Path | None:
 
 
 def continue_series(net, series, n, sampler, steps, generator, covariates=None):
-    """``n`` sample paths (n, Th, D) after the end of ``series``, and their timestamps."""
-    samples, index = forecast_paths(
-        net.eval(),
-        [series],
-        num_samples=n,
-        sampler=sampler,
-        steps=steps,
-        generator=generator,
-        covariates=covariates,
-    )
-    return samples[0], index[0]
+    """``n`` sample paths (n, Th, D) after the end of ``series``, and their timestamps.
+
+    Drawn in chunks, refused when the paths would not fit in memory (the core's chunking).
+    """
+    index = []
+
+    def paths(k: int):
+        samples, stamps = forecast_paths(
+            net.eval(),
+            [series],
+            num_samples=k,
+            sampler=sampler,
+            steps=steps,
+            generator=generator,
+            covariates=covariates,
+        )
+        index[:] = stamps
+        return samples[0]
+
+    return draw_in_chunks(paths, n, what="sample paths"), index[0]
 
 
 def generate(
