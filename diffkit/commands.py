@@ -1,4 +1,4 @@
-"""The ``train``, ``sample``, ``forecast``, ``evaluate`` and ``bench`` commands: thin wrappers.
+"""The ``train``, ``sample``, ``forecast``, ``impute``, ``evaluate`` and ``bench`` commands.
 
 :mod:`diffkit.cli` registers them on its app (this module does not import the CLI, so
 ``python -m diffkit.cli`` sees a single app). No flag of any domain is named here: ``train``
@@ -19,7 +19,7 @@ import typer
 from diffkit.config import SEED_MAX
 from diffkit.errors import ConfigError
 from diffkit.options import markup_safe
-from diffkit.paths import check_output_dir, check_output_file
+from diffkit.paths import check_new_outputs, check_output_dir, check_output_file
 from diffkit.reading import check_input, check_run_path, from_run
 
 DEVICE_HELP = "auto (a GPU when present), cpu, cuda, cuda:N or mps."
@@ -301,6 +301,7 @@ def forecast(
     ),
     out: Path = typer.Option(Path("forecasts.csv"), help="Forecast table (.csv or .parquet)."),
     seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -314,12 +315,55 @@ def forecast(
 
     set_threads(threads)
     check_output_file(out)
+    check_new_outputs([out, out.with_suffix(".png")], overwrite)  # the table and its chart
     if data is not None:
         check_input(data, "--data", folder=True)
     written = forecast_checkpoint(
         checkpoint,
         out,
         data,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+    )
+    for path in written:
+        typer.echo(f"saved {path}")
+
+
+def impute(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    data: Path = typer.Option(..., help="Table with missing values (empty cells) to fill."),
+    out: Path = typer.Option(Path("filled.csv"), help="Filled table (.csv or .parquet)."),
+    sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
+    steps: Optional[int] = typer.Option(
+        None, min=1, max=100_000, help="Model calls per drawn step (default: all)."
+    ),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
+    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+) -> None:
+    """Sample the missing values of a table, given everything observed: table + chart.
+
+    The checkpoint's domain adds its own options (`--checkpoint RUN --help` lists them).
+    """
+    from diffkit.devices import set_threads
+    from diffkit.inference import impute_checkpoint
+
+    set_threads(threads)
+    check_output_file(out)
+    check_input(data, "--data")
+    if out.resolve() == data.resolve():
+        raise ConfigError("--out names the --data file; write the filled table elsewhere.")
+    check_new_outputs([out, out.with_suffix(".png")], overwrite)
+    written = impute_checkpoint(
+        checkpoint,
+        data,
+        out,
         sampler=sampler,
         steps=steps,
         seed=seed,

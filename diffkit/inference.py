@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from diffkit import checkpoint as ckpt
+from diffkit.chunks import CHUNK, draw_in_chunks
 from diffkit.config import DiffusionConfig, build
 from diffkit.devices import generator_on, resolve_device
 from diffkit.domain import Domain, build_network
@@ -131,17 +132,25 @@ def sample_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    chunk: int = CHUNK,
 ) -> torch.Tensor:
-    """``n`` samples from a checkpoint in the domain's own units, on the CPU."""
+    """``n`` samples from a checkpoint in the domain's own units, on the CPU.
+
+    Drawn ``chunk`` at a time; a request too large for the machine's memory is refused after
+    a first small chunk (:func:`diffkit.chunks.draw_in_chunks`).
+    """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
     domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "sample", options)
-    with _reading_run_data(found):  # a domain may continue the run's data (a forecaster)
-        x = domain.generate(
-            net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common
+
+    def draw(k: int) -> torch.Tensor:
+        return domain.generate(
+            net, schedule, k, sampler=sampler, steps=steps, options=chosen, **common
         )
-    return x.cpu() if isinstance(x, torch.Tensor) else x
+
+    with _reading_run_data(found):  # a domain may continue the run's data (a forecaster)
+        return draw_in_chunks(draw, n, chunk=chunk, what="samples")
 
 
 @torch.no_grad()
@@ -196,6 +205,29 @@ def forecast_checkpoint(
             options=chosen,
             **common,
         )
+
+
+@torch.no_grad()
+def impute_checkpoint(
+    checkpoint: Path | str,
+    data: Path | str,
+    out: Path | str,
+    *,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    seed: int = 0,
+    ema: bool = True,
+    options=None,
+    device="auto",
+) -> list[Path]:
+    """Sample the missing values of ``data`` and write the filled table; returns the files."""
+    domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
+    if domain.impute is None:
+        raise ConfigError(f"domain {domain.name!r} does not impute missing values.")
+    chosen = command_options(domain, "impute", options)
+    return domain.impute(
+        net, schedule, Path(data), Path(out), sampler=sampler, steps=steps, options=chosen, **common
+    )
 
 
 def write_metrics(metrics: dict, path: Path) -> None:

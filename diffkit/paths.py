@@ -2,8 +2,9 @@
 
 One place for every command's ``--out``: a file that is a folder, a folder under a file, a
 folder that cannot be written or a name too long each get one sentence naming the fix.
-The policy on existing files: a file the user named is replaced; a file a command names
-after it (:func:`check_side_file`) never replaces one that exists.
+The policy on existing files: ``sample`` and ``evaluate`` replace the one file the user
+names; ``forecast`` and ``impute``, which also write a chart named after ``--out``, replace
+neither without ``--overwrite`` (:func:`check_new_outputs`).
 """
 
 from __future__ import annotations
@@ -26,20 +27,17 @@ def check_output_file(path: Path | str, flag: str = "--out") -> Path:
     return path
 
 
-def check_side_file(path: Path | str, flag: str) -> Path:
-    """A file a command writes beside its ``--out`` under a name the user did not give.
+def check_new_outputs(paths: list[Path], overwrite: bool, flag: str = "--out") -> None:
+    """Refuse to replace any of ``paths`` (a table and the chart beside it) that exists.
 
-    A named ``--out`` may be replaced (the user chose it); a file named after it (the
-    forecast's fan chart beside its table) must not replace one that exists: a ConfigError
-    says to name it with ``flag``, which then may replace it, or to choose another.
+    A command that writes a set of files named after ``--out`` replaces them only with
+    ``--overwrite``, so a chart or table the user keeps is never replaced without a word.
     """
-    path = check_output_file(path, flag)
-    if path.exists():
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
         raise ConfigError(
-            f"{str(path)!r} exists and would be replaced; pass {flag} {path} to replace it, "
-            f"or {flag} with another name."
+            f"{str(existing[0])!r} exists; pass --overwrite to replace it or choose another {flag}."
         )
-    return path
 
 
 def check_output_dir(path: Path | str, flag: str = "--out") -> Path:

@@ -262,9 +262,9 @@ def allowed_writes(args: list[str]) -> list[str]:
         return args[args.index(flag) + 1] if flag in args[:-1] else None
 
     command = args[0] if args else ""
-    places = [p for p in (value("--out"), value("--chart")) if p]
-    if command == "forecast":
-        out = value("--out") or "forecasts.csv"
+    places = [p for p in (value("--out"),) if p]
+    if command in ("forecast", "impute"):  # a table and its chart
+        out = value("--out") or {"forecast": "forecasts.csv", "impute": "filled.csv"}[command]
         places += [out, str(Path(out).with_suffix(".png"))]
     if command == "sample" and not value("--out"):
         places.append("samples.csv")
