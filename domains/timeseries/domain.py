@@ -88,14 +88,10 @@ class ForecastOptions:
 class ImputeOptions:
     """The time-series domain's flags of ``diffkit impute``."""
 
-    num_samples: int = option(100, "Sample paths per missing value.")
+    num_samples: int = option(100, "Sample paths per missing value.", low=1, high=100_000)
     resample: bool = option(
         True, "Weight the paths by the observed step after each gap and resample them."
     )
-
-    def __post_init__(self):
-        if not 1 <= self.num_samples <= 100_000:
-            raise ConfigError(f"--num-samples must lie in 1..100000, got {self.num_samples}.")
 
 
 def network_config(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
