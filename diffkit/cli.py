@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     commands.train
 )
-# sample, forecast and evaluate also take the flags of the --checkpoint's domain
-for _command in (commands.sample, commands.forecast, commands.evaluate):
+# sample, forecast, impute and evaluate also take the flags of the --checkpoint's domain
+for _command in (commands.sample, commands.forecast, commands.impute, commands.evaluate):
     app.command(cls=commands.DomainCommand)(_command)
 app.command()(commands.bench)
 

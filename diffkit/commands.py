@@ -1,4 +1,4 @@
-"""The ``train``, ``sample``, ``forecast``, ``evaluate`` and ``bench`` commands: thin wrappers.
+"""The ``train``, ``sample``, ``forecast``, ``impute``, ``evaluate`` and ``bench`` commands.
 
 :mod:`diffkit.cli` registers them on its app (this module does not import the CLI, so
 ``python -m diffkit.cli`` sees a single app). No flag of any domain is named here: ``train``
@@ -315,6 +315,53 @@ def forecast(
         checkpoint,
         out,
         data,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+    )
+    for path in written:
+        typer.echo(f"saved {path}")
+
+
+def impute(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    data: Path = typer.Option(..., help="Table with missing values (empty cells) to fill."),
+    out: Path = typer.Option(Path("filled.csv"), help="Filled table (.csv or .parquet)."),
+    sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
+    steps: Optional[int] = typer.Option(None, help="Model calls per drawn step (default: all)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
+    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+) -> None:
+    """Sample the missing values of a table, given everything observed: table + chart.
+
+    The checkpoint's domain adds its own options (`--checkpoint RUN --help` lists them).
+    """
+    from diffkit.devices import set_threads
+    from diffkit.inference import impute_checkpoint
+
+    set_threads(threads)
+    check_output_file(out)
+    if not data.is_file():
+        raise MissingFileError(f"data {str(data)!r} is not a file; pass the table to fill.")
+    if out.resolve() == data.resolve():
+        raise ConfigError("--out names the --data file; write the filled table elsewhere.")
+    existing = [p for p in (out, out.with_suffix(".png")) if p.exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"{str(existing[0])!r} exists; pass --overwrite to replace it or choose another --out."
+        )
+    if steps is not None and not 1 <= steps <= 100_000:
+        raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
+    written = impute_checkpoint(
+        checkpoint,
+        data,
+        out,
         sampler=sampler,
         steps=steps,
         seed=seed,

@@ -80,13 +80,19 @@ class Domain:
         sampler, steps, raw, generator) -> list[Path]`` behind ``diffkit forecast``: forecast
         past the end of ``data`` (a path, or None for the run's data), write ``out`` and
         return the files written.
+    impute
+        Optional ``(net, schedule, data, out, *, config, settings, prediction, sampler,
+        steps, generator, options) -> list[Path]`` behind ``diffkit impute``: sample the
+        missing values of ``data`` (a path) conditioned on its observed ones, write the
+        filled table to ``out`` (and whatever else it draws) and return the files written.
     prepare
         Optional ``(net, data, config) -> DomainData``, called by ``fit`` after the network
         is built and before training: a step the diffusion fit needs first (the images
         domain's latent mode trains its autoencoder into ``net`` and returns the data as
         latents). Default: none.
     options
-        The domain's own flags of ``diffkit sample``, ``evaluate`` and ``forecast``: by command
+        The domain's own flags of ``diffkit sample``, ``evaluate``, ``forecast`` and
+        ``impute``: by command
         name, a frozen dataclass whose fields (made with :func:`option`) the CLI turns into
         flags, parses and hands to the domain as an instance (see :mod:`diffkit.options`).
     bench
@@ -105,6 +111,7 @@ class Domain:
     loss: Callable[..., Tensor] | None = None
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     forecast: Callable[..., list[Path]] | None = None
+    impute: Callable[..., list[Path]] | None = None
     prepare: Callable[[torch.nn.Module, DomainData, Any], DomainData] | None = None
     options: dict[str, type] = field(default_factory=dict)
     bench: Callable[[str], list] | None = None

@@ -176,6 +176,29 @@ def forecast_checkpoint(
     )
 
 
+@torch.no_grad()
+def impute_checkpoint(
+    checkpoint: Path | str,
+    data: Path | str,
+    out: Path | str,
+    *,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    seed: int = 0,
+    ema: bool = True,
+    options=None,
+    device="auto",
+) -> list[Path]:
+    """Sample the missing values of ``data`` and write the filled table; returns the files."""
+    domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
+    if domain.impute is None:
+        raise ConfigError(f"domain {domain.name!r} does not impute missing values.")
+    chosen = command_options(domain, "impute", options)
+    return domain.impute(
+        net, schedule, Path(data), Path(out), sampler=sampler, steps=steps, options=chosen, **common
+    )
+
+
 def write_metrics(metrics: dict, path: Path) -> None:
     """Save metrics as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)

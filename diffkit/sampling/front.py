@@ -10,6 +10,7 @@ import torch
 from diffkit import guidance  # a module reference: guidance itself imports sampling.base
 from diffkit.errors import ConfigError, DataError
 from diffkit.sampling.base import model_function, randn_like
+from diffkit.sampling.calls import steps_for
 from diffkit.sampling.registry import get_sampler
 from diffkit.sampling.timesteps import timesteps
 from diffkit.schedules import Schedule
@@ -51,6 +52,7 @@ def sample(
     *,
     sampler: str = "ddpm",
     steps: int | None = None,
+    nfe: int | None = None,
     spacing: str = "trailing",
     times: Tensor | None = None,
     prediction: str = "eps",
@@ -77,8 +79,16 @@ def sample(
     x_T_or_shape
         The starting noise, or a shape to draw it for (scaled to the schedule's x_T).
     steps, spacing, times
-        How many model evaluation times and where (see :func:`timesteps`); default all T
-        steps of a discrete schedule, 1000 for a continuous one. ``times`` overrides both.
+        How many evaluation times and where (see :func:`timesteps`); default all T steps
+        of a discrete schedule, 1000 for a continuous one. ``times`` overrides both. A
+        time is one network call for DDPM, DDIM, Euler, DPM-Solver++ 2M/3M, UniPC and the
+        reverse SDE; Heun and DPM-Solver++ 2S make ``2 * steps - 1`` calls, DPM-Solver of
+        order k ``k * (steps - 1) + 1``, the predictor-corrector ``n_corrector + 1`` per
+        time, annealed Langevin ``n_steps_each`` per time plus one, RePaint one per step
+        down (:mod:`diffkit.sampling.calls`).
+    nfe
+        A budget of network calls instead of ``steps``: the most times whose calls stay
+        within it, so samplers with several calls per step get the same compute.
     guidance_scale, null_cond
         Classifier-free guidance (:func:`diffkit.guidance.cfg`): 0 unconditional, 1
         conditional, above 1 guided; ``null_cond`` replaces entries of ``cond``.
@@ -111,6 +121,11 @@ def sample(
             raise DataError("the starting noise x_T contains NaN or inf; pass finite values.")
     else:
         x = initial_noise(x_T_or_shape, schedule, generator=generator, device=device, dtype=dtype)
+    if nfe is not None:
+        if steps is not None or times is not None:
+            raise ConfigError("pass one of steps, nfe or times, not several; drop the others.")
+        cap = schedule.T if schedule.discrete else None
+        steps = steps_for(sampler, nfe, cap, **options)
     if times is None:
         steps = steps if steps is not None else (schedule.T if schedule.discrete else 1000)
         times = timesteps(schedule, steps, spacing)

@@ -133,7 +133,11 @@ def teacher_perplexity(teacher: str, texts: list[str]) -> float:
 
     _, net, _, found = load_model(teacher)
     tok = tokenizer_of(found.config["settings"])
-    length = found.config["model"]["max_length"]
+    return ar_perplexity(net, tok, found.config["model"]["max_length"], texts)
+
+
+def ar_perplexity(net, tok, length: int, texts: list[str]) -> float:
+    """An AR model's perplexity (per token, EOS included) on ``texts`` cut to ``length``."""
     enc = encode_corpus(tok, [t if t.strip() else " " for t in texts], length)
     nats = ar_nll(net, enc.ids, enc.pad)
     return math.exp(nats.sum().item() / (enc.pad.sum().item() - len(texts)))
@@ -283,7 +287,7 @@ def evaluate(
         if grammar:
             out |= grammar_floor(held, tok, config)
     teacher = str(options.teacher) if options.teacher is not None else config.teacher
-    if teacher:
+    if teacher is not None:
         out["lm_score"] = teacher_perplexity(teacher, samples)
         out["teacher_ppl_human"] = teacher_perplexity(teacher, held or list(val.texts))
     if config.conditional and val.conds is not None:

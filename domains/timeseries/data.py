@@ -134,7 +134,12 @@ def from_long(
 
 
 def read_csv(
-    path, freq: str | None = None, *, date_column: str | None = None, **long_columns
+    path,
+    freq: str | None = None,
+    *,
+    date_column: str | None = None,
+    drop: tuple[str, ...] = (),
+    **long_columns,
 ) -> Series:
     """Read a CSV file: long (``item_id, timestamp, value``) or wide with a date column.
 
@@ -146,6 +151,8 @@ def read_csv(
         Pandas frequency string; inferred when omitted.
     date_column
         Column of timestamps of a wide file; the first column by default.
+    drop
+        Columns of a wide file that are not series (covariates).
     **long_columns
         ``item_column``, ``time_column``, ``value_column`` of a long file.
     """
@@ -161,7 +168,7 @@ def read_csv(
     if date_column not in frame.columns:
         raise DataError(f"{path} has no column {date_column!r}; pass the name of its date column.")
     index = _to_datetime(frame[date_column], date_column)
-    return from_frame(frame.drop(columns=date_column).set_axis(index), freq)
+    return from_frame(frame.drop(columns=[date_column, *drop]).set_axis(index), freq)
 
 
 def read_lstnet(path, freq: str, start: str) -> Series:

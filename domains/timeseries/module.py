@@ -23,6 +23,7 @@ from diffkit import diffusion_loss, sample
 from diffkit.errors import ConfigError, ShapeError, check_choice
 from diffkit.schedules import Schedule, from_config
 
+from .covariates import CovariateInputs
 from .denoiser import ConditionalDenoiser, DenoiserConfig
 from .features import (
     default_lags,
@@ -32,6 +33,7 @@ from .features import (
     num_time_features,
     observed_mask,
 )
+from .series import normalise_freq
 
 Tensor = torch.Tensor
 
@@ -75,6 +77,14 @@ class TimeGradConfig:
         What the denoiser predicts: "eps", "x0" or "v".
     scaling, min_scale
         Divide each series by its mean |x| over the observed context values (floored).
+    num_feat_dynamic_real
+        K, covariates known in the past and the future (prices, holidays, weather
+        forecasts): (B, T, K) tensors beside the time features, read by the RNN at the
+        step they belong to, so each step's draw is conditioned on that step's values.
+    num_feat_static_real, cardinality, static_embedding_dim
+        Static features of each example: S real values, and one categorical per entry of
+        ``cardinality`` (its number of categories), each embedded in
+        ``static_embedding_dim`` values; both reach the RNN at every step.
     target
         What the diffusion models at each step: "level", the scaled value (TimeGrad), or
         "difference", the change from the previous step divided by the series' mean
@@ -102,12 +112,18 @@ class TimeGradConfig:
     scaling: bool = True
     min_scale: float = 1e-5
     target: str = "level"
+    num_feat_dynamic_real: int = 0
+    num_feat_static_real: int = 0
+    cardinality: tuple[int, ...] = ()
+    static_embedding_dim: int = 2
 
     def __post_init__(self):
         lags = self.lags or (default_lags(self.freq) if self.freq else None)
         fill = {
+            "freq": normalise_freq(self.freq) if self.freq else None,  # "H" and "h" alike
             "context_length": self.context_length or self.prediction_length,
             "lags": tuple(sorted(set(lags))) if lags else None,
+            "cardinality": tuple(int(c) for c in self.cardinality),
             # canonical form (every parameter spelled out) so equal schedules compare equal
             "schedule": (
                 self.schedule if isinstance(self.schedule, Schedule) else from_config(self.schedule)
@@ -128,6 +144,18 @@ class TimeGradConfig:
             raise ConfigError(
                 "embedding_dim must be at least 1, dropout lie in [0, 1) and min_scale be "
                 f"positive; got {self.embedding_dim}, {self.dropout} and {self.min_scale}."
+            )
+        if min(self.num_feat_dynamic_real, self.num_feat_static_real) < 0 or any(
+            c < 1 for c in self.cardinality
+        ):
+            raise ConfigError(
+                "covariate counts must be at least 0 and every cardinality at least 1; got "
+                f"{self.num_feat_dynamic_real}, {self.num_feat_static_real} and "
+                f"{self.cardinality}."
+            )
+        if self.static_embedding_dim < 1:
+            raise ConfigError(
+                f"static_embedding_dim must be at least 1; got {self.static_embedding_dim}."
             )
         if self.lags is not None and self.lags[0] < 1:
             raise ConfigError(f"lags must be positive (1 = the previous step); got {self.lags}.")
@@ -173,7 +201,9 @@ class TimeGradModel(nn.Module):
         D, L = config.target_dim, len(config.lags)
         self.schedule = from_config(config.schedule)
         self.embedding = nn.Embedding(D, config.embedding_dim)
+        self.covariates = CovariateInputs(config)
         input_size = 2 * D * L + D * config.embedding_dim + config.num_time_features
+        input_size += self.covariates.width
         rnn = nn.GRU if config.cell_type == "gru" else nn.LSTM
         self.rnn = rnn(
             input_size,
@@ -206,7 +236,7 @@ class TimeGradModel(nn.Module):
                 f"time_features(index, {c.freq!r})."
             )
 
-    def _prepare(self, past_target, past_observed, past_time_feat):
+    def _prepare(self, past_target, past_observed, past_time_feat, past_dynamic=None, static=None):
         """Last history_length steps, mask, scale (B, 1, D) and the scaled, filled history."""
         c = self.config
         self._check(past_target, past_time_feat, c.history_length, "past")
@@ -220,7 +250,10 @@ class TimeGradModel(nn.Module):
         else:
             scale = torch.ones_like(past_target[:, :1])
         scaled = fill_missing(past_target, observed) / scale  # (B, Tp, D)
-        return observed, scale, scaled, past_time_feat[:, -c.context_length :]
+        ctx_feat = past_time_feat[:, -c.context_length :]
+        if past_dynamic is not None:
+            past_dynamic = past_dynamic[:, -c.context_length :]
+        return observed, scale, scaled, self.covariates(ctx_feat, past_dynamic, static, "past")
 
     def _step_scale(self, scaled: Tensor, observed: Tensor) -> Tensor:
         """Mean |change| per series over the context's observed pairs (B, 1, D); 1 for levels."""
@@ -262,6 +295,7 @@ class TimeGradModel(nn.Module):
         weighting: str | None = None,
         reduction: str = "mean",
         generator: torch.Generator | None = None,
+        covariates: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """Teacher-forced diffusion loss over context + horizon.
 
@@ -277,6 +311,10 @@ class TimeGradModel(nn.Module):
             "mean": a scalar; "none": one value per example, shape (B,).
         generator
             Draws the diffusion times and noise.
+        covariates
+            By GluonTS field name: ``past_feat_dynamic_real`` (B, Tp, K) and
+            ``future_feat_dynamic_real`` (B, Th, K), ``feat_static_real`` (B, S),
+            ``feat_static_cat`` (B, C) integers; those the config declares are needed.
 
         Returns
         -------
@@ -287,8 +325,16 @@ class TimeGradModel(nn.Module):
         check_choice("reduction", reduction, ("mean", "none"))
         B, _, D = future_target.shape  # (B, Th, D)
         self._check(future_target, future_time_feat, 1, "future")
+        covariates = covariates or {}
         observed, scale, scaled, ctx_feat = self._prepare(
-            past_target, past_observed, past_time_feat
+            past_target,
+            past_observed,
+            past_time_feat,
+            covariates.get("past_feat_dynamic_real"),
+            covariates,
+        )
+        future_time_feat = self.covariates(
+            future_time_feat, covariates.get("future_feat_dynamic_real"), covariates, "future"
         )
         fut_observed = observed_mask(future_target, future_observed)  # (B, Th, D)
         seq = torch.cat([scaled, fill_missing(future_target, fut_observed) / scale], dim=1)
@@ -327,6 +373,8 @@ class TimeGradModel(nn.Module):
         sampler: str = "ddpm",
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        covariates: dict[str, Tensor] | None = None,
+        future_known: Tensor | None = None,
         **sampler_options,
     ) -> Tensor:
         """Sample paths of the next ``future_time_feat.shape[1]`` steps, in the original scale.
@@ -344,6 +392,12 @@ class TimeGradModel(nn.Module):
             all schedule steps).
         generator
             Draws the diffusion noise.
+        covariates
+            As in :meth:`loss`; the future dynamic reals cover the steps to forecast.
+        future_known
+            (B, Th, D) values already known among the steps to draw (NaN elsewhere): each
+            step is drawn conditioned on its known entries (the core's ``known``/``mask``
+            inpainting), which it keeps; imputation uses it for partly observed steps.
         **sampler_options
             Passed on to the sampler (e.g. ``eta`` for DDIM).
 
@@ -353,8 +407,13 @@ class TimeGradModel(nn.Module):
             Samples of shape (B, S, Th, D). Call ``model.eval()`` first to turn dropout off.
         """
         c = self.config
+        covariates = covariates or {}
         observed, scale, scaled, ctx_feat = self._prepare(
-            past_target, past_observed, past_time_feat
+            past_target,
+            past_observed,
+            past_time_feat,
+            covariates.get("past_feat_dynamic_real"),
+            covariates,
         )
         B, Tp, D = scaled.shape
         Th, S = future_time_feat.shape[1], num_samples
@@ -364,6 +423,9 @@ class TimeGradModel(nn.Module):
                 f"(batch={B}, horizon, {c.num_time_features}) is needed; build them with "
                 f"time_features(index, {c.freq!r})."
             )
+        future_time_feat = self.covariates(
+            future_time_feat, covariates.get("future_feat_dynamic_real"), covariates, "future"
+        )  # (B, Th, F + covariates)
         step_scale = self._step_scale(scaled, observed).repeat_interleave(S, dim=0)  # (B*S, 1, D)
         previous = last_observed(scaled, observed).repeat_interleave(S, dim=0)  # (B*S, D)
         # Read the context once per example, then repeat the state for the S sample paths.
@@ -373,12 +435,21 @@ class TimeGradModel(nn.Module):
         seq = torch.cat([scaled, scaled.new_zeros(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
         obs = torch.cat([observed, observed.new_ones(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
         future_feat = future_time_feat.to(seq.dtype).repeat_interleave(S, dim=0)  # (B*S, Th, F)
+        if future_known is not None:  # scaled like the paths, NaN where unknown
+            future_known = (future_known.to(seq.dtype) / scale).repeat_interleave(S, dim=0)
         for k in range(Th):
             end = Tp + k + 1  # inputs of position Tp + k read lags up to position Tp + k - 1
             inputs = self._rnn_inputs(seq[:, :end], obs[:, :end], future_feat[:, k : k + 1])
             hidden, state = self.rnn(inputs, _from_tuple(state))  # (B*S, 1, C)
             state = _as_tuple(state)
             cond = self.cond_projection(hidden[:, 0])  # (B*S, H)
+            known = {}
+            if future_known is not None and torch.isfinite(future_known[:, k]).any():
+                mask = torch.isfinite(future_known[:, k])  # (B*S, D)
+                value = fill_missing(future_known[:, k], mask)
+                if c.target == "difference":
+                    value = (value - previous) / step_scale[:, 0]
+                known = {"known": value, "mask": mask.to(seq.dtype)}
             draw = sample(
                 self.denoiser,
                 (B * S, D),
@@ -390,6 +461,7 @@ class TimeGradModel(nn.Module):
                 generator=generator,
                 device=seq.device,
                 dtype=seq.dtype,
+                **known,
                 **sampler_options,
             )  # (B*S, D)
             if c.target == "difference":
