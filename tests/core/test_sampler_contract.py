@@ -244,3 +244,21 @@ def test_eps_prediction_at_zero_snr_is_one_clear_error(name, prediction, spacing
             net, (4, 2), RESCALED, steps=10, spacing=spacing, prediction=prediction, sampler=name
         )
     assert not calls  # refused before the first model call
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_from_zero_snr_the_first_step_is_one_call_and_calls_stays_an_upper_bound(name):
+    # from_pure_noise's DDIM step costs one call where a sampler's own step may cost more, so
+    # diffkit.sampling.calls (which knows no schedule) counts at most one step too many
+    from diffkit.sampling.calls import calls
+
+    seen = []
+
+    def net(x, t):
+        seen.append(1)
+        return GAUSS.denoiser(RESCALED, "v")(x, t)
+
+    diffkit.sample(net, (4, 2), RESCALED, sampler=name, steps=7, prediction="v")
+    peeled = hasattr(get_sampler(name), "__wrapped__")  # taken through from_pure_noise
+    assert len(seen) == (1 + calls(name, 6) if peeled else calls(name, 7))
+    assert len(seen) <= calls(name, 7)
