@@ -126,7 +126,8 @@ def section(res: dict, figures: list[str]) -> list[str]:
         lines += [note, ""]
     lines += ["Wall time:", "", *wall_table(res), ""]
     cached = " (read from the cache)" if res.get("cached") else ""
-    lines += [f"Case wall time {res['wall_s']:.1f} s{cached}.", ""]
+    cpu = f", {res['cpu_s']:.1f} s of CPU" if res.get("cpu_s") is not None else ""
+    lines += [f"Case wall time {res['wall_s']:.1f} s{cpu}{cached}.", ""]
     lines += [f"![{name}]({name})" for name in figures] + [""]
     return lines
 

@@ -8,7 +8,9 @@ the predictor-corrector makes ``n_corrector + 1`` calls per time; annealed Lange
 ``n_steps_each`` per time plus the final denoising call; RePaint one per step down,
 jumps back included. :func:`steps_for` inverts this, so a budget of model calls (``nfe``)
 buys each sampler the same compute: ``diffkit.sample(..., nfe=10)`` gives DDIM 10 times
-and Heun 5 (9 calls).
+and Heun 5 (9 calls). From a first time at SNR 0 (zero terminal SNR) the samplers taken
+through :func:`diffkit.sampling.base.from_pure_noise` spend one call on their first step,
+``1 + calls(steps - 1)``, which the counts here bound from above: a budget is never exceeded.
 """
 
 from __future__ import annotations

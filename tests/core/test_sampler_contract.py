@@ -228,12 +228,37 @@ def test_stochastic_samplers_from_zero_snr_reach_the_data_distribution(case, spa
     assert (x.std(0) / exact_final_std(times[-1]) - 1).abs().max() < std_tol, x.std(0)
 
 
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
 @pytest.mark.parametrize("prediction", ["eps", "score"])
 @pytest.mark.parametrize("spacing", ["trailing", "linspace"])
-def test_eps_prediction_at_zero_snr_is_one_clear_error(prediction, spacing):
+def test_eps_prediction_at_zero_snr_is_one_clear_error(name, prediction, spacing):
+    calls = []
+
+    def net(x, t):
+        calls.append(1)
+        return GAUSS.denoiser(RESCALED, prediction)(x, t)
+
     message = f"predicts {prediction} cannot give x0 at SNR 0.*sample a v- or x0-prediction"
     with pytest.raises(ConfigError, match=message):
         diffkit.sample(
-            GAUSS.denoiser(RESCALED, prediction), (4, 2), RESCALED, steps=10, spacing=spacing,
-            prediction=prediction, sampler="euler",
-        )  # fmt: skip
+            net, (4, 2), RESCALED, steps=10, spacing=spacing, prediction=prediction, sampler=name
+        )
+    assert not calls  # refused before the first model call
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_from_zero_snr_the_first_step_is_one_call_and_calls_stays_an_upper_bound(name):
+    # from_pure_noise's DDIM step costs one call where a sampler's own step may cost more, so
+    # diffkit.sampling.calls (which knows no schedule) counts at most one step too many
+    from diffkit.sampling.calls import calls
+
+    seen = []
+
+    def net(x, t):
+        seen.append(1)
+        return GAUSS.denoiser(RESCALED, "v")(x, t)
+
+    diffkit.sample(net, (4, 2), RESCALED, sampler=name, steps=7, prediction="v")
+    peeled = hasattr(get_sampler(name), "__wrapped__")  # taken through from_pure_noise
+    assert len(seen) == (1 + calls(name, 6) if peeled else calls(name, 7))
+    assert len(seen) <= calls(name, 7)
