@@ -169,7 +169,7 @@ def evaluate_checkpoint(
     path = data if data is not None else found.config.get("data")
     with _reading_run_data(found, data):
         loaded = domain.load_data(common["config"], Path(path) if path else None)
-        metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
+    metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
     return {"checkpoint": str(found.path), "step": found.step, **metrics}
 
 

@@ -18,12 +18,15 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from diffkit.errors import CheckpointError, DataError, MissingFileError, UserError
 
 # Larger files are refused before reading (set DIFFKIT_MAX_INPUT_BYTES to allow them).
 MAX_INPUT_BYTES = 16 * 2**30
+# the path check_input saw last: what a reader's error is about (see from_run)
+_LAST_INPUT: ContextVar[str | None] = ContextVar("last_input", default=None)
 
 
 def max_input_bytes() -> int:
@@ -55,6 +58,7 @@ def check_input(path: Path | str, what: str = "--data", *, folder: bool = False)
         or one this process may not read.
     """
     path = Path(path).expanduser()
+    _LAST_INPUT.set(os.path.realpath(path))
     shown = f"{what} {str(path)!r}"
     try:
         info = path.stat()  # follows links: a link to /dev/zero is a device
@@ -120,22 +124,26 @@ def from_run(path: str | None, where: str) -> Iterator[None]:
     A run's ``config.json`` may be edited to name any file (``/etc/passwd``): a DataError
     raised while it is read (the class that may quote cells or column names) becomes one
     CheckpointError naming the path and ``where``, not the content; a missing file is said
-    to be named by ``where`` (the user gave no ``--data``).
+    to be named by ``where`` (the user gave no ``--data``). Only errors about that file
+    change: the last path :func:`check_input` saw must be it, so an error about a file the
+    user named while the run's data is in use (``--inpaint``) keeps its own message.
     """
     if path is None or not is_path(path):
         yield  # built-in data, or a file the user named: its messages may quote it
         return
     try:
         yield
-    except MissingFileError:
+    except (MissingFileError, DataError) as e:
+        if _LAST_INPUT.get() != os.path.realpath(path):
+            raise  # about another file (one the user named, like --inpaint)
+        if not isinstance(e, MissingFileError):
+            raise CheckpointError(
+                f"{where} names the data {path!r}, which this run cannot use "
+                f"({type(e).__name__}); pass --data FILE or restore the run's config.json."
+            ) from None
         raise MissingFileError(
             f"{where} names the data {path!r}, which does not exist; pass --data FILE or "
             "put the file back."
-        ) from None
-    except DataError as e:
-        raise CheckpointError(
-            f"{where} names the data {path!r}, which this run cannot use "
-            f"({type(e).__name__}); pass --data FILE or restore the run's config.json."
         ) from None
 
 

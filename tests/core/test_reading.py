@@ -71,8 +71,20 @@ def test_paths_a_run_names_are_checked_and_their_content_kept_out(places):
         check_run_path("/dev/zero", where)
     secret = str(places / "data.csv")
     with pytest.raises(CheckpointError) as info, from_run(secret, where):
+        check_input(secret)
         raise DataError("column 'SECRET:x:0:0' is not numeric")
     assert "SECRET" not in str(info.value) and "pass --data FILE" in str(info.value)
     # a file the user names may be quoted
     with pytest.raises(DataError, match="SECRET"), from_run(None, where):
         raise DataError("column 'SECRET:x:0:0' is not numeric")
+    # an error about another file read meanwhile (an --inpaint image) keeps its message
+    with pytest.raises(DataError, match="the image"), from_run(secret, where):
+        check_input(secret)
+        check_input(places / "folder", folder=True)
+        raise DataError("the image is corrupt; replace it.")
+    gone = str(places / "gone.csv")
+    with (
+        pytest.raises(MissingFileError, match=r"gone\.csv', which does not"),
+        from_run(gone, where),
+    ):
+        check_input(gone)
