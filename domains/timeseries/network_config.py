@@ -100,7 +100,7 @@ class TimeGradConfig:
     num_feat_static_real: int = 0
     cardinality: tuple[int, ...] = ()
     static_embedding_dim: int = 2
-    max_loss_values: int | None = 2**17
+    max_loss_values: int | None = 2**16
 
     def __post_init__(self):
         lags = self.lags or (default_lags(self.freq) if self.freq else None)
