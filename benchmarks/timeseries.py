@@ -3,6 +3,7 @@
     python benchmarks/timeseries.py --quick   # Exchange, one seed, 500 steps (~5 min)
     python benchmarks/timeseries.py           # Exchange 3 seeds, ETTh1 1 seed, 1000 steps
     python benchmarks/timeseries.py --report-only   # re-render RESULTS.md from results/*.json
+    python benchmarks/timeseries.py --scale   # steps/s, memory, forecast time at 370/2,000 series
 
 Exchange is GluonTS's ``exchange_rate_nips`` rebuilt offline from
 ``../shared/data/exchange_rate/exchange_rate.txt.gz`` (start 1990-01-01, business days,
@@ -243,7 +244,15 @@ def main():
     parser.add_argument(
         "--report-only", action="store_true", help="re-render RESULTS.md from the saved JSON"
     )
+    parser.add_argument(
+        "--scale", action="store_true", help="cost against the number of series (timeseries_scale)"
+    )
     args = parser.parse_args()
+    if args.scale:
+        from timeseries_scale import run as run_scale
+
+        run_scale([370, 2000], 5, None, args.threads or 1)
+        return
     if args.report_only:
         print("rendered", ", ".join(report(args.out)) or "nothing", "into", RESULTS)
         return

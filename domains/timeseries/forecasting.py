@@ -315,12 +315,16 @@ class TimeGradForecaster(BaseModel):
 
 def _covariate_positions(dataset: TimeSeriesDataSet) -> dict:
     """Where the known reals and statics sit in a dataset's batches, and their cardinality."""
+
+    def names(field: str) -> list[str]:  # pytorch-forecasting keeps the filled-in lists private
+        return list(getattr(dataset, "_" + field, None) or getattr(dataset, field, None) or [])
+
     reals, cats = list(dataset.reals), list(dataset.flat_categoricals)
-    static_cats = list(dataset.static_categoricals)
+    static_cats = names("static_categoricals")
     encoders = dataset._categorical_encoders  # the fitted ones, as BaseModel reads them
     return {
-        "known_reals": [reals.index(n) for n in dataset.time_varying_known_reals],
-        "static_reals": [reals.index(n) for n in dataset.static_reals],
+        "known_reals": [reals.index(n) for n in names("time_varying_known_reals")],
+        "static_reals": [reals.index(n) for n in names("static_reals")],
         "static_categoricals": [cats.index(n) for n in static_cats],
         "cardinality": [len(encoders[n].classes_) for n in static_cats],
     }

@@ -225,36 +225,29 @@ def impute_frame(paths: np.ndarray, series: Series) -> pd.DataFrame:
 
 
 def save_impute_chart(series: Series, paths: np.ndarray, path: Path) -> Path:
-    """One panel per series with gaps: the observed values, the median and 90% band drawn
-    in the gaps, over the gaps and a margin around them."""
+    """The longest gap and its surroundings, one panel per series missing values there:
+    observed values (line), and at each missing cell the median (dot) and 90% interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     observed = np.isfinite(series.values)  # (T, D)
-    shown = [d for d in range(series.dim) if not observed[:, d].all()] or [0]
-    shown = shown[:8]
-    rows = np.flatnonzero(~observed[:, shown].all(axis=1))
-    margin = max(10, (rows[-1] - rows[0]) // 4) if len(rows) else 50
-    lo, hi = (
-        (max(0, rows[0] - margin), min(series.length, rows[-1] + margin + 1))
-        if len(rows)
-        else (0, series.length)
-    )
+    runs = gaps(observed) or [(0, 1)]
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    margin = max(20, 2 * (b - a))
+    lo, hi = max(0, a - margin), min(series.length, b + margin)
+    shown = [d for d in range(series.dim) if not observed[lo:hi, d].all()][:8] or [0]
     x = series.index[lo:hi]
     band = np.quantile(paths[:, lo:hi], [0.05, 0.5, 0.95], axis=0)  # (3, T', D)
     fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.2 * len(shown)), squeeze=False)
     for ax, d in zip(axes[:, 0], shown, strict=True):
         gap = ~observed[lo:hi, d]
         ax.plot(x, series.values[lo:hi, d], color="black", lw=1, label="observed")
-        low = np.where(gap, band[0, :, d], np.nan)
-        high = np.where(gap, band[2, :, d], np.nan)
-        ax.fill_between(x, low, high, color="tab:blue", alpha=0.3, label="imputed 90%")
-        ax.plot(
-            x, np.where(gap, band[1, :, d], np.nan), ".", color="tab:blue", ms=3, label="median"
-        )
-        ax.set_title(f"{series.names[d]}: {int(gap.sum())} missing values shown", fontsize=9)
+        ax.vlines(x[gap], band[0, gap, d], band[2, gap, d], color="tab:blue", alpha=0.4,
+                  lw=3, label="imputed 90%")  # fmt: skip
+        ax.plot(x[gap], band[1, gap, d], ".", color="tab:blue", ms=5, label="imputed median")
+        ax.set_title(f"{series.names[d]}: {int(gap.sum())} missing values here", fontsize=9)
     axes[0, 0].legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
