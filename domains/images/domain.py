@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
 from diffkit.errors import ConfigError, DataError, check_choice
+from diffkit.guidance import X0_CLIPS
 from diffkit.sampling import SAMPLERS
 
 from .autoencoder import AutoencoderConfig, latent_scale, train_autoencoder
@@ -42,6 +43,8 @@ class ImagesConfig:
     in seconds on a CPU). ``channels`` and ``num_classes`` must match the data; the loader
     says which to set when they do not. ``hflip`` trains on randomly mirrored images
     (pixel models; see :class:`~diffkit.domains.images.network.ImageDenoiser`).
+    ``x0_clip`` keeps x0 predictions in the pixel range while sampling (``auto``: static
+    clipping for pixel models, off for latent ones; see :func:`diffkit.guidance.data_range`).
     """
 
     class_conditional: bool = False
@@ -66,6 +69,7 @@ class ImagesConfig:
     eval_sampler: str = "ddim"
     eval_steps: int = 20
     guidance_scales: tuple[float, ...] = (0.0, 1.0, 3.0)
+    x0_clip: str = "auto"
     classifier_steps: int = 300
     bpd_steps: int = 50
 
@@ -92,6 +96,7 @@ class ImagesConfig:
                 "model.hflip mirrors pixels, which latents do not follow; drop hflip with --latent."
             )
         check_choice("eval_sampler", self.eval_sampler, SAMPLERS)
+        check_choice("x0_clip", self.x0_clip, ("auto", *X0_CLIPS))
         for name in ("channel_mults", "ae_channels"):
             if not getattr(self, name):
                 raise ConfigError(f"model.{name} must name at least one number, like 1,2.")
