@@ -127,3 +127,23 @@ def test_the_flag_value_off_reaches_generate_as_off():
 
     assert build_options(SampleOptions, {"x0-clip": "off"}).x0_clip == "off"
     assert build_options(SampleOptions, {"x0-clip": None}).x0_clip is None
+
+
+@pytest.mark.slow
+def test_no_tile_of_a_trained_digits_models_grid_is_noise(tmp_path, digits):
+    # the README's model (500 steps on the built-in digits, eps): 10 of these 64 sevens were
+    # salt-and-pepper noise before sampling clipped x0 (benchmarks/images_outliers.py)
+    import diffkit
+    from diffkit.domains.images.recipes import recipe
+    from diffkit.inference import sample_checkpoint
+    from diffkit.registry import get_domain
+    from diffkit.runner import resolve_config
+
+    layers = recipe("digits8", max_steps=500, batch_size=64)
+    layers["model"]["class_conditional"] = True
+    run = diffkit.fit("images", resolve_config(get_domain("images"), layers), out=tmp_path / "r")
+    options = {"class": 7, "guidance": 3.0}
+    grid = sample_checkpoint(run, 64, sampler="ddim", steps=50, options=options)
+    off = sample_checkpoint(run, 64, sampler="ddim", steps=50, options=options | {"x0-clip": "off"})
+    assert noise_tiles(off, digits.images).any()  # the failure this guards against
+    assert not noise_tiles(grid, digits.images).any()
