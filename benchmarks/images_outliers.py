@@ -16,7 +16,6 @@ whose total variation exceeds that of every training image
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from diffkit.registry import get_domain
 from diffkit.runner import resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
-from results_md import update_section
+from results_md import save_run
 
 NAME = "images-outliers"
 README_TRAIN = "diffkit train --domain images --class-conditional --max-steps 500 --batch-size 64"
@@ -132,10 +131,8 @@ def main():
         max_tv=float(total_variation(reference).max()),
         seconds=time.time() - t0,
     )
-    (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=1))
     md = markdown(result)
-    (args.out / f"{NAME}.md").write_text(md)
-    update_section(NAME, md)
+    save_run(args.out, NAME, result, md)
     print(md)
 
 

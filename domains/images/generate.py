@@ -158,7 +158,7 @@ def generate(
         cond={"y": labels.to(device)} if labels is not None else None,
         generator=generator,
         device=device,
-        x0_transform=x0_transform(net, options.x0_clip or config.x0_clip),
+        x0_transform=x0_transform(net, options.x0_clip or getattr(config, "x0_clip", "auto")),
         **extra,
     )
     return net.decode(x).clamp(-1.0, 1.0)
