@@ -62,6 +62,11 @@ def markdown(r: dict, name: str, presets: dict) -> str:
         f"| training throughput, batch {tp['batch']} (images/s) | {rate['diffkit']:.1f} | "
         f"{rate['diffusers']:.1f} | {tp['ratio']:.2f}x |",
         "",
+    ]
+    if "recipe_steps_per_s" in r:
+        by_recipe = ", ".join(f"`{k}` {v:.2f}" for k, v in r["recipe_steps_per_s"].items())
+        lines += [f"Training steps/s at 28x28, batch {tp['batch']}: {by_recipe}.", ""]
+    lines += [
         "| sampler | FD-classifier | precision | recall | class accuracy | noise tiles | seconds |",
         "|---|---|---|---|---|---|---|",
     ]
