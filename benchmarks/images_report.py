@@ -103,7 +103,9 @@ def digits_markdown(r: dict) -> str:
         f"held-out digits): FD-classifier {m['fd']:.1f} (floor "
         f"{m['fd_floor']:.1f}), precision {m['precision']:.2f}, recall {m['recall']:.2f}; class "
         f"accuracy {' / '.join(f'{m[k]:.2f}' for k in guided)} at guidance {scales}; bits/dim "
-        f"{m['bits_per_dim']:.2f} (log2(17) = 4.09 for uniform pixels).\n"
+        f"{m['bits_per_dim']:.2f} (log2(17) = 4.09 for uniform pixels)"
+        + (f"; noise tiles {m['noise_tiles']:.1%} of the samples" if "noise_tiles" in m else "")
+        + ".\n"
     )
 
 
