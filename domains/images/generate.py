@@ -14,7 +14,8 @@ import torch
 
 from diffkit import sample
 from diffkit.domain import option
-from diffkit.errors import CheckpointError, ConfigError, ShapeError
+from diffkit.errors import CheckpointError, ConfigError, ShapeError, check_choice
+from diffkit.guidance import X0_CLIPS, data_range
 from diffkit.reading import check_input, reading
 
 from .data import from_array, read_image
@@ -37,6 +38,27 @@ class SampleOptions:
     )
     inpaint: Path | None = option(None, "Image whose known pixels are kept.")
     mask: Path | None = option(None, "Mask for --inpaint: non-zero = known.")
+    x0_clip: str | None = option(
+        None,
+        "Keep each x0 prediction in the pixel range [-1, 1]: static (clip), dynamic "
+        "(Imagen's thresholding) or off; default the run's model.x0_clip.",
+    )
+
+    def __post_init__(self):
+        if self.x0_clip is not None:
+            check_choice("--x0-clip", self.x0_clip, X0_CLIPS)
+
+
+def x0_transform(net, clip: str):
+    """The x0 transform sampling uses: pixels lie in [-1, 1], so pixel models clip there
+    (``"auto"``: static); latents have no known range, so latent models keep x0 as it is."""
+    if clip == "auto":
+        clip = "off" if net.autoencoder is not None else "static"
+    elif clip != "off" and net.autoencoder is not None:
+        raise ConfigError(
+            f"--x0-clip {clip} needs a pixel model; latents have no fixed range, use off."
+        )
+    return data_range(clip, -1.0, 1.0)
 
 
 MAX_SIDE = 4096  # pixels per side of a sample; a checkpoint asking for more is damaged
@@ -153,6 +175,7 @@ def generate(
         cond={"y": labels.to(device)} if labels is not None else None,
         generator=generator,
         device=device,
+        x0_transform=x0_transform(net, options.x0_clip or getattr(config, "x0_clip", "auto")),
         **extra,
     )
     return net.decode(x).clamp(-1.0, 1.0)
