@@ -11,7 +11,7 @@ from diffkit import guidance  # a module reference: guidance itself imports samp
 from diffkit.errors import ConfigError, DataError
 from diffkit.sampling.base import model_function, randn_like
 from diffkit.sampling.registry import get_sampler
-from diffkit.sampling.timesteps import timesteps
+from diffkit.sampling.timesteps import resolve_times
 from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
@@ -51,7 +51,7 @@ def sample(
     *,
     sampler: str = "ddpm",
     steps: int | None = None,
-    spacing: str = "trailing",
+    spacing=None,
     times: Tensor | None = None,
     prediction: str = "eps",
     cond: dict | None = None,
@@ -78,7 +78,9 @@ def sample(
         The starting noise, or a shape to draw it for (scaled to the schedule's x_T).
     steps, spacing, times
         How many model evaluation times and where (see :func:`timesteps`); default all T
-        steps of a discrete schedule, 1000 for a continuous one. ``times`` overrides both.
+        steps of a discrete schedule, 1000 for a continuous one. ``spacing`` is a name or
+        explicit times (a fitted schedule); None takes :func:`using_spacing`'s, else
+        ``trailing``. ``times`` overrides both.
     guidance_scale, null_cond
         Classifier-free guidance (:func:`diffkit.guidance.cfg`): 0 unconditional, 1
         conditional, above 1 guided; ``null_cond`` replaces entries of ``cond``.
@@ -111,8 +113,7 @@ def sample(
     else:
         x = initial_noise(x_T_or_shape, schedule, generator=generator, device=device, dtype=dtype)
     if times is None:
-        steps = steps if steps is not None else (schedule.T if schedule.discrete else 1000)
-        times = timesteps(schedule, steps, spacing)
+        times = resolve_times(schedule, sampler, steps, spacing)
     else:
         times = schedule.check_t(times).cpu()  # the samplers read them as floats
     if guidance_scale is not None:
