@@ -20,6 +20,7 @@ from diffkit.config import DiffusionConfig, build
 from diffkit.devices import generator_on, resolve_device
 from diffkit.domain import Domain
 from diffkit.errors import ConfigError
+from diffkit.fitted import spacing_context
 from diffkit.options import build_options
 from diffkit.process import Prediction
 from diffkit.registry import get_domain
@@ -103,13 +104,21 @@ def sample_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    spacing: str | None = None,
 ) -> torch.Tensor:
-    """``n`` samples from a checkpoint in the domain's own units, on the CPU."""
+    """``n`` samples from a checkpoint in the domain's own units, on the CPU.
+
+    ``spacing`` places the steps of every sampling call (a name, or ``"fitted"`` for the
+    checkpoint's own from ``diffkit fit-steps``, with ``steps`` read as model calls).
+    """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
-    domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
+    domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "sample", options)
-    x = domain.generate(net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common)
+    with spacing_context(found, spacing, sampler, steps):
+        x = domain.generate(
+            net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common
+        )
     return x.cpu() if isinstance(x, torch.Tensor) else x
 
 
@@ -122,13 +131,15 @@ def evaluate_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    spacing: str | None = None,
 ) -> dict[str, Any]:
     """The domain's metrics for a checkpoint, on ``data`` or the run's own data."""
     domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "evaluate", options)
     path = data if data is not None else found.config.get("data")
     loaded = domain.load_data(common["config"], Path(path) if path else None)
-    metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
+    with spacing_context(found, spacing):
+        metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
     return {"checkpoint": str(found.path), "step": found.step, **metrics}
 
 
@@ -144,6 +155,7 @@ def forecast_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    spacing: str | None = None,
 ) -> list[Path]:
     """Forecast past the end of ``data`` (default the run's data); returns the files written."""
     domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
@@ -153,16 +165,17 @@ def forecast_checkpoint(
         )
     chosen = command_options(domain, "forecast", options)
     path = data if data is not None else found.config.get("data")
-    return domain.forecast(
-        net,
-        schedule,
-        Path(path) if path else None,
-        Path(out),
-        sampler=sampler,
-        steps=steps,
-        options=chosen,
-        **common,
-    )
+    with spacing_context(found, spacing, sampler, steps):
+        return domain.forecast(
+            net,
+            schedule,
+            Path(path) if path else None,
+            Path(out),
+            sampler=sampler,
+            steps=steps,
+            options=chosen,
+            **common,
+        )
 
 
 def write_metrics(metrics: dict, path: Path) -> None:

@@ -24,6 +24,7 @@ deterministic for a fixed generator seed.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from diffkit.errors import ConfigError
+from diffkit.errors import ConfigError, DataError
 from diffkit.sampling.registry import get_sampler
 from diffkit.sampling.timesteps import SPACINGS, explicit_times, finite_log_snr_range, timesteps
 from diffkit.schedules import Schedule
@@ -203,7 +204,9 @@ def fit_times(
     t_lo, t_hi = finite_log_snr_range(schedule)
     lam_hi, lam_lo = schedule.log_snr(torch.tensor([t_hi, t_lo], dtype=torch.float64)).tolist()
     t_first = (
-        schedule.t_max if np.isfinite(schedule.log_snr(torch.tensor(schedule.t_max))) else t_hi
+        schedule.t_max
+        if math.isfinite(schedule.log_snr(torch.tensor(schedule.t_max)).item())
+        else t_hi
     )
     cache: dict[tuple, float] = {}
 
@@ -212,7 +215,7 @@ def fit_times(
         if key not in cache:
             try:
                 cache[key] = distance(run(times), reference)
-            except ConfigError:  # times a sampler refuses (a degenerate step): not a candidate
+            except (ConfigError, DataError):  # refused times or a diverged run: no candidate
                 cache[key] = float("inf")
         return cache[key]
 

@@ -185,14 +185,21 @@ def resolve_times(schedule: Schedule, sampler: str, steps: int | None, spacing) 
     return explicit_times(schedule, fitted_entry(fitted, sampler, steps, where)["times"])
 
 
-def fitted_entry(fitted: dict, sampler: str, nfe: int | None, where: str) -> dict:
+def fitted_entry(fitted: dict, sampler: str | None, nfe: int | None, where: str) -> dict:
     """``fitted[sampler][str(nfe)]``, or a ConfigError naming ``diffkit fit-steps``."""
-    entry = (fitted.get(sampler) or {}).get(str(nfe)) if nfe is not None else None
-    if entry is None:
-        have = ", ".join(f"{s} at {n}" for s, by in sorted(fitted.items()) for n in by) or "none"
+    where = where or "RUN"
+    if nfe is None and sampler is not None:
         raise ConfigError(
-            f"checkpoint {where or '(this run)'} has no fitted steps for sampler {sampler!r} at "
-            f"{nfe} model calls (it has: {have}); run `diffkit fit-steps --checkpoint "
-            f"{where or 'RUN'} --sampler {sampler} --nfe {nfe or 'N'}` first."
+            "--spacing fitted needs --steps: the model calls the steps were fitted for "
+            f"(`diffkit fit-steps --checkpoint {where} --sampler {sampler} --nfe N`)."
+        )
+    entry = (fitted.get(sampler) or {}).get(str(nfe)) if sampler is not None else None
+    if entry is None:
+        have = ", ".join(f"{s} at {n}" for s, by in sorted(fitted.items()) for n in by)
+        what = f"sampler {sampler!r} at {nfe} model calls" if sampler else "any sampler"
+        command = f"--sampler {sampler or 'NAME'} --nfe {nfe or 'N'}"
+        raise ConfigError(
+            f"checkpoint {where} has no fitted steps for {what} (it has {have or 'none'}); "
+            f"run `diffkit fit-steps --checkpoint {where} {command}` first."
         )
     return entry
