@@ -28,3 +28,16 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     path.write_text(replace_section(text, name, body))
     return path
+
+
+def publish(out: Path, name: str, results: dict, md: str, note: str = "") -> str:
+    """Write ``out/NAME.json`` and ``out/NAME.md`` (``note`` first) and RESULTS.md's section
+    ``name``; returns the markdown written."""
+    import json
+
+    if note.strip():
+        md = note.strip() + "\n\n" + md
+    (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    (out / f"{name}.md").write_text(md)
+    update_section(name, md)
+    return md

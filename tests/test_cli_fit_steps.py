@@ -8,18 +8,11 @@ from typer.testing import CliRunner
 
 from diffkit.checkpoint import resolve
 from diffkit.cli import app, main
-from tests.tiny import SETS, one_thread  # noqa: F401  (autouse)
+from tests import tiny
+from tests.tiny import one_thread  # noqa: F401  (autouse)
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fit") / "run"
-    args = ["train", "--domain", "toy", "--out", str(out), "--max-steps", "4", "--quiet", *SETS]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return out
+toy_run = tiny.toy_run  # the trained tiny run, once for this module
 
 
 def run_main(capsys, *args):
@@ -28,11 +21,11 @@ def run_main(capsys, *args):
     return stop.value.code, capsys.readouterr()
 
 
-def test_fitted_spacing_without_a_fit_is_one_line_naming_fit_steps(run_dir, tmp_path, capsys):
+def test_fitted_spacing_without_a_fit_is_one_line_naming_fit_steps(toy_run, tmp_path, capsys):
     for command in (
-        ["sample", "--checkpoint", run_dir, "--spacing", "fitted", "--steps", "5",
+        ["sample", "--checkpoint", toy_run, "--spacing", "fitted", "--steps", "5",
          "--out", tmp_path / "s.npy"],
-        ["evaluate", "--checkpoint", run_dir, "--spacing", "fitted", "--out", tmp_path / "m.json"],
+        ["evaluate", "--checkpoint", toy_run, "--spacing", "fitted", "--out", tmp_path / "m.json"],
     ):  # fmt: skip
         code, out = run_main(capsys, *command)
         assert code == 2 and out.err.count("\n") == 1, out.err
@@ -40,12 +33,12 @@ def test_fitted_spacing_without_a_fit_is_one_line_naming_fit_steps(run_dir, tmp_
     assert not (tmp_path / "s.npy").exists() and not (tmp_path / "m.json").exists()
 
 
-def test_fit_steps_stores_the_steps_and_sampling_uses_them(run_dir, tmp_path):
-    ckpt = resolve(run_dir)
+def test_fit_steps_stores_the_steps_and_sampling_uses_them(toy_run, tmp_path):
+    ckpt = resolve(toy_run)
     weights = (ckpt / "model.pt").read_bytes()
     before = json.loads((ckpt / "config.json").read_text())
     result = runner.invoke(app, [
-        "fit-steps", "--checkpoint", str(run_dir), "--sampler", "dpmpp_2m", "--nfe", "4",
+        "fit-steps", "--checkpoint", str(toy_run), "--sampler", "dpmpp_2m", "--nfe", "4",
         "--n", "64", "--reference-steps", "50", "--max-evals", "30",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -55,7 +48,7 @@ def test_fit_steps_stores_the_steps_and_sampling_uses_them(run_dir, tmp_path):
     assert after == before and (ckpt / "model.pt").read_bytes() == weights
     assert len(entry["times"]) == 4 and entry["error"] <= min(entry["fixed"].values())
     out = tmp_path / "s.npy"
-    args = ["sample", "--checkpoint", str(run_dir), "--sampler", "dpmpp_2m", "--steps", "4"]
+    args = ["sample", "--checkpoint", str(toy_run), "--sampler", "dpmpp_2m", "--steps", "4"]
     result = runner.invoke(app, [*args, "--spacing", "fitted", "--n", "16", "--out", str(out)])
     assert result.exit_code == 0, result.output
     fitted = np.load(out)
@@ -64,6 +57,6 @@ def test_fit_steps_stores_the_steps_and_sampling_uses_them(run_dir, tmp_path):
     assert not np.allclose(np.load(out), fitted)  # the stored times, not a fixed spacing
 
 
-def test_fit_steps_refuses_a_sampler_with_fresh_noise(run_dir, capsys):
-    code, out = run_main(capsys, "fit-steps", "--checkpoint", run_dir, "--sampler", "ddpm")
+def test_fit_steps_refuses_a_sampler_with_fresh_noise(toy_run, capsys):
+    code, out = run_main(capsys, "fit-steps", "--checkpoint", toy_run, "--sampler", "ddpm")
     assert code == 2 and "draws fresh noise" in out.err
