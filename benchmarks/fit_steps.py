@@ -248,6 +248,8 @@ def figure(results, path: Path) -> None:
     for ax, (label, res) in zip(axes[0], probs.items(), strict=True):
         nfes = results["nfes"]
         for k, (name, lib, fitted, colour) in enumerate(kinds):
+            if not any(r["library"] == lib for r in res["rows"]):
+                continue  # a trained model has no diffusers rows
             values = [best(res["rows"], nfe, lib, fitted)["sw1"] for nfe in nfes]
             xs = [i + (k - 1) * 0.27 for i in range(len(nfes))]
             ax.bar(xs, values, width=0.25, color=colour, label=name)

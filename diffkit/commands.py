@@ -25,7 +25,7 @@ DEVICE_HELP = "auto (a GPU when present), cpu, cuda, cuda:N or mps."
 THREADS_HELP = "CPU threads for torch (default torch's own; 1-2 is fastest on a small CPU)."
 SPACING_HELP = (
     "Step placement: trailing (default), leading, linspace, logsnr, karras, or fitted "
-    "(the checkpoint's own for this sampler and --steps model calls; see `diffkit fit-steps`)."
+    "(the checkpoint's own for this sampler and number of model calls; `diffkit fit-steps`)."
 )
 
 
