@@ -74,7 +74,7 @@ from diffkit.runner import resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from images_report import DIGITS, DIGITS_COMMANDS, digits_markdown, markdown, report
-from results_md import RESULTS, save_run, update_section
+from results_md import RESULTS, publish, update_section
 from text import TimeBudget
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -455,7 +455,7 @@ def main():
         done("latent model")
     results["seconds"] = time.time() - t0
     md = markdown(results, name, SETTINGS)
-    save_run(args.out, name, results, md)  # and RESULTS.md's table of this run
+    publish(args.out, name, results, md)  # and RESULTS.md's table of this run
     print(md)
 
 

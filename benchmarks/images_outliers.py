@@ -31,7 +31,7 @@ from diffkit.registry import get_domain
 from diffkit.runner import resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
-from results_md import save_run
+from results_md import publish
 
 NAME = "images-outliers"
 README_TRAIN = "diffkit train --domain images --class-conditional --max-steps 500 --batch-size 64"
@@ -132,7 +132,7 @@ def main():
         seconds=time.time() - t0,
     )
     md = markdown(result)
-    save_run(args.out, NAME, result, md)
+    publish(args.out, NAME, result, md)
     print(md)
 
 

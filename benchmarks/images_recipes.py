@@ -40,7 +40,7 @@ from diffkit.runner import resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
 from images import DATA, draw, loaded, scored, train_engine, write_npz
-from results_md import save_run
+from results_md import publish
 
 NAME = "images-recipes"
 VARIANTS = {  # name -> (recipe, overrides of its layers)
@@ -170,7 +170,7 @@ def main():
             partial.write_text(json.dumps(result, indent=1))  # kept if a later one fails
     result["seconds"] = time.time() - t0
     md = markdown(result)
-    save_run(args.out, name_of(result["data"]), result, md)
+    publish(args.out, name_of(result["data"]), result, md)
     print(md)
 
 

@@ -30,10 +30,14 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
     return path
 
 
-def save_run(out: Path, name: str, result: dict, md: str) -> None:
-    """Write a run's ``out/NAME.json`` and ``out/NAME.md`` and its section of RESULTS.md."""
+def publish(out: Path, name: str, results: dict, md: str, note: str = "") -> str:
+    """Write ``out/NAME.json`` and ``out/NAME.md`` (``note`` first) and RESULTS.md's section
+    ``name``; returns the markdown written."""
     import json
 
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    if note.strip():
+        md = note.strip() + "\n\n" + md
+    (out / f"{name}.json").write_text(json.dumps(results, indent=1))
     (out / f"{name}.md").write_text(md)
     update_section(name, md)
+    return md

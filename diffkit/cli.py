@@ -183,6 +183,7 @@ app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options"
 for _command in (commands.sample, commands.forecast, commands.impute, commands.evaluate):
     app.command(cls=commands.DomainCommand)(_command)
 app.command()(commands.bench)
+app.command("fit-steps")(commands.fit_steps)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
-"""The ``train``, ``sample``, ``forecast``, ``impute``, ``evaluate`` and ``bench`` commands.
+"""The ``train``, ``sample``, ``forecast``, ``impute``, ``evaluate``, ``fit-steps`` and ``bench``
+commands: thin wrappers.
 
 :mod:`diffkit.cli` registers them on its app (this module does not import the CLI, so
 ``python -m diffkit.cli`` sees a single app). No flag of any domain is named here: ``train``
@@ -24,6 +25,14 @@ from diffkit.reading import check_input, check_run_path, from_run
 
 DEVICE_HELP = "auto (a GPU when present), cpu, cuda, cuda:N or mps."
 THREADS_HELP = "CPU threads for torch (default torch's own; 1-2 is fastest on a small CPU)."
+SPACING_HELP = (
+    "Step placement: trailing (default), leading, linspace, logsnr, karras, or fitted "
+    "(the checkpoint's own for this sampler and number of model calls; `diffkit fit-steps`)."
+)
+
+
+def spacing_option():
+    return typer.Option(None, help=SPACING_HELP)
 
 
 # the values of the checkpoint domain's own flags that the user gave (set by DomainCommand)
@@ -258,6 +267,7 @@ def sample(
     n: int = typer.Option(64, min=1, max=10_000_000, help="Number of samples."),
     sampler: str = typer.Option("ddim", help="Sampler name."),
     steps: int = typer.Option(50, min=1, max=100_000, help="Number of model evaluations."),
+    spacing: Optional[str] = spacing_option(),
     out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
     seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
@@ -282,6 +292,7 @@ def sample(
         ema=ema,
         options=DOMAIN_OPTIONS.get(),
         device=device,
+        spacing=spacing,
     )
     from diffkit.checkpoint import load_checkpoint
     from diffkit.registry import get_domain
@@ -299,6 +310,7 @@ def forecast(
     steps: Optional[int] = typer.Option(
         None, min=1, max=100_000, help="Model calls per step (default: all)."
     ),
+    spacing: Optional[str] = spacing_option(),
     out: Path = typer.Option(Path("forecasts.csv"), help="Forecast table (.csv or .parquet)."),
     seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
@@ -328,6 +340,7 @@ def forecast(
         ema=ema,
         options=DOMAIN_OPTIONS.get(),
         device=device,
+        spacing=spacing,
     )
     for path in written:
         typer.echo(f"saved {path}")
@@ -379,6 +392,7 @@ def evaluate(
     checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
     data: Optional[Path] = typer.Option(None, help="Data to compare with; default the run's."),
     out: Optional[Path] = typer.Option(None, help="Metrics JSON (default RUN/metrics.json)."),
+    spacing: Optional[str] = spacing_option(),
     seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
@@ -399,12 +413,68 @@ def evaluate(
     # checked before the work: the run's own metrics.json by default
     path = check_output_file(out or resolve(checkpoint).parent.parent / "metrics.json")
     metrics = evaluate_checkpoint(
-        checkpoint, data, seed=seed, ema=ema, options=DOMAIN_OPTIONS.get(), device=device
+        checkpoint,
+        data,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+        spacing=spacing,
     )
     for key, value in metrics.items():
         typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
     write_metrics(metrics, path)
     typer.echo(f"saved {path}")
+
+
+def fit_steps(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    sampler: str = typer.Option("dpmpp_2m", help="Deterministic sampler to fit the steps of."),
+    nfe: int = typer.Option(10, help="Model calls per sample the steps may spend."),
+    n: int = typer.Option(1024, help="Calibration samples (the domain's own generate)."),
+    reference_steps: int = typer.Option(500, help="Steps of the reference solve."),
+    max_evals: Optional[int] = typer.Option(None, help="Sampling runs the search may spend."),
+    seed: int = typer.Option(0, help="Random seed of the calibration batch."),
+    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+) -> None:
+    """Fit a sampler's step schedule to a checkpoint and store it there for --spacing fitted.
+
+    The steps are placed where a calibration batch comes closest to a many-step reference
+    from the same noise (diffkit.sampling.fit_steps); the checkpoint's config.json is
+    rewritten atomically, its weights are not touched.
+    """
+    from diffkit.devices import set_threads
+    from diffkit.errors import check_choice
+    from diffkit.fitted import fit_checkpoint
+    from diffkit.sampling import SAMPLERS
+
+    set_threads(threads)
+    check_choice("sampler", sampler, SAMPLERS)
+    if not 1 <= nfe <= 1000:
+        raise ConfigError(f"--nfe must lie in 1..1000, got {nfe}.")
+    if max_evals is not None and not 1 <= max_evals <= 100_000:
+        raise ConfigError(f"--max-evals must lie in 1..100000, got {max_evals}.")
+    path, result = fit_checkpoint(
+        checkpoint,
+        sampler=sampler,
+        nfe=nfe,
+        n=n,
+        reference_steps=reference_steps,
+        seed=seed,
+        ema=ema,
+        max_evals=max_evals,
+        device=device,
+    )
+    best = min(result.fixed, key=result.fixed.get)
+    typer.echo(
+        f"fitted {len(result.times)} steps of {sampler} ({result.nfe} model calls) in "
+        f"{result.seconds:.1f} s: distance to the reference {result.error:.4g}, best fixed "
+        f"spacing {best} {result.fixed[best]:.4g}"
+    )
+    typer.echo(f"times: {', '.join(f'{t:.2f}' for t in result.times)}")
+    typer.echo(f"saved in {path}; use it with --spacing fitted --sampler {sampler} --steps {nfe}")
 
 
 def bench(

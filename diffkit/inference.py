@@ -21,6 +21,7 @@ from diffkit.config import DiffusionConfig, build
 from diffkit.devices import generator_on, resolve_device
 from diffkit.domain import Domain, build_network
 from diffkit.errors import ConfigError
+from diffkit.fitted import spacing_context
 from diffkit.options import build_options
 from diffkit.process import Prediction
 from diffkit.reading import check_run_path, from_run
@@ -133,11 +134,14 @@ def sample_checkpoint(
     options=None,
     device="auto",
     chunk: int = CHUNK,
+    spacing: str | None = None,
 ) -> torch.Tensor:
     """``n`` samples from a checkpoint in the domain's own units, on the CPU.
 
     Drawn ``chunk`` at a time; a request too large for the machine's memory is refused after
-    a first small chunk (:func:`diffkit.chunks.draw_in_chunks`).
+    a first small chunk (:func:`diffkit.chunks.draw_in_chunks`). ``spacing`` places the
+    steps of every sampling call (a name, or ``"fitted"`` for the checkpoint's own from
+    ``diffkit fit-steps``, with ``steps`` read as model calls).
     """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
@@ -149,7 +153,7 @@ def sample_checkpoint(
             net, schedule, k, sampler=sampler, steps=steps, options=chosen, **common
         )
 
-    with _reading_run_data(found):  # a domain may continue the run's data (a forecaster)
+    with _reading_run_data(found), spacing_context(found, spacing, sampler, steps):
         return draw_in_chunks(draw, n, chunk=chunk, what="samples")
 
 
@@ -162,6 +166,7 @@ def evaluate_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    spacing: str | None = None,
 ) -> dict[str, Any]:
     """The domain's metrics for a checkpoint, on ``data`` or the run's own data."""
     domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
@@ -169,7 +174,8 @@ def evaluate_checkpoint(
     path = data if data is not None else found.config.get("data")
     with _reading_run_data(found, data):
         loaded = domain.load_data(common["config"], Path(path) if path else None)
-    metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
+    with spacing_context(found, spacing):
+        metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
     return {"checkpoint": str(found.path), "step": found.step, **metrics}
 
 
@@ -185,6 +191,7 @@ def forecast_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    spacing: str | None = None,
 ) -> list[Path]:
     """Forecast past the end of ``data`` (default the run's data); returns the files written."""
     domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
@@ -194,7 +201,7 @@ def forecast_checkpoint(
         )
     chosen = command_options(domain, "forecast", options)
     path = data if data is not None else found.config.get("data")
-    with _reading_run_data(found, data):
+    with _reading_run_data(found, data), spacing_context(found, spacing, sampler, steps):
         return domain.forecast(
             net,
             schedule,

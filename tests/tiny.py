@@ -48,3 +48,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A toy run trained for 4 steps with the tiny sizes, once per test module."""
+    from typer.testing import CliRunner
+
+    from diffkit.cli import app
+
+    out = tmp_path_factory.mktemp("toy") / "run"
+    args = ["train", "--domain", "toy", "--out", str(out), "--max-steps", "4", "--quiet", *SETS]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out

@@ -12,7 +12,7 @@ from diffkit.errors import ConfigError, DataError
 from diffkit.sampling.base import model_function, randn_like
 from diffkit.sampling.calls import steps_for
 from diffkit.sampling.registry import get_sampler
-from diffkit.sampling.timesteps import timesteps
+from diffkit.sampling.timesteps import resolve_times
 from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
@@ -53,7 +53,7 @@ def sample(
     sampler: str = "ddpm",
     steps: int | None = None,
     nfe: int | None = None,
-    spacing: str = "trailing",
+    spacing=None,
     times: Tensor | None = None,
     prediction: str = "eps",
     cond: dict | None = None,
@@ -80,12 +80,14 @@ def sample(
         The starting noise, or a shape to draw it for (scaled to the schedule's x_T).
     steps, spacing, times
         How many evaluation times and where (see :func:`timesteps`); default all T steps
-        of a discrete schedule, 1000 for a continuous one. ``times`` overrides both. A
-        time is one network call for DDPM, DDIM, Euler, DPM-Solver++ 2M/3M, UniPC and the
-        reverse SDE; Heun and DPM-Solver++ 2S make ``2 * steps - 1`` calls, DPM-Solver of
-        order k ``k * (steps - 1) + 1``, the predictor-corrector ``n_corrector + 1`` per
-        time, annealed Langevin ``n_steps_each`` per time plus one, RePaint one per step
-        down (:mod:`diffkit.sampling.calls`).
+        of a discrete schedule, 1000 for a continuous one. ``spacing`` is a name or
+        explicit times (a fitted schedule); None takes :func:`using_spacing`'s, else
+        ``trailing``. ``times`` overrides both. A time is one network call for DDPM, DDIM,
+        Euler, DPM-Solver++ 2M/3M, UniPC and the reverse SDE; Heun and DPM-Solver++ 2S make
+        ``2 * steps - 1`` calls, DPM-Solver of order k ``k * (steps - 1) + 1``, the
+        predictor-corrector ``n_corrector + 1`` per time, annealed Langevin
+        ``n_steps_each`` per time plus one, RePaint one per step down
+        (:mod:`diffkit.sampling.calls`).
     nfe
         A budget of network calls instead of ``steps``: the most times whose calls stay
         within it, so samplers with several calls per step get the same compute.
@@ -127,8 +129,7 @@ def sample(
         cap = schedule.T if schedule.discrete else None
         steps = steps_for(sampler, nfe, cap, **options)
     if times is None:
-        steps = steps if steps is not None else (schedule.T if schedule.discrete else 1000)
-        times = timesteps(schedule, steps, spacing)
+        times = resolve_times(schedule, sampler, steps, spacing)
     else:
         times = schedule.check_t(times).cpu()  # the samplers read them as floats
     if guidance_scale is not None:
