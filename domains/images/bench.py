@@ -28,7 +28,7 @@ from .evaluate import class_accuracy, feature_metrics, train_classifier
 # suite -> training steps, U-Net width, samples per point, classifier steps
 BUDGETS = {
     "smoke": {"steps": 300, "width": 16, "samples": 200, "classifier": 200},
-    "quick": {"steps": 2000, "width": 32, "samples": 1000, "classifier": 300},
+    "quick": {"steps": 1000, "width": 32, "samples": 300, "classifier": 300},
     "full": {"steps": 6000, "width": 32, "samples": 2000, "classifier": 500},
 }
 UNIT = "FD-classifier to held-out images (feature units²)"
@@ -116,7 +116,9 @@ def run_images(path_of, suite: str, context: Context) -> dict:
         f"Class-conditional U-Net ({trained.summary()['params']} parameters, width "
         f"{b['width']}) trained {b['steps']} steps on {len(train_set)} {shape} images; "
         f"{n} samples per point ({n // config.num_classes} per class), linear schedule "
-        f"T={schedule.T}, no guidance; classifier {b['classifier']} steps. Floor: real "
+        f"T={schedule.T}, eps prediction, no guidance and no x0 clip in either library "
+        "(one network for both: a sampler comparison, not the domain's cpu recipe); "
+        f"classifier {b['classifier']} steps. Floor: real "
         "training images (FD) and the classifier's held-out accuracy."
     )
     return result(
