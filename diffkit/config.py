@@ -37,6 +37,7 @@ class TrainConfig:
     ema_max_decay: float = 0.999
     checkpoint_every: int = 500
     keep_last: int = 3
+    patience: int = 0  # > 0: stop after this many checkpoints without a better validation loss
     log_every: int = 50
     seed: int = 0
     devices: int = 1
@@ -47,7 +48,7 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "accumulate", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}.")
-        for name in ("epochs", "warmup_steps", "weight_decay", "grad_clip", "seed"):
+        for name in ("epochs", "warmup_steps", "weight_decay", "grad_clip", "seed", "patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}.")
         if not 0 < self.lr < 10:

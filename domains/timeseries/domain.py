@@ -3,7 +3,9 @@
 Data are any file :func:`data.load` reads (``--data``), or, by default, the seasonal VAR of
 :mod:`synthetic` whose true predictive law is known, so evaluation also reports the CRPS
 of the true law as a floor. The last ``test_windows`` windows of ``prediction_length``
-steps are held out as GluonTS does it; training reads every window of the rest.
+steps are held out as GluonTS does it; the ``validation_windows`` windows just before them
+are the validation set (its loss picks the best checkpoint and stops training early);
+training reads every window of the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from diffkit.config import DiffusionConfig
 from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_samples_as
-from diffkit.errors import ConfigError, ShapeError, check_choice
+from diffkit.errors import ConfigError, DataError, ShapeError, check_choice
 from diffkit.sampling import SAMPLERS
 
 from .bench import cases as bench_cases
@@ -25,7 +27,7 @@ from .data import load
 from .evaluate import evaluate as score
 from .module import TimeGradConfig, TimeGradModel
 from .output import forecast_frame, save_fan_chart, save_frame
-from .series import Series, check_series, rolling_windows
+from .series import Series, Split, check_series, rolling_windows
 from .synthetic import seasonal_var, synthetic, true_predictive_samples
 from .windows import WindowDataset, check_compatible, forecast_inputs
 
@@ -45,6 +47,7 @@ class TimeSeriesConfig:
     network: TimeGradConfig = field(default_factory=TimeGradConfig)
     start: str | None = None  # first timestamp of a headerless .txt matrix
     test_windows: int = 1
+    validation_windows: int | None = None  # None: as many as test windows; 0: none
     train_length: int | None = None  # None: everything before the test windows
     num_samples: int = 100
     eval_sampler: str = "ddpm"
@@ -58,6 +61,10 @@ class TimeSeriesConfig:
                 raise ConfigError(
                     f"model.{name} must lie in 1..10000000, got {getattr(self, name)}."
                 )
+        if self.validation_windows is not None and self.validation_windows < 0:
+            raise ConfigError(
+                f"model.validation_windows must not be negative, got {self.validation_windows}."
+            )
         for name in ("train_length", "eval_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}.")
@@ -65,9 +72,16 @@ class TimeSeriesConfig:
 
 
 # TimeGrad's reference diffusion: 100 linear steps, beta 1e-4..0.1, eps-loss; and its
-# training: batches of 64 windows, lr 1e-3, 20 epochs of 100 batches.
+# training: batches of 64 windows, lr 1e-3; 1,000 steps (the benchmark's length), the
+# validation loss measured every 100, stopping after 3 checks without a better one.
 DIFFUSION_DEFAULTS = {"schedule": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.1}
-TRAIN_DEFAULTS = {"batch_size": 64, "lr": 1e-3, "max_steps": 2000}
+TRAIN_DEFAULTS = {
+    "batch_size": 64,
+    "lr": 1e-3,
+    "max_steps": 1000,
+    "checkpoint_every": 100,
+    "patience": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -129,13 +143,40 @@ def load_data(config: TimeSeriesConfig, path: Path | None) -> DomainData:
     series = read_series(config, path)
     config = complete(config, series)
     net = config.network
-    check_series(series, net.context_length, net.prediction_length * config.test_windows, min_dim=2)
+    split = data_split(series, config)
+    val = WindowDataset(split, net, validation=True) if split.validation else None
+    settings = {"source": str(path) if path else "synthetic", "names": list(series.names)}
+    return DomainData(WindowDataset(split, net), val, settings, config)
+
+
+def validation_windows(config: TimeSeriesConfig) -> int:
+    """The number of validation windows: ``validation_windows``, by default ``test_windows``."""
+    v = config.validation_windows
+    return config.test_windows if v is None else v
+
+
+def data_split(series: Series, config: TimeSeriesConfig) -> Split:
+    """Training range, validation and test windows of ``series``; one line if it is too short."""
+    net, windows = config.network, validation_windows(config)
+    check_series(series, net.context_length, net.prediction_length, min_dim=2)
+    held_out = net.prediction_length * (config.test_windows + windows)
+    needed = held_out + net.context_length + net.prediction_length
+    if config.train_length is None and series.length < needed:
+        raise DataError(
+            f"the series has {series.length} time steps but {config.test_windows} test and "
+            f"{windows} validation windows of {net.prediction_length} after a training window "
+            f"of {net.context_length} + {net.prediction_length} need {needed}; use a longer "
+            "series or fewer --test-windows / --validation-windows."
+        )
     split = rolling_windows(
-        series, net.prediction_length, config.test_windows, train_length=config.train_length
+        series,
+        net.prediction_length,
+        config.test_windows,
+        train_length=config.train_length,
+        validation_windows=windows,
     )
     check_series(split.train, net.context_length, net.prediction_length)
-    settings = {"source": str(path) if path else "synthetic", "names": list(series.names)}
-    return DomainData(WindowDataset(split, net), None, settings, config)
+    return split
 
 
 def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generator=None):
@@ -150,6 +191,7 @@ def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generato
         weighting=weighting,
         reduction="none",
         generator=generator,
+        horizon_only="horizon_only" in batch,  # validation windows score what is forecast
     )
 
 
