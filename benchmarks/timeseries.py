@@ -177,24 +177,31 @@ def baseline_rows(split, seed, budget_s):
     return rows
 
 
-def run_dataset(name, folder, seeds, root, sections, draws, baselines=True, reference_seeds=1):
+def run_dataset(
+    name, folder, seeds, root, sections, draws, baselines=True, reference_seeds=1, saved=None
+):
     """Default rows for every seed; the reference and DeepAR for the first ``reference_seeds``.
 
     DeepAR trains for TimeGrad's wall time, so each of its seeds costs as much as one of
     TimeGrad's; on this shared CPU the full run affords it on the first seed only.
+    ``saved(rows)`` is called after each model, so an interrupted run keeps what it measured.
     """
     file, model = DATASETS[name]
     path, rows = folder / file, []
+    saved = saved or (lambda rows: None)
     for k, seed in enumerate(seeds):
         net, split, info = train_timegrad(path, model, seed, root / f"default-{seed}", sections)
         rows += test_rows("TimeGrad", net, split, info, seed, draws)
+        saved(rows)
+        if baselines and k < reference_seeds:
+            rows += baseline_rows(split, seed, info["train_s"])
+            saved(rows)
         if k < reference_seeds:
             ref, _, ref_info = train_timegrad(
                 path, {**model, **REFERENCE}, seed, root / f"reference-{seed}", sections
             )
             rows += test_rows("TimeGrad reference", ref, split, ref_info, seed, draws, SAMPLERS[:1])
-        if baselines and k < reference_seeds:
-            rows += baseline_rows(split, seed, info["train_s"])
+            saved(rows)
         print(json.dumps(rows[-6:], indent=1), flush=True)
     return rows
 
@@ -281,6 +288,12 @@ def main():
                     name, folder, args.seeds[0], root, sections
                 )
             else:
+
+                def saved(rows, name=name):
+                    results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
+                    results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
+                    write(results, args.out, stem)
+
                 rows = run_dataset(
                     name,
                     folder,
@@ -290,6 +303,7 @@ def main():
                     args.draws,
                     not args.no_baselines,
                     args.reference_seeds,
+                    saved,
                 )
                 results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
             results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
