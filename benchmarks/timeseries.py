@@ -20,8 +20,8 @@ sampling seeds whose metrics are averaged. Beside it, in the same run: TimeGrad'
 formulation (``target=level``, the reference), a random walk with Gaussian increments, and
 GluonTS's torch DeepAR (univariate items, its defaults, stopped at TimeGrad's training
 wall time). Metrics are ``diffkit.domains.timeseries.evaluate`` (GluonTS's
-MultivariateEvaluator). Writes ``benchmarks/results/timeseries[-quick|-tune].{json,md}``
-and its section of ``benchmarks/RESULTS.md``.
+MultivariateEvaluator). Writes ``benchmarks/results/timeseries[-quick|-tune].{json,md}`` (and a
+PNG of the test CRPS-sum per model) and its section of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from diffkit.runner import fit, resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from results_md import RESULTS
-from timeseries_report import markdown, report, update_section
+from timeseries_report import markdown, plot, report, update_section
 
 SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20))
 VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
@@ -317,6 +317,8 @@ def write(results: dict, out: Path, stem: str) -> str:
     (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
     text = markdown(results, stem)
     (out / f"{stem}.md").write_text(text + "\n")
+    if stem != "timeseries-tune":
+        plot(results, out / f"{stem}.png")
     update_section(stem, text)  # RESULTS.md's tables of this run, between its markers
     return text
 

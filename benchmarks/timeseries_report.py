@@ -192,14 +192,57 @@ def markdown(results: dict, stem: str) -> str:
     return "\n".join(lines)
 
 
+def plot(results: dict, path: Path) -> Path | None:
+    """Test CRPS-sum per model (mean and std over seeds), one panel per data set, as PNG.
+
+    The issue's target and DeepAR's value are drawn as vertical lines.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = {n: r for n, r in results["datasets"].items() if "summary" in r}
+    if not sets:
+        return None
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 3.2), squeeze=False)
+    for ax, (name, res) in zip(axes[0], sets.items(), strict=True):
+        models = list(res["summary"])
+        mean = [res["summary"][m]["crps_sum"][0] for m in models]
+        std = [res["summary"][m]["crps_sum"][1] for m in models]
+        ax.barh(range(len(models)), mean, xerr=std, color="tab:blue", alpha=0.7)
+        ax.set_yticks(range(len(models)), [label(m) for m in models], fontsize=8)
+        ax.invert_yaxis()
+        if name in TARGETS:
+            ax.axvline(TARGETS[name][0], color="tab:green", ls="--", label="target (issue 19)")
+        if DEEPAR in res["summary"]:
+            deepar = res["summary"][DEEPAR]["crps_sum"][0]
+            ax.axvline(deepar, color="tab:red", ls=":", label="DeepAR")
+        seeds = len({r["seed"] for r in res["rows"]})
+        ax.set_title(f"{NAMES.get(name, name)}: test CRPS-sum ({seeds} seed(s))", fontsize=10)
+        lines = [m - e for m, e in zip(mean, std, strict=True)] + [TARGETS.get(name, (1e9,))[0]]
+        ax.set_xlim(
+            left=0.8 * min(lines), right=1.05 * max(m + e for m, e in zip(mean, std, strict=True))
+        )
+        ax.set_xlabel("CRPS-sum (lower is better; axis starts above 0)")
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def report(out: Path) -> list[str]:
-    """Re-render every saved result in ``out`` into its .md file and its RESULTS.md section."""
+    """Re-render every saved result in ``out`` into its .md, .png and RESULTS.md section."""
     written = []
     for stem in STEMS:
         path = out / f"{stem}.json"
         if path.exists():
-            md = markdown(json.loads(path.read_text()), stem)
+            results = json.loads(path.read_text())
+            md = markdown(results, stem)
             (out / f"{stem}.md").write_text(md + "\n")
+            if stem != "timeseries-tune":
+                plot(results, out / f"{stem}.png")
             update_section(stem, md)
             written.append(stem)
     return written
