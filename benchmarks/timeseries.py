@@ -76,7 +76,15 @@ CANDIDATES = {
         "target": "difference",
         "context_length": 3 * m["prediction_length"],
     },
+    "difference, DeepAR's lags": lambda m: {"target": "difference", "lags": deepar_lags(m["freq"])},
 }
+
+
+def deepar_lags(freq: str) -> list[int]:
+    """GluonTS's lag set for ``freq`` (DeepAR's default; 40 lags up to 721 for hourly data)."""
+    from gluonts.time_feature import get_lags_for_frequency
+
+    return [int(lag) for lag in get_lags_for_frequency(freq)]
 
 
 def train_timegrad(path, model, seed, out, sections=None):
@@ -250,6 +258,9 @@ def main():
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
     parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
     parser.add_argument(
+        "--append", action="store_true", help="keep the saved run's other data sets (one file)"
+    )
+    parser.add_argument(
         "--reference-seeds", type=int, default=1, help="seeds of TimeGrad reference and DeepAR"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -278,6 +289,10 @@ def main():
     args.load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     stem = "timeseries-tune" if args.tune else "timeseries-quick" if args.quick else "timeseries"
+    if args.append and (args.out / f"{stem}.json").exists():  # a run continued in parts
+        saved = json.loads((args.out / f"{stem}.json").read_text())
+        results["datasets"] = {k: v for k, v in saved["datasets"].items() if k not in args.datasets}
+        results["parts"] = [*saved.get("parts", []), saved["args"]]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = args.keep or tmp

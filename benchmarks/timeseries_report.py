@@ -43,8 +43,14 @@ def _value(pair, digits: int, spread: bool) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if spread else f"{mean:.{digits}f}"
 
 
-def _header(args: dict, stem: str) -> list[str]:
+def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
+    earlier = [
+        f"Earlier part of this run: `{a['command']}` ({a.get('machine', '')}; load average "
+        f"{a.get('load', '?')}; {a.get('wall_s', '?')} s)."
+        for a in parts or []
+    ]
     return [
+        *earlier,
         f"`{args['command']}` ({args.get('machine', '')}; load average "
         f"{args.get('load', '?')} at the start; {args.get('wall_s', '?')} s in all; "
         f"`benchmarks/results/{stem}.json`). The CPU was shared with other jobs, so seconds "
@@ -185,7 +191,7 @@ def markdown(results: dict, stem: str) -> str:
     """The RESULTS.md section of one run, from its JSON."""
     if stem == "timeseries-tune":
         return "\n".join(tune_markdown(results))
-    lines = _header(results["args"], stem)
+    lines = _header(results["args"], stem, results.get("parts"))
     for name, res in results["datasets"].items():
         lines += dataset_markdown(name, res)
         lines.append("")
