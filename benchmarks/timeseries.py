@@ -164,27 +164,26 @@ def test_rows(label, net, split, info, seed, draws, samplers=SAMPLERS):
     return rows
 
 
-def baseline_rows(split, seed, budget_s):
+def random_walk_row(split, seed) -> dict:
     t0 = time.perf_counter()
     rw = evaluate(random_walk(split, 100, seed=seed), split.targets).as_dict()
-    rows = [{"model": "random walk", "seed": seed, "train_s": 0.0, "params": 0, **rw}]
-    rows[0]["forecast_s"] = time.perf_counter() - t0
-    if budget_s is None:  # no DeepAR for this seed
-        return rows
+    wall = time.perf_counter() - t0
+    return {"model": "random walk", "seed": seed, "train_s": 0.0, "params": 0, **rw} | {
+        "forecast_s": wall
+    }
+
+
+def deepar_row(split, seed, budget_s) -> dict:
     t0 = time.perf_counter()
     samples = deepar(split, budget_s, seed, 100)
-    deepar_s = time.perf_counter() - t0
-    rows.append(
-        {
-            "model": "DeepAR (GluonTS)",
-            "seed": seed,
-            "train_s": deepar_s,
-            "forecast_s": float("nan"),
-            "params": float("nan"),
-            **evaluate(samples, split.targets).as_dict(),
-        }
-    )
-    return rows
+    return {
+        "model": "DeepAR (GluonTS)",
+        "seed": seed,
+        "train_s": time.perf_counter() - t0,
+        "forecast_s": float("nan"),
+        "params": float("nan"),
+        **evaluate(samples, split.targets).as_dict(),
+    }
 
 
 def run_dataset(
@@ -199,30 +198,33 @@ def run_dataset(
     saved=None,
     deepar_seeds=1,
 ):
-    """Default rows for every seed; the reference and DeepAR for the first ``reference_seeds``
-    and ``deepar_seeds``.
+    """The default and the random walk for every seed, then the reference and DeepAR.
 
-    DeepAR trains for TimeGrad's wall time, so each of its seeds costs as much as one of
-    TimeGrad's; on this shared CPU the full run affords it on the first seed only.
+    The TimeGrad reference runs on the first ``reference_seeds`` seeds and DeepAR, which
+    trains for TimeGrad's wall time and so costs one TimeGrad training per seed, on the
+    first ``deepar_seeds``: on this shared CPU the full run affords them on one seed.
     ``saved(rows)`` is called after each model, so an interrupted run keeps what it measured.
     """
     file, model = DATASETS[name]
-    path, rows = folder / file, []
+    path, rows, trained = folder / file, [], {}
     saved = saved or (lambda rows: None)
-    for k, seed in enumerate(seeds):
+    for seed in seeds:
         net, split, info = train_timegrad(path, model, seed, root / f"default-{seed}", sections)
+        trained[seed] = (split, info["train_s"])
         rows += test_rows("TimeGrad", net, split, info, seed, draws)
-        saved(rows)
         if baselines:
-            rows += baseline_rows(split, seed, info["train_s"] if k < deepar_seeds else None)
-            saved(rows)
-        if k < reference_seeds:
-            ref, _, ref_info = train_timegrad(
-                path, {**model, **REFERENCE}, seed, root / f"reference-{seed}", sections
-            )
-            rows += test_rows("TimeGrad reference", ref, split, ref_info, seed, draws, SAMPLERS[:1])
-            saved(rows)
-        print(json.dumps(rows[-6:], indent=1), flush=True)
+            rows.append(random_walk_row(split, seed))
+        saved(rows)
+    for seed in seeds[:reference_seeds]:
+        ref, split, ref_info = train_timegrad(
+            path, {**model, **REFERENCE}, seed, root / f"reference-{seed}", sections
+        )
+        rows += test_rows("TimeGrad reference", ref, split, ref_info, seed, draws, SAMPLERS[:1])
+        saved(rows)
+    for seed in seeds[:deepar_seeds] if baselines else ():
+        split, budget_s = trained[seed]
+        rows.append(deepar_row(split, seed, budget_s))
+        saved(rows)
     return rows
 
 
