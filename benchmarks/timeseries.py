@@ -39,7 +39,7 @@ import torch
 
 from diffkit.config import parse_sets
 from diffkit.domains.timeseries import data as ts_data
-from diffkit.domains.timeseries.bench import deepar, random_walk
+from diffkit.domains.timeseries.bench import deepar, random_walk, seasonal_naive
 from diffkit.domains.timeseries.domain import domain as ts_domain
 from diffkit.domains.timeseries.domain import forecast_paths
 from diffkit.domains.timeseries.evaluate import evaluate
@@ -242,6 +242,26 @@ def tune_dataset(name, folder, seed, root, sections):
     return {"rows": rows, "chosen": best["candidate"]}
 
 
+def diagnose_dataset(name, folder) -> dict:
+    """Forecasts that need no training on the validation and the test windows (a few seconds).
+
+    The seasonal naive forecasts show how much of each data set is its season, which the
+    default's lags (1, 24, 168 for hourly data) reach only through three values.
+    """
+    file, model = DATASETS[name]
+    run = resolve_config(ts_domain, {"model": model}, str(folder / file))
+    data = ts_domain.load_data(run.model, folder / file)
+    split, out = data.train.split, {}
+    seasons = {"B": (5,), "h": (24, 168)}.get(model["freq"], ())
+    for part, windows in (("validation", split.validation_split()), ("test", split)):
+        rows = {"random walk": random_walk(windows, 100, seed=0)}
+        rows |= {f"seasonal naive {k}": seasonal_naive(windows, k, 100) for k in seasons}
+        out[part] = {
+            label: evaluate(paths, windows.targets).as_dict() for label, paths in rows.items()
+        }
+    return out
+
+
 def summary(rows):
     """Mean and std over seeds per model."""
     out = {}
@@ -259,6 +279,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Exchange, 1 seed, 300 steps")
     parser.add_argument("--tune", action="store_true", help="score CANDIDATES on validation")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="untrained forecasts on validation and test"
+    )
     parser.add_argument("--data", type=Path, default=None, help="data folder (../shared/data)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (CLI default)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
@@ -304,6 +327,7 @@ def main():
     args.load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     stem = "timeseries-tune" if args.tune else "timeseries-quick" if args.quick else "timeseries"
+    stem = "timeseries-diagnose" if args.diagnose else stem
     if args.append and (args.out / f"{stem}.json").exists():  # a run continued in parts
         saved = json.loads((args.out / f"{stem}.json").read_text())
         results["datasets"] = {k: v for k, v in saved["datasets"].items() if k not in args.datasets}
@@ -313,7 +337,9 @@ def main():
         tmp = args.keep or tmp
         for name in args.datasets:
             root = Path(tmp) / name
-            if args.tune:
+            if args.diagnose:
+                results["datasets"][name] = diagnose_dataset(name, folder)
+            elif args.tune:
                 results["datasets"][name] = tune_dataset(
                     name, folder, args.seeds[0], root, sections
                 )
@@ -348,7 +374,7 @@ def write(results: dict, out: Path, stem: str) -> str:
     (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
     text = markdown(results, stem)
     (out / f"{stem}.md").write_text(text + "\n")
-    if stem != "timeseries-tune":
+    if stem in ("timeseries-quick", "timeseries"):
         plot(results, out / f"{stem}.png")
     update_section(stem, text)  # RESULTS.md's tables of this run, between its markers
     return text

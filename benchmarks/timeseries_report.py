@@ -24,7 +24,7 @@ DEEPAR = "DeepAR (GluonTS)"
 REFERENCE = "TimeGrad reference ddpm 100"
 # Issue 19's targets on the default model, mean over seeds: data set -> (CRPS-sum, CRPS).
 TARGETS = {"exchange": (0.0040, 0.0065), "etth1": (0.145, 0.18)}
-STEMS = ("timeseries-tune", "timeseries-quick", "timeseries")
+STEMS = ("timeseries-diagnose", "timeseries-tune", "timeseries-quick", "timeseries")
 
 
 def label(model: str) -> str:
@@ -193,8 +193,30 @@ def targets_markdown(name: str, summary: dict) -> list[str]:
     return lines
 
 
+def diagnose_markdown(results: dict) -> list[str]:
+    """Untrained forecasts on the validation and the test windows, per data set."""
+    lines = [f"`{results['args']['command']}` (no training; `timeseries-diagnose.json`)", ""]
+    for name, parts in results["datasets"].items():
+        lines += [
+            f"**{NAMES.get(name, name)}**: forecasts that need no training",
+            "",
+            "| forecast | val CRPS-sum | val CRPS | test CRPS-sum | test CRPS |",
+            "|---|---|---|---|---|",
+        ]
+        for label_, val in parts["validation"].items():
+            test = parts["test"][label_]
+            lines.append(
+                f"| {label_} | {val['crps_sum']:.4g} | {val['crps']:.4g} | "
+                f"{test['crps_sum']:.4g} | {test['crps']:.4g} |"
+            )
+        lines.append("")
+    return lines
+
+
 def markdown(results: dict, stem: str) -> str:
     """The RESULTS.md section of one run, from its JSON."""
+    if stem == "timeseries-diagnose":
+        return "\n".join(diagnose_markdown(results))
     if stem == "timeseries-tune":
         return "\n".join(tune_markdown(results))
     lines = _header(results["args"], stem, results.get("parts"))
@@ -253,7 +275,7 @@ def report(out: Path) -> list[str]:
             results = json.loads(path.read_text())
             md = markdown(results, stem)
             (out / f"{stem}.md").write_text(md + "\n")
-            if stem != "timeseries-tune":
+            if stem in ("timeseries-quick", "timeseries"):
                 plot(results, out / f"{stem}.png")
             update_section(stem, md)
             written.append(stem)
