@@ -245,15 +245,16 @@ def plot(results: dict, path: Path) -> Path | None:
         mean = [res["summary"][m]["crps_sum"][0] for m in models]
         std = [res["summary"][m]["crps_sum"][1] for m in models]
         ax.barh(range(len(models)), mean, xerr=std, color="tab:blue", alpha=0.7)
-        ax.set_yticks(range(len(models)), [label(m) for m in models], fontsize=8)
+        runs = {m: sum(r["model"] == m for r in res["rows"]) for m in models}
+        names = [f"{label(m)} ({runs[m]} seed{'s' * (runs[m] > 1)})" for m in models]
+        ax.set_yticks(range(len(models)), names, fontsize=8)
         ax.invert_yaxis()
         if name in TARGETS:
             ax.axvline(TARGETS[name][0], color="tab:green", ls="--", label="target (issue 19)")
         if DEEPAR in res["summary"]:
             deepar = res["summary"][DEEPAR]["crps_sum"][0]
             ax.axvline(deepar, color="tab:red", ls=":", label="DeepAR")
-        seeds = len({r["seed"] for r in res["rows"]})
-        ax.set_title(f"{NAMES.get(name, name)}: test CRPS-sum ({seeds} seed(s))", fontsize=10)
+        ax.set_title(f"{NAMES.get(name, name)}: test CRPS-sum, mean ± std over seeds", fontsize=10)
         lines = [m - e for m, e in zip(mean, std, strict=True)] + [TARGETS.get(name, (1e9,))[0]]
         ax.set_xlim(
             left=0.8 * min(lines), right=1.05 * max(m + e for m, e in zip(mean, std, strict=True))
