@@ -125,8 +125,12 @@ def dataset_markdown(name: str, res: dict) -> list[str]:
             f"Per seed ({', '.join(map(str, seeds))}): CRPS-sum "
             f"{per_seed(ANCESTRAL, 'crps_sum', '.4g')}; best checkpoint (validation loss) at "
             f"step {' / '.join(steps)} trained; training s "
-            f"{per_seed(ANCESTRAL, 'train_s', '.0f')}; DeepAR CRPS-sum "
-            f"{per_seed(DEEPAR, 'crps_sum', '.4g')}.",
+            f"{per_seed(ANCESTRAL, 'train_s', '.0f')}"
+            + (
+                f"; DeepAR CRPS-sum {per_seed(DEEPAR, 'crps_sum', '.4g')}."
+                if DEEPAR in summary
+                else "."
+            ),
         ]
     lines += validation_choice(rows)
     return lines + targets_markdown(name, summary)
