@@ -14,13 +14,17 @@ for training and the last 2,000 held out. Steps:
    U-Net against diffusers' ``UNet2DModel`` + ``DDPMScheduler`` training loop with the same
    layout (32/64/64 channels, two blocks per level, attention at 7x7; parameter counts within
    10%) at the same batch size, interleaved repeats, best of each.
-2. diffkit's U-Net trained for a fixed wall-clock budget (linear schedule T=1000, eps,
-   AdamW, label dropout 0.1), then FD-classifier / precision / recall of its samples
-   against the held-out images with ancestral (DDPM) sampling, DDIM 50, DPM-Solver++(2M) 20
-   and 10; class accuracy at guidance 0, 1 and 3; bits/dim from the variational bound on
-   uniformly dequantised held-out images.
-3. The latent variant: the KL autoencoder (4x7x7 latents) trained first, a smaller U-Net on
-   its latents for the same budget, samples decoded, FD with DPM-Solver++ 20.
+2. The pixel model trained by the engine (``diffkit.fit``, as ``diffkit train`` does: AdamW,
+   warm-up + cosine decay, EMA) with ``--recipe`` (default ``cpu``, see
+   :mod:`diffkit.domains.images.recipes`) for a wall-clock budget (its throughput is probed
+   and the cosine schedule set to the steps the budget buys), then FD-classifier /
+   precision / recall / noise tiles of its samples, drawn through the domain's ``generate``
+   (the sample command's path, x0 clipped to the pixel range), against the held-out images
+   with ancestral (DDPM), DDIM 50, DPM-Solver++(2M) 20 and 10; class accuracy at guidance
+   0, 1, 2 and 3; bits/dim from the variational bound on dequantised held-out images.
+3. The latent variant as ``diffkit train --latent`` runs it: the KL autoencoder (4x7x7
+   latents) trained in the domain's ``prepare``, then a smaller U-Net on its latents by the
+   engine for its budget; samples decoded; FD with DPM-Solver++ 20, accuracy by guidance.
 
 The classifier behind FD, precision/recall and class accuracy is trained on the 8,000
 training images; "floor" is the FD of training images against the held-out ones. Writes
@@ -42,37 +46,43 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
 import diffkit
 from diffkit import schedules
-from diffkit.domains.images.autoencoder import (
-    AutoencoderConfig,
-    latent_scale,
-    train_autoencoder,
-)
+from diffkit.config import merge
 from diffkit.domains.images.data import mnist_split
 from diffkit.domains.images.evaluate import (
     class_accuracy,
     feature_metrics,
+    noise_tiles,
     save_grid,
     train_classifier,
 )
+from diffkit.domains.images.generate import SampleOptions
 from diffkit.domains.images.network import ImageDenoiser
+from diffkit.domains.images.recipes import recipe
 from diffkit.domains.images.score import held_out_bits_per_dim
 from diffkit.domains.images.unet import UNetConfig, count_parameters
+from diffkit.guidance import data_range
+from diffkit.inference import load_model
+from diffkit.registry import get_domain
+from diffkit.runner import resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from images_report import DIGITS, DIGITS_COMMANDS, digits_markdown, markdown, report
-from results_md import RESULTS, update_section
+from results_md import RESULTS, save_run, update_section
+from text import TimeBudget
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 PIXEL = UNetConfig(num_classes=10)  # the 1.74M-parameter MNIST layout (see UNetConfig)
-LATENT = UNetConfig(
-    in_channels=4, channel_mults=(1, 2), attention_levels=(1,), num_classes=10, head_channels=32
-)
+# the latent U-Net on 4x7x7 latents (autoencoder 32/64 wide, two down-samplings)
+LATENT_MODEL = {"latent": True, "channel_mults": (1, 2), "attention_levels": (1,)} | {
+    "ae_channels": (32, 64)
+}
 SETTINGS = {
     "quick": {
         "batch": 32, "timed": 4, "budget": 40, "latent_budget": 20, "ae_steps": 40,
@@ -148,72 +158,142 @@ def throughput(images, labels, batch: int, timed: int) -> dict:
     }
 
 
-def train_for(net, x, y, seconds: float, batch: int, lr: float = 2e-3) -> dict:
-    """AdamW on the diffusion loss until ``seconds`` have passed; returns steps and loss."""
-    schedule = schedules.linear()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(1)
+def throughput_of(net, config, batch: int, timed: int = 3, shape=(1, 28, 28)) -> float:
+    """Optimizer steps per second of ``net`` on the engine's loss for run ``config``."""
+    schedule, d = config.diffusion.build_schedule(), config.diffusion
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(batch, *shape, generator=g) * 2 - 1, torch.arange(batch) % 10
+    cond = {"y": y} if net.num_classes is not None else None
     net.train()
-    steps, losses, t0 = 0, [], time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        index = torch.randint(len(x), (batch,), generator=g)
+    best = float("inf")
+    for i in range(timed + 1):  # the first step warms up and is not counted
+        t0 = time.perf_counter()
         loss = diffkit.diffusion_loss(
-            net, x[index], schedule, cond={"y": y[index]}, generator=g
+            net, x, schedule, prediction=d.prediction, weighting=d.weighting, cond=cond, generator=g
         ).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        steps, losses = steps + 1, [*losses[-19:], loss.item()]
-    net.eval()
-    return {"steps": steps, "seconds": time.perf_counter() - t0, "final_loss": sum(losses) / 20}
+        if i:
+            best = min(best, time.perf_counter() - t0)
+    return 1 / best
 
 
-def draw(net, shape, n: int, sampler: str, steps: int, guidance: float | None = None):
-    """``n`` samples with labels 0..9 cycled; ``guidance`` None is the plain conditional model."""
-    labels = torch.arange(n) % 10
-    extra = {} if guidance is None else {"guidance_scale": guidance, "null_cond": {"y": 10}}
-    spacing = "logsnr" if sampler.startswith("dpmpp") else "trailing"
+def recipe_throughput(batch: int, timed: int) -> dict:
+    """Steps/s at 28x28 of each recipe's class-conditional U-Net on its own loss."""
+    domain, rates = get_domain("images"), {}
+    for name in ("cpu", "ddpm"):
+        layers = merge(recipe(name), {"model": {"class_conditional": True}})
+        config = resolve_config(domain, layers)
+        rates[name] = throughput_of(domain.build_network(config.model), config, batch, timed)
+    return rates
+
+
+def write_npz(images: torch.Tensor, labels: torch.Tensor, path: Path) -> Path:
+    """8-bit images (N, H, W) and labels as the NPZ file ``diffkit train --data`` reads."""
+    pixels = ((images[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()  # (N, H, W)
+    np.savez(path, images=pixels, labels=labels.numpy())
+    return path
+
+
+def train_engine(
+    layers: dict, data: Path | None, out: Path, budget: float, batch: int, steps: int = 0
+) -> dict:
+    """Fit ``layers`` (a recipe) by the engine for ``steps``, or about ``budget`` seconds.
+
+    For a budget the throughput is probed first and the run's cosine schedule set to the
+    steps the budget buys; a time limit of 1.5x the budget stops it if the machine slows
+    down. ``data`` None trains on the built-in digits. Returns steps, seconds and the probed
+    steps/s.
+    """
+    domain = get_domain("images")
+    where = str(data) if data is not None else None
+    one = merge(layers, {"train": {"max_steps": 1, "batch_size": batch}})
+    probe = resolve_config(domain, one, where)
+    m = probe.model
+    side = 28 if data is not None else 8
+    side = side // m.autoencoder().factor if m.latent else side  # latent U-Nets: 7x7
+    shape = (m.latent_channels if m.latent else m.channels, side, side)
+    rate = throughput_of(domain.build_network(m), probe, batch, shape=shape)
+    planned = steps or max(50, int(rate * budget))
+    train = {"max_steps": planned, "batch_size": batch, "checkpoint_every": 10**6}
+    config = resolve_config(domain, merge(layers, {"train": train}), where)
+    stop = TimeBudget(budget * 1.5 if not steps else 10**9)
     t0 = time.perf_counter()
-    x = diffkit.sample(
+    diffkit.fit(domain, config, out=out, quiet=True, callbacks=(stop,))
+    seconds = time.perf_counter() - t0
+    return {"steps": stop.steps, "planned": planned, "seconds": seconds, "probed_rate": rate}
+
+
+def loaded(run: Path):
+    """``(domain, net, schedule, config, found)`` of a run's EMA weights."""
+    domain, net, schedule, found = load_model(run)
+    return domain, net, schedule, domain.config(**found.config["model"]), found
+
+
+def draw(run_state, n: int, sampler: str, steps: int, guidance: float | None = None):
+    """``n`` samples through the domain's ``generate`` (labels 0..9 cycled, the x0 clip of
+    the run); ``guidance`` None is the plain conditional model."""
+    domain, net, schedule, config, found = run_state
+    t0 = time.perf_counter()
+    x = domain.generate(
         net,
-        (n, *shape),
-        schedules.linear(),
+        schedule,
+        n,
+        config=config,
+        settings=found.config["settings"],
         sampler=sampler,
         steps=steps,
-        spacing=spacing,
-        cond={"y": labels},
+        prediction=found.config["prediction"],
         generator=torch.Generator().manual_seed(2),
-        **extra,
+        options=SampleOptions(guidance=guidance),
     )
-    return net.decode(x).clamp(-1, 1), labels, time.perf_counter() - t0
+    return x, torch.arange(n) % 10, time.perf_counter() - t0
 
 
-def inpainting_demo(net, held_out, path: Path, n: int = 8) -> None:
+def inpainting_demo(run_state, held_out, path: Path, n: int = 8) -> None:
     """A PNG of three rows: held-out digits with the right half masked, completed, original."""
+    _, net, schedule, _, found = run_state
     images, labels = held_out.images[:n], held_out.labels[:n]
     mask = torch.zeros_like(images)
     mask[..., :14] = 1.0  # the left half is known
     done = diffkit.sample(
         net,
         images.shape,
-        schedules.linear(),
+        schedule,
         sampler="dpmpp_2m",
         steps=20,
-        spacing="logsnr",
+        prediction=found.config["prediction"],
         cond={"y": labels},
         known=images,
         mask=mask,
+        x0_transform=data_range("static"),
         generator=torch.Generator().manual_seed(4),
     )
     masked = torch.where(mask.bool(), images, torch.zeros_like(images))
     save_grid(torch.cat([masked, done.clamp(-1, 1), images]), path, nrow=n, upscale=2)
 
 
-def pixel_model(train, held_out, clf, s: dict, out_png: Path) -> dict:
-    torch.manual_seed(0)
-    net = ImageDenoiser(PIXEL, label_dropout=0.1, seed=0)
-    out = {"training": train_for(net, train.images, train.labels, s["budget"], s["batch"])}
+def scored(clf, held_out, x, y, seconds: float) -> dict:
+    return {
+        **feature_metrics(clf, held_out.images, x),
+        "class_accuracy": class_accuracy(clf, x, y),
+        "noise_tiles": int(noise_tiles(x, held_out.images).sum()),
+        "seconds": seconds,
+    }
+
+
+def pixel_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: Path) -> dict:
+    layers = merge(recipe(s["recipe"]), {"model": {"class_conditional": True}})
+    layers["model"]["val_fraction"] = 0.01  # selection was done on its own split
+    result = {
+        "recipe": s["recipe"],
+        "layers": layers,
+        "training": train_engine(layers, data, tmp / "pixel", s["budget"], s["batch"]),
+    }
+    state = loaded(tmp / "pixel")
+    result["params"] = count_parameters(state[1].unet)
     rows = {}
     runs = [
         (f"ancestral {s['ancestral']}", "ddpm", s["ancestral"]),
@@ -223,58 +303,61 @@ def pixel_model(train, held_out, clf, s: dict, out_png: Path) -> dict:
     ]
     with torch.no_grad():
         for label, sampler, steps in runs:
-            x, y, seconds = draw(net, (1, 28, 28), s["samples"], sampler, steps)
-            rows[label] = {
-                **feature_metrics(clf, held_out.images, x),
-                "class_accuracy": class_accuracy(clf, x, y),
-                "seconds": seconds,
-            }
-        out["samplers"] = rows
+            x, y, seconds = draw(state, s["samples"], sampler, steps)
+            rows[label] = scored(clf, held_out, x, y, seconds)
+            if label == "DPM-Solver++ 20":
+                save_grid(x[:100], out / f"{name}-pixel.png", nrow=10)
+        result["samplers"] = rows
         accuracy = {"1": rows["DPM-Solver++ 20"]["class_accuracy"]}
-        for scale in (0.0, 3.0):
-            x, y, _ = draw(net, (1, 28, 28), s["samples"], "dpmpp_2m", 20, guidance=scale)
+        for scale in (0.0, 2.0, 3.0):
+            x, y, _ = draw(state, s["samples"], "dpmpp_2m", 20, guidance=scale)
             accuracy[f"{scale:g}"] = class_accuracy(clf, x, y)
-        out["class_accuracy_by_guidance"] = dict(sorted(accuracy.items()))
-        inpainting_demo(net, held_out, out_png)
+        result["class_accuracy_by_guidance"] = dict(sorted(accuracy.items()))
+        inpainting_demo(state, held_out, out / f"{name}-inpaint.png")
         g = torch.Generator().manual_seed(3)
         bpd_images = held_out.images[: s["bpd_images"]]
-        out["bits_per_dim"] = held_out_bits_per_dim(
+        net = state[1]
+        result["bits_per_dim"] = held_out_bits_per_dim(
             lambda x, t, **c: net(x, t, y=torch.full((x.shape[0],), 10)),  # the null class
-            schedules.linear(),
+            state[2],
             bpd_images,
             levels=256,
             steps=s["bpd_steps"],
-            prediction="eps",
+            prediction=state[4].config["prediction"],
             generator=g,
         )
-    return out
+    return result
 
 
-def latent_model(train, held_out, clf, s: dict) -> dict:
-    ae = AutoencoderConfig(channels=(32, 64))
+def latent_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: Path) -> dict:
+    """The CLI's latent path (``--latent``): the autoencoder trained in ``prepare``, then the
+    U-Net on its latents, both by the engine."""
+    layers = merge(
+        recipe(s["recipe"]),
+        {"model": LATENT_MODEL | {"ae_steps": s["ae_steps"], "class_conditional": True}},
+    )
+    layers["model"]["val_fraction"] = 0.01
     t0 = time.perf_counter()
-    g = torch.Generator().manual_seed(0)
-    trained = train_autoencoder(train.images, ae, steps=s["ae_steps"], generator=g)
-    torch.manual_seed(0)
-    net = ImageDenoiser(LATENT, label_dropout=0.1, seed=0, autoencoder=ae)
-    net.autoencoder.load_state_dict(trained.state_dict())
-    net.latent_scale.fill_(latent_scale(trained, train.images[:2000], g))
-    ae_seconds = time.perf_counter() - t0
-    z = net.encode(train.images)  # (N, 4, 7, 7)
-    out = {
+    training = train_engine(layers, data, tmp / "latent", s["latent_budget"], s["batch"])
+    state = loaded(tmp / "latent")
+    net = state[1]
+    images = held_out.images[:500]
+    result = {
+        "layers": layers,
         "params": count_parameters(net.unet),
-        "autoencoder_seconds": ae_seconds,
-        "reconstruction_mse": float(F.mse_loss(net.decode(z[:500]), train.images[:500])),
-        "training": train_for(net, z, train.labels, s["latent_budget"], s["batch"]),
+        "training": training,
+        "seconds_with_autoencoder": time.perf_counter() - t0,
+        "reconstruction_mse": float(F.mse_loss(net.decode(net.encode(images)), images)),
     }
     with torch.no_grad():
-        x, y, seconds = draw(net, tuple(z.shape[1:]), s["samples"], "dpmpp_2m", 20)
-    out["DPM-Solver++ 20"] = {
-        **feature_metrics(clf, held_out.images, x),
-        "class_accuracy": class_accuracy(clf, x, y),
-        "seconds": seconds,
-    }
-    return out
+        x, y, seconds = draw(state, s["samples"], "dpmpp_2m", 20)
+        result["DPM-Solver++ 20"] = scored(clf, held_out, x, y, seconds)
+        save_grid(x[:100], out / f"{name}-latent.png", nrow=10)
+        result["class_accuracy_by_guidance"] = {}
+        for scale in (0.0, 1.0, 2.0, 3.0):
+            x, y, _ = draw(state, s["samples"], "dpmpp_2m", 20, guidance=scale)
+            result["class_accuracy_by_guidance"][f"{scale:g}"] = class_accuracy(clf, x, y)
+    return result
 
 
 def digits_cli(out: Path, threads: int) -> dict:
@@ -313,6 +396,11 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--budget", type=float, help="override each model's training seconds")
     parser.add_argument("--samples", type=int, help="override the samples per row")
+    parser.add_argument("--ancestral", type=int, help="override the ancestral sampler's steps")
+    parser.add_argument("--classifier", type=int, help="override the classifier's steps")
+    parser.add_argument(
+        "--recipe", default="cpu", help="the images recipe to train (cpu, ddpm, digits8)"
+    )
     parser.add_argument(
         "--report-only", action="store_true", help="re-render RESULTS.md from the saved JSON"
     )
@@ -338,6 +426,11 @@ def main():
         s["budget"] = s["latent_budget"] = args.budget
     if args.samples:
         s["samples"] = args.samples
+    if args.ancestral:
+        s["ancestral"] = args.ancestral
+    if args.classifier:
+        s["classifier"] = args.classifier
+    s["recipe"] = args.recipe
     t0 = time.time()
 
     def done(what: str) -> None:
@@ -347,21 +440,22 @@ def main():
     command = " ".join(["python benchmarks/images.py", *sys.argv[1:]])
     results = {"command": command, "settings": s, "threads": args.threads}
     results["throughput"] = throughput(train.images, train.labels, s["batch"], s["timed"])
+    results["recipe_steps_per_s"] = recipe_throughput(s["batch"], s["timed"])
     done("throughput")
     g = torch.Generator().manual_seed(0)
     clf = train_classifier(train.images, train.labels, steps=s["classifier"], generator=g)
     results["fd_floor"] = feature_metrics(clf, held_out.images, train.images[:2000])["fd"]
     done("classifier")
     name = {"quick": "images-quick", "medium": "images-medium"}.get(preset, "images")
-    results["pixel"] = pixel_model(train, held_out, clf, s, args.out / f"{name}-inpaint.png")
-    done("pixel model")
-    results["latent"] = latent_model(train, held_out, clf, s)
-    done("latent model")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_npz(train.images, train.labels, Path(tmp) / "train.npz")
+        results["pixel"] = pixel_model(data, held_out, clf, s, name, args.out, Path(tmp))
+        done("pixel model")
+        results["latent"] = latent_model(data, held_out, clf, s, name, args.out, Path(tmp))
+        done("latent model")
     results["seconds"] = time.time() - t0
-    (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
     md = markdown(results, name, SETTINGS)
-    (args.out / f"{name}.md").write_text(md)
-    update_section(name, md)  # RESULTS.md's table of this run, between its markers
+    save_run(args.out, name, results, md)  # and RESULTS.md's table of this run
     print(md)
 
 

@@ -35,46 +35,58 @@ def command_of(r: dict, name: str, presets: dict) -> str:
 
 
 def markdown(r: dict, name: str, presets: dict) -> str:
-    """The RESULTS.md section of one run, from its JSON."""
+    """The RESULTS.md section of one run, from its JSON (older runs lack the recipe keys)."""
     s, tp, px, lat = r["settings"], r["throughput"], r["pixel"], r["latent"]
     rate, params = tp["images_per_s"], tp["params"]
     tr, ltr = px["training"], lat["training"]
     command, threads = command_of(r, name, presets), r.get("threads", 1)
+    how = (
+        f"trained by the engine with the `{px['recipe']}` recipe ({px['params']:,} parameters)"
+        if "recipe" in px
+        else "trained by the benchmark's own loop (constant lr 2e-3, no EMA)"
+    )
+    ae = lat.get("seconds_with_autoencoder", lat.get("autoencoder_seconds", 0))
     lines = [
         f"`{command}` ({r['seconds'] / 60:.0f} min, {threads} torch thread(s); "
-        f"`benchmarks/results/{name}.json`). Batch {s['batch']}; pixel U-Net "
-        f"{tr['steps']:,} steps in {tr['seconds']:.0f} s (final loss {tr['final_loss']:.3f}); "
-        f"{s['samples']} samples per row; bits/dim over {s['bpd_steps']} strided times on "
-        f"{s['bpd_images']} held-out images; latent: autoencoder {s['ae_steps']} steps "
-        f"({lat['autoencoder_seconds']:.0f} s, reconstruction MSE "
+        f"`benchmarks/results/{name}.json`). Batch {s['batch']}; pixel U-Net {how}: "
+        f"{tr['steps']:,} steps in {tr['seconds']:.0f} s; {s['samples']} samples per row; "
+        f"bits/dim over {s['bpd_steps']} strided times on {s['bpd_images']} held-out images; "
+        f"latent: autoencoder {s['ae_steps']} steps (reconstruction MSE "
         f"{lat['reconstruction_mse']:.4f}), U-Net {ltr['steps']:,} steps in "
-        f"{ltr['seconds']:.0f} s.",
+        f"{ltr['seconds']:.0f} s ({ae:.0f} s with the autoencoder).",
         "",
-        "| measure | diffkit | diffusers | ratio |",
+        "| measure (DDPM layout, both libraries) | diffkit | diffusers | ratio |",
         "|---|---|---|---|",
         f"| parameters | {params['diffkit']:,} | {params['diffusers']:,} | "
         f"{params['diffkit'] / params['diffusers']:.2f} |",
         f"| training throughput, batch {tp['batch']} (images/s) | {rate['diffkit']:.1f} | "
         f"{rate['diffusers']:.1f} | {tp['ratio']:.2f}x |",
         "",
-        "| sampler | FD-classifier | precision | recall | class accuracy | seconds |",
-        "|---|---|---|---|---|---|",
+    ]
+    if "recipe_steps_per_s" in r:
+        by_recipe = ", ".join(f"`{k}` {v:.2f}" for k, v in r["recipe_steps_per_s"].items())
+        lines += [f"Training steps/s at 28x28, batch {tp['batch']}: {by_recipe}.", ""]
+    lines += [
+        "| sampler | FD-classifier | precision | recall | class accuracy | noise tiles | seconds |",
+        "|---|---|---|---|---|---|---|",
     ]
     rows = {SAMPLER_NAMES.get(k, k): m for k, m in px["samplers"].items()}
     rows["latent, DPM-Solver++(2M) 20"] = lat["DPM-Solver++ 20"]
     for label, m in rows.items():
+        tiles = m.get("noise_tiles", "")
         lines.append(
             f"| {label} | {m['fd']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | "
-            f"{m['class_accuracy']:.3f} | {m['seconds']:.1f} |"
+            f"{m['class_accuracy']:.3f} | {tiles} | {m['seconds']:.1f} |"
         )
-    guidance = px["class_accuracy_by_guidance"]
-    lines += [
-        f"| floor: training vs held-out images | {r['fd_floor']:.1f} | | | | |",
-        "",
-        f"Class accuracy (pixel model, DPM-Solver++(2M) 20) at guidance "
-        f"{' / '.join(guidance)}: {' / '.join(f'{v:.2f}' for v in guidance.values())}; "
-        f"bits/dim {px['bits_per_dim']:.2f}.",
-    ]
+    lines += [f"| floor: training vs held-out images | {r['fd_floor']:.1f} | | | | | |", ""]
+    for what, by in (("pixel", px), ("latent", lat)):
+        guidance = by.get("class_accuracy_by_guidance")
+        if guidance:
+            lines.append(
+                f"Class accuracy ({what} model, DPM-Solver++(2M) 20) at guidance "
+                f"{' / '.join(guidance)}: {' / '.join(f'{v:.2f}' for v in guidance.values())}."
+            )
+    lines.append(f"Bits/dim (pixel model) {px['bits_per_dim']:.2f}.")
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +103,9 @@ def digits_markdown(r: dict) -> str:
         f"held-out digits): FD-classifier {m['fd']:.1f} (floor "
         f"{m['fd_floor']:.1f}), precision {m['precision']:.2f}, recall {m['recall']:.2f}; class "
         f"accuracy {' / '.join(f'{m[k]:.2f}' for k in guided)} at guidance {scales}; bits/dim "
-        f"{m['bits_per_dim']:.2f} (log2(17) = 4.09 for uniform pixels).\n"
+        f"{m['bits_per_dim']:.2f} (log2(17) = 4.09 for uniform pixels)"
+        + (f"; noise tiles {m['noise_tiles']:.1%} of the samples" if "noise_tiles" in m else "")
+        + ".\n"
     )
 
 

@@ -28,3 +28,12 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     path.write_text(replace_section(text, name, body))
     return path
+
+
+def save_run(out: Path, name: str, result: dict, md: str) -> None:
+    """Write a run's ``out/NAME.json`` and ``out/NAME.md`` and its section of RESULTS.md."""
+    import json
+
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}.md").write_text(md)
+    update_section(name, md)

@@ -4,6 +4,7 @@
     python benchmarks/timeseries.py --quick         # Exchange, one seed, 300 steps
     python benchmarks/timeseries.py                 # both data sets, 3 seeds, CLI defaults
     python benchmarks/timeseries.py --report-only   # re-render RESULTS.md from results/*.json
+    python benchmarks/timeseries.py --scale   # steps/s, memory, forecast time at 370/2,000 series
 
 Protocol (GluonTS style, :func:`diffkit.domains.timeseries.series.rolling_windows`): the
 test windows are the last k windows (Exchange: GluonTS's ``exchange_rate_nips``, 5 windows
@@ -306,7 +307,15 @@ def main():
     parser.add_argument(
         "--report-only", action="store_true", help="re-render RESULTS.md from the saved JSON"
     )
+    parser.add_argument(
+        "--scale", action="store_true", help="cost against the number of series (timeseries_scale)"
+    )
     args = parser.parse_args()
+    if args.scale:
+        from timeseries_scale import run as run_scale
+
+        run_scale([370, 2000], 5, None, args.threads or 1)
+        return
     if args.report_only:
         print("rendered", ", ".join(report(args.out)) or "nothing", "into", RESULTS)
         return

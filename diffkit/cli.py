@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from diffkit import commands
+from diffkit.config import SEED_MAX
 from diffkit.errors import ConfigError, UserError
 from diffkit.paths import check_output_file
 
@@ -66,9 +67,9 @@ def _version_of(module: str) -> str:
 def toy(
     out: Path = typer.Option(Path("toy.png"), help="Where to save the scatter plot (PNG)."),
     sampler: str = typer.Option("ddim", help="Sampler name (see `diffkit info`)."),
-    steps: int = typer.Option(50, help="Number of model evaluations."),
-    n: int = typer.Option(5000, help="Number of samples."),
-    seed: int = typer.Option(0, help="Random seed."),
+    steps: int = typer.Option(50, min=1, max=100_000, help="Number of model evaluations."),
+    n: int = typer.Option(5000, min=2, max=1_000_000, help="Number of samples."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     threads: Optional[int] = typer.Option(None, help=commands.THREADS_HELP),
 ) -> None:
     """Sample the 8-mode ring with its exact denoiser and save a scatter plot.
@@ -84,8 +85,6 @@ def toy(
 
     set_threads(threads)
 
-    if n < 2:
-        raise ConfigError(f"--n must be at least 2, got {n}.")
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out must name a .png file, got {str(out)!r}.")
     check_output_file(out)
@@ -121,7 +120,13 @@ def _scatter(x, ref, out: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    """Entry point: run the app, turning user errors into one line and exit code 2.
+
+    A user error is a :class:`~diffkit.errors.UserError` or a usage error of click (an
+    unknown flag, a value that is no number or out of an option's range); both print
+    ``error: <one sentence>`` and exit with code 2. Anything else is a bug and keeps its
+    traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -132,20 +137,50 @@ def main(argv: list[str] | None = None) -> None:
             command.commands["train"].epilog = commands.domain_help(
                 commands.value_of(argv, "--domain")
             )
-        command(args=argv, prog_name="diffkit")  # click prints usage errors itself, exit code 2
+        code = command.main(args=argv, prog_name="diffkit", standalone_mode=False)
+    except _usage_error() as e:
+        if debug:
+            raise
+        if not e.format_message():  # no command given: typer has printed the help
+            sys.exit(2)
+        _fail(usage_line(e))
+    except typer.Abort as e:  # click's stand-in for an EOFError: a bug, shown as one
+        raise (e.__cause__ or e) from None
     except UserError as e:
         if debug:
             raise
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        _fail(str(e))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error() -> type:
+    try:  # typer 0.2x carries its own copy of click
+        from typer._click.exceptions import UsageError
+    except ImportError:
+        from click.exceptions import UsageError
+    return UsageError
+
+
+def usage_line(error) -> str:
+    """A click usage error as one sentence ending in where to read the command's flags."""
+    message = error.format_message().rstrip(".")
+    where = error.ctx.command_path if error.ctx is not None else "diffkit"
+    return f"{message}; see `{where} --help`."
+
+
+def _fail(message: str) -> None:
+    # one line whatever the message quotes (a path or value with a line break in it)
+    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    typer.echo(f"error: {line}", err=True)
+    sys.exit(2)
 
 
 # train takes the domain's [model] keys as extra flags (commands.domain_flags)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     commands.train
 )
-# sample, forecast and evaluate also take the flags of the --checkpoint's domain
-for _command in (commands.sample, commands.forecast, commands.evaluate):
+# sample, forecast, impute and evaluate also take the flags of the --checkpoint's domain
+for _command in (commands.sample, commands.forecast, commands.impute, commands.evaluate):
     app.command(cls=commands.DomainCommand)(_command)
 app.command()(commands.bench)
 

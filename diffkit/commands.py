@@ -1,4 +1,4 @@
-"""The ``train``, ``sample``, ``forecast``, ``evaluate`` and ``bench`` commands: thin wrappers.
+"""The ``train``, ``sample``, ``forecast``, ``impute``, ``evaluate`` and ``bench`` commands.
 
 :mod:`diffkit.cli` registers them on its app (this module does not import the CLI, so
 ``python -m diffkit.cli`` sees a single app). No flag of any domain is named here: ``train``
@@ -16,9 +16,11 @@ from typing import Optional
 
 import typer
 
-from diffkit.errors import ConfigError, MissingFileError
+from diffkit.config import SEED_MAX
+from diffkit.errors import ConfigError
 from diffkit.options import markup_safe
-from diffkit.paths import check_output_dir, check_output_file
+from diffkit.paths import check_new_outputs, check_output_dir, check_output_file
+from diffkit.reading import check_input, check_run_path, from_run
 
 DEVICE_HELP = "auto (a GPU when present), cpu, cuda, cuda:N or mps."
 THREADS_HELP = "CPU threads for torch (default torch's own; 1-2 is fastest on a small CPU)."
@@ -107,7 +109,7 @@ def value_of(args: list[str], name: str) -> str | None:
 
 def domain_help(name: str | None) -> str:
     """The help epilog listing the ``--set`` keys of domain ``name`` (or how to see them)."""
-    from diffkit.config import DiffusionConfig, TrainConfig, describe
+    from diffkit.config import DiffusionConfig, TrainConfig, describe, flat_metadata, range_text
     from diffkit.errors import UserError
     from diffkit.registry import available, get_domain
 
@@ -131,13 +133,17 @@ def domain_help(name: str | None) -> str:
             lines.append(f"  ({e})")
     for section, cls in sections:
         lines.append(f"  [{section}]")
+        declared = flat_metadata(cls)
         for key, kind, default in describe(cls):
             default = defaults.get(section, {}).get(key, default)  # the domain's own first
+            shown = f"default {default!r}"
+            if declared[key].get("min") is not None or declared[key].get("max") is not None:
+                shown += f", range {range_text(declared[key])}"
             if section == "model":  # also a flag of its own
                 flag = "--" + key.replace("_", "-")
-                lines.append(f"    --set {key}=<{kind}> or {flag} <{kind}>  (default {default!r})")
+                lines.append(f"    --set {key}=<{kind}> or {flag} <{kind}>  ({shown})")
             else:
-                lines.append(f"    --set {section}.{key}=<{kind}>  (default {default!r})")
+                lines.append(f"    --set {section}.{key}=<{kind}>  ({shown})")
     return markup_safe("\n".join(lines))
 
 
@@ -212,7 +218,7 @@ def train(
     dom = get_domain(domain)
     out = check_output_dir(out or Path("runs") / domain)
     layers = []
-    saved = out / "config.json"
+    saved, borne = out / "config.json", None
     if resume and saved.is_file():  # the run's own config first; files and flags extend it
         try:
             previous = json.loads(saved.read_text())
@@ -221,7 +227,7 @@ def train(
             raise ConfigError(msg) from None
         layers.append({k: previous.get(k, {}) for k in ("train", "diffusion", "model")})
         if data is None and previous.get("data"):
-            data = Path(previous["data"])
+            borne = check_run_path(previous["data"], repr(str(saved)))
     if config is not None:
         layers.append(read_toml(config))
     flags = {
@@ -237,20 +243,23 @@ def train(
     layers.append({"train": {k: v for k, v in flags.items() if v is not None}})
     layers.append({"model": domain_flags(ctx.args, dom.config)})
     layers.append(parse_sets(set_))
-    if data is not None and not data.exists():
-        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    if data is not None:
+        check_input(data, "--data", folder=True)
+    elif borne is not None:
+        data = Path(borne)
     # stored resolved, so evaluate, forecast and --resume work from any directory
-    run = resolve_config(dom, merge(*layers), str(data.resolve()) if data else None)
-    fit(dom, run, out=out, resume=resume, quiet=quiet, verbose=verbose)
+    with from_run(borne, repr(str(saved))):  # the saved path's content stays out of messages
+        run = resolve_config(dom, merge(*layers), str(data.resolve()) if data else None)
+        fit(dom, run, out=out, resume=resume, quiet=quiet, verbose=verbose)
 
 
 def sample(
     checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
-    n: int = typer.Option(64, help="Number of samples."),
+    n: int = typer.Option(64, min=1, max=10_000_000, help="Number of samples."),
     sampler: str = typer.Option("ddim", help="Sampler name."),
-    steps: int = typer.Option(50, help="Number of model evaluations."),
+    steps: int = typer.Option(50, min=1, max=100_000, help="Number of model evaluations."),
     out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -264,10 +273,6 @@ def sample(
 
     set_threads(threads)
     check_output_file(out)
-    if not 1 <= n <= 10_000_000:
-        raise ConfigError(f"--n must lie in 1..10000000, got {n}.")
-    if not 1 <= steps <= 100_000:
-        raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
     samples = sample_checkpoint(
         checkpoint,
         n,
@@ -291,9 +296,12 @@ def forecast(
         None, help="Series to forecast past the end of; default the run's data."
     ),
     sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
-    steps: Optional[int] = typer.Option(None, help="Model calls per step (default: all)."),
+    steps: Optional[int] = typer.Option(
+        None, min=1, max=100_000, help="Model calls per step (default: all)."
+    ),
     out: Path = typer.Option(Path("forecasts.csv"), help="Forecast table (.csv or .parquet)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -307,10 +315,9 @@ def forecast(
 
     set_threads(threads)
     check_output_file(out)
-    if data is not None and not data.exists():
-        raise MissingFileError(f"data {str(data)!r} does not exist.")
-    if steps is not None and not 1 <= steps <= 100_000:
-        raise ConfigError(f"--steps must lie in 1..100000, got {steps}.")
+    check_new_outputs([out, out.with_suffix(".png")], overwrite)  # the table and its chart
+    if data is not None:
+        check_input(data, "--data", folder=True)
     written = forecast_checkpoint(
         checkpoint,
         out,
@@ -326,11 +333,53 @@ def forecast(
         typer.echo(f"saved {path}")
 
 
+def impute(
+    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    data: Path = typer.Option(..., help="Table with missing values (empty cells) to fill."),
+    out: Path = typer.Option(Path("filled.csv"), help="Filled table (.csv or .parquet)."),
+    sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
+    steps: Optional[int] = typer.Option(
+        None, min=1, max=100_000, help="Model calls per drawn step (default: all)."
+    ),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
+    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+) -> None:
+    """Sample the missing values of a table, given everything observed: table + chart.
+
+    The checkpoint's domain adds its own options (`--checkpoint RUN --help` lists them).
+    """
+    from diffkit.devices import set_threads
+    from diffkit.inference import impute_checkpoint
+
+    set_threads(threads)
+    check_output_file(out)
+    check_input(data, "--data")
+    if out.resolve() == data.resolve():
+        raise ConfigError("--out names the --data file; write the filled table elsewhere.")
+    check_new_outputs([out, out.with_suffix(".png")], overwrite)
+    written = impute_checkpoint(
+        checkpoint,
+        data,
+        out,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+    )
+    for path in written:
+        typer.echo(f"saved {path}")
+
+
 def evaluate(
     checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
     data: Optional[Path] = typer.Option(None, help="Data to compare with; default the run's."),
     out: Optional[Path] = typer.Option(None, help="Metrics JSON (default RUN/metrics.json)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
     ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -345,8 +394,8 @@ def evaluate(
     from diffkit.inference import evaluate_checkpoint, write_metrics
 
     set_threads(threads)
-    if data is not None and not data.exists():
-        raise MissingFileError(f"data {str(data)!r} does not exist.")
+    if data is not None:
+        check_input(data, "--data", folder=True)
     # checked before the work: the run's own metrics.json by default
     path = check_output_file(out or resolve(checkpoint).parent.parent / "metrics.json")
     metrics = evaluate_checkpoint(
@@ -371,7 +420,7 @@ def bench(
         None, help="Folder of the real data sets (MNIST, Exchange, ETTh1); default built-ins."
     ),
     out: Path = typer.Option(Path("report"), help="Folder for report.md, report.json, PNGs."),
-    seed: int = typer.Option(0, help="Random seed of every case."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed of every case."),
     fresh: bool = typer.Option(False, help="Rerun every case instead of reusing --out's cache."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
@@ -401,8 +450,8 @@ def bench(
         ) from None
     if budgets[0] < 1 or budgets[-1] > 1000:
         raise ConfigError(f"--nfe budgets must lie in 1..1000, got {nfe!r}.")
-    if data_dir is not None and not data_dir.is_dir():
-        raise MissingFileError(f"--data-dir {str(data_dir)!r} is not a folder.")
+    if data_dir is not None and not check_input(data_dir, "--data-dir", folder=True).is_dir():
+        raise ConfigError(f"--data-dir {str(data_dir)!r} is a file; pass the folder holding it.")
     context = Context(
         suite=suite,
         samplers=tuple(names),

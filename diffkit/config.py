@@ -15,50 +15,105 @@ from typing import Any
 
 import tomllib
 
-from diffkit.errors import ConfigError, MissingFileError, check_choice
+from diffkit.errors import ConfigError, check_choice
+from diffkit.reading import read_bytes
 
 SECTIONS = ("train", "diffusion", "model")
+INT_CAP = 10**12  # the bound of an int field that declares none: no typo allocates the machine
+SEED_MAX = 2**63 - 1  # torch's generators take 64-bit signed seeds
+
+
+def bounded(default: Any, low: float | None = None, high: float | None = None, **metadata):
+    """A dataclass field whose value must lie in ``low..high`` (None: no bound that side).
+
+    The bound is declared once, here, and checked in one place (:func:`check_value`) when
+    a flag, a TOML key or a saved config is read, and by :func:`check_bounds` for a
+    dataclass built in code. ``open_high=True`` excludes ``high`` itself (dropout < 1).
+    """
+    open_high = metadata.pop("open_high", False)
+    return dataclasses.field(
+        default=default, metadata={"min": low, "max": high, "open_high": open_high, **metadata}
+    )
+
+
+def check_value(value: Any, metadata, name: str) -> Any:
+    """``value`` if it lies in the range ``metadata`` declares, else a ConfigError naming it."""
+    low, high = metadata.get("min"), metadata.get("max")
+    if value is None or isinstance(value, bool) or (low is None and high is None):
+        return value
+    for item in value if isinstance(value, tuple) else (value,):
+        above = high is not None and (item >= high if metadata.get("open_high") else item > high)
+        if (low is not None and item < low) or above:
+            shown = range_text(metadata)
+            raise ConfigError(
+                f"{name} must lie in {shown}, got {item}; pass a value in that range."
+            )
+    return value
+
+
+def range_text(metadata) -> str:
+    """``1..1000``, ``at least 0``, ``[0, 1)``: how messages and help texts show a range."""
+    low, high = metadata.get("min"), metadata.get("max")
+    if high is None:
+        return f"at least {low}"
+    if low is None:
+        return f"at most {high}"
+    if metadata.get("open_high"):
+        return f"[{low}, {high})"
+    if isinstance(low, int) and isinstance(high, int):
+        return f"{low}..{high}"
+    return f"[{low}, {high}]"
+
+
+def check_bounds(obj, section: str | None = None) -> None:
+    """Check every field of dataclass ``obj`` against the range it declares (:func:`bounded`).
+
+    Messages name ``section.field`` (``train.batch_size``) or, for command options (no
+    section), the field's flag (``--guidance``). Nested config dataclasses are checked too.
+    """
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            check_bounds(value, section)
+        else:
+            check_value(value, f.metadata, f"{section}.{f.name}" if section else flag_of(f))
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    """The flag of an options field: ``metadata["flag"]`` or ``--field-name``."""
+    return f.metadata.get("flag") or "--" + f.name.rstrip("_").replace("_", "-")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How to optimise: steps, batch, AdamW, warm-up + cosine LR, EMA, checkpoints."""
 
-    max_steps: int = 2000
-    epochs: int = 0  # > 0 overrides max_steps with epochs * batches per epoch
-    batch_size: int = 256
+    max_steps: int = bounded(2000, 1, 10**9)
+    epochs: int = bounded(0, 0, 10**6)  # > 0 overrides max_steps with epochs * batches per epoch
+    batch_size: int = bounded(256, 1, 2**20)
     lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    accumulate: int = 1
+    weight_decay: float = bounded(0.0, 0.0, 10.0)
+    warmup_steps: int = bounded(100, 0, 10**9)
+    min_lr_ratio: float = bounded(0.1, 0.0, 1.0)
+    grad_clip: float = bounded(1.0, 0.0, 1e6)
+    accumulate: int = bounded(1, 1, 10**4)
     precision: str = "32"  # "32" or "bf16" (autocast where the device supports it)
-    ema_max_decay: float = 0.999
-    checkpoint_every: int = 500
-    keep_last: int = 3
-    patience: int = 0  # > 0: stop after this many checkpoints without a better validation loss
-    log_every: int = 50
-    seed: int = 0
-    devices: int = 1
+    ema_max_decay: float = bounded(0.999, 0.0, 1.0, open_high=True)
+    checkpoint_every: int = bounded(500, 1, 10**9)
+    keep_last: int = bounded(3, 1, 10**6)
+    patience: int = bounded(
+        0, 0, 10**6
+    )  # > 0: stop after this many checks without a better val loss
+    log_every: int = bounded(50, 1, 10**9)
+    seed: int = bounded(0, 0, SEED_MAX)
+    devices: int = bounded(1, 1, 4096)
     strategy: str = "auto"
     accelerator: str = "auto"
 
     def __post_init__(self):
-        for name in ("max_steps", "batch_size", "accumulate", "checkpoint_every", "keep_last"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}.")
-        for name in ("epochs", "warmup_steps", "weight_decay", "grad_clip", "seed", "patience"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"train.{name} must not be negative, got {getattr(self, name)}.")
+        check_bounds(self, "train")
         if not 0 < self.lr < 10:
             raise ConfigError(f"train.lr must lie in (0, 10), got {self.lr}.")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError(f"train.min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}.")
-        if not 0 <= self.ema_max_decay < 1:
-            raise ConfigError(f"train.ema_max_decay must lie in [0, 1), got {self.ema_max_decay}.")
-        if self.devices < 1 or self.log_every < 1:
-            raise ConfigError("train.devices and train.log_every must be at least 1.")
         check_choice("precision", self.precision, ("32", "bf16"))
         check_choice("strategy", self.strategy, ("auto", "ddp", "ddp_spawn"))
         check_choice("accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
@@ -79,7 +134,7 @@ class DiffusionConfig:
     """
 
     schedule: str = "linear"
-    T: int = 1000
+    T: int = bounded(1000, 2, 100_000)
     beta_start: float = 1e-4
     beta_end: float = 0.02
     prediction: str = "eps"
@@ -99,8 +154,7 @@ class DiffusionConfig:
         from diffkit.schedules import SCHEDULES
 
         check_choice("schedule", self.schedule, SCHEDULES)
-        if self.T < 2 or self.T > 100_000:
-            raise ConfigError(f"diffusion.T must lie in 2..100000, got {self.T}.")
+        check_bounds(self, "diffusion")
         if not 0 < self.beta_start < self.beta_end < 1:
             raise ConfigError(
                 "diffusion.beta_start and beta_end must satisfy 0 < beta_start < beta_end < 1, "
@@ -137,7 +191,7 @@ def build(cls: type, values: dict[str, Any], where: str):
     """
     if not isinstance(values, dict):
         raise ConfigError(f"[{where}] must be a table of key = value pairs.")
-    valid = flat_fields(cls)
+    valid, declared = flat_fields(cls), flat_metadata(cls)
     flat: dict[str, Any] = {}
     for key, value in values.items():
         if key in _nested_names(cls) and isinstance(value, dict):
@@ -147,7 +201,7 @@ def build(cls: type, values: dict[str, Any], where: str):
     for key in list(flat):
         if key not in valid:  # a nested table may hold engine fields or stale keys
             raise ConfigError(f"unknown key {key!r} in [{where}]; valid keys: {', '.join(valid)}.")
-        flat[key] = coerce(flat[key], valid[key], f"{where}.{key}")
+        flat[key] = coerce(flat[key], valid[key], f"{where}.{key}", declared[key])
     return _construct(cls, flat)
 
 
@@ -164,6 +218,19 @@ def flat_fields(cls: type) -> dict[str, Any]:
             if key in out:
                 raise TypeError(f"{cls.__name__} has two keys named {key!r}")
         out.update(inner)
+    return out
+
+
+def flat_metadata(cls: type) -> dict[str, Any]:
+    """Every key of config dataclass ``cls`` with its field's metadata (declared bounds)."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if not f.metadata.get("engine"):
+            kind = hints[f.name]
+            out.update(
+                flat_metadata(kind) if dataclasses.is_dataclass(kind) else {f.name: f.metadata}
+            )
     return out
 
 
@@ -193,18 +260,21 @@ def _construct(cls: type, flat: dict[str, Any]):
     return cls(**kwargs)
 
 
-def coerce(value: Any, kind: Any, name: str) -> Any:
+def coerce(value: Any, kind: Any, name: str, metadata=None) -> Any:
     """``value`` as ``kind``: int, float, str, bool, Path, ``tuple[X, ...]`` or ``X | None``.
 
     Strings from flags are parsed; a tuple takes a TOML array or ``"1,2,4"`` (``""`` is empty).
+    A number must lie in the range the field's ``metadata`` declares (:func:`bounded`); an
+    int of a field that declares none, within +-:data:`INT_CAP`.
     """
+    metadata = metadata or {}
     if isinstance(kind, str):  # postponed annotations resolve to str in odd cases
         kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, str)
     inner = optional_inner(kind)
     if inner is not None:  # None, or the string "none" from a flag, leaves it unset
         if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
             return None
-        return coerce(value, inner, name)
+        return coerce(value, inner, name, metadata)
     item = tuple_item(kind)
     if item is not None:
         if isinstance(value, str):
@@ -212,19 +282,23 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
         try:
             if not isinstance(value, (list, tuple)):
                 raise ConfigError
-            return tuple(coerce(v, item, name) for v in value)
+            items = tuple(coerce(v, item, name) for v in value)
         except ConfigError:
             raise ConfigError(
                 f"{name} must be a {type_name(kind)} like 1,2,4, got {value!r}."
             ) from None
+        return check_value(items, metadata, name)
     try:
-        return _scalar(value, kind)
+        result = _scalar(value, kind)
     except (ValueError, TypeError, OverflowError):
         tname = type_name(kind)
         if kind is float and _parses_as_float(value):
             tname = "finite float"  # nan and inf parse but are no setting
         article = "an" if tname[0] in "aeiou" else "a"
         raise ConfigError(f"{name} must be {article} {tname}, got {value!r}.") from None
+    if kind is int and metadata.get("min") is None and metadata.get("max") is None:
+        metadata = {"min": -INT_CAP, "max": INT_CAP}
+    return check_value(result, metadata, name)
 
 
 def _parses_as_float(value: Any) -> bool:
@@ -247,11 +321,7 @@ def _scalar(value: Any, kind: Any) -> Any:
     if kind is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError
-        result = int(value)
-        # one bound for every count so a typo cannot allocate the machine away
-        if abs(result) > 10**12:
-            raise ValueError
-        return result
+        return int(value)
     if kind is float:
         if isinstance(value, bool):
             raise ValueError
@@ -298,13 +368,11 @@ def type_name(kind: Any) -> str:
 
 def read_toml(path: Path) -> dict[str, dict]:
     """Read a config file; each top-level table must be one of ``SECTIONS``."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"config file {str(path)!r} does not exist.")
+    raw = read_bytes(path, "config file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{str(path)!r} is not valid TOML ({e}).") from None
+        raise ConfigError(f"{str(path)!r} is not valid TOML ({e}); fix the file.") from None
     for key, value in data.items():
         if key not in SECTIONS or not isinstance(value, dict):
             raise ConfigError(

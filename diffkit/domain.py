@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from diffkit.config import bounded
+
 Tensor = torch.Tensor
 
 
@@ -80,13 +82,19 @@ class Domain:
         sampler, steps, raw, generator) -> list[Path]`` behind ``diffkit forecast``: forecast
         past the end of ``data`` (a path, or None for the run's data), write ``out`` and
         return the files written.
+    impute
+        Optional ``(net, schedule, data, out, *, config, settings, prediction, sampler,
+        steps, generator, options) -> list[Path]`` behind ``diffkit impute``: sample the
+        missing values of ``data`` (a path) conditioned on its observed ones, write the
+        filled table to ``out`` (and whatever else it draws) and return the files written.
     prepare
         Optional ``(net, data, config) -> DomainData``, called by ``fit`` after the network
         is built and before training: a step the diffusion fit needs first (the images
         domain's latent mode trains its autoencoder into ``net`` and returns the data as
         latents). Default: none.
     options
-        The domain's own flags of ``diffkit sample``, ``evaluate`` and ``forecast``: by command
+        The domain's own flags of ``diffkit sample``, ``evaluate``, ``forecast`` and
+        ``impute``: by command
         name, a frozen dataclass whose fields (made with :func:`option`) the CLI turns into
         flags, parses and hands to the domain as an instance (see :mod:`diffkit.options`).
     bench
@@ -105,18 +113,29 @@ class Domain:
     loss: Callable[..., Tensor] | None = None
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     forecast: Callable[..., list[Path]] | None = None
+    impute: Callable[..., list[Path]] | None = None
     prepare: Callable[[torch.nn.Module, DomainData, Any], DomainData] | None = None
     options: dict[str, type] = field(default_factory=dict)
     bench: Callable[[str], list] | None = None
 
 
-def option(default: Any, help: str, *, flag: str | None = None) -> Any:
-    """A field of a command-options dataclass: its default, help text and flag spelling.
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    open_high: bool = False,
+) -> Any:
+    """A field of a command-options dataclass: its default, help text, flag and range.
 
     The flag is ``--field-name`` unless ``flag`` names another (``"--class"`` for a field
     ``class_``). A default of None means "not given": the domain falls back to the run's own.
+    ``low``/``high`` declare the range a given value must lie in (``open_high``: below
+    ``high``); :func:`diffkit.options.build_options` checks it and the help text shows it.
     """
-    return field(default=default, metadata={"help": help, "flag": flag})
+    return bounded(default, low, high, open_high=open_high, help=help, flag=flag)
 
 
 @dataclass(frozen=True)
@@ -124,23 +143,21 @@ class EvaluateOptions:
     """``diffkit evaluate`` flags of a domain that samples; None keeps what training saved."""
 
     sampler: str | None = option(None, "Sampler of the samples evaluation draws.")
-    steps: int | None = option(None, "Model calls per sample.")
-    num_samples: int | None = option(None, "Samples to draw (per window or in all).")
+    steps: int | None = option(None, "Model calls per sample.", low=1, high=1_000_000)
+    num_samples: int | None = option(
+        None, "Samples to draw (per window or in all).", low=1, high=1_000_000
+    )
 
     def __post_init__(self):
-        from diffkit.errors import ConfigError, check_choice
+        from diffkit.config import check_bounds
+        from diffkit.errors import check_choice
 
+        check_bounds(self)  # built in code too, not only through build_options
         if self.sampler is not None:  # a Gaussian or a masked sampler; the model checks which
             from diffkit.discrete import SAMPLERS as MASKED
             from diffkit.sampling import SAMPLERS
 
             check_choice("sampler", self.sampler, {**SAMPLERS, **MASKED})
-        for name in ("steps", "num_samples"):
-            value = getattr(self, name)
-            if value is not None and not 1 <= value <= 1_000_000:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must lie in 1..1000000, got {value}."
-                )
 
     def onto(self, config, **fields: str):
         """``config`` with each given option replacing the field ``fields`` names for it.
@@ -152,6 +169,26 @@ class EvaluateOptions:
 
         changes = {fields[k]: getattr(self, k) for k in fields if getattr(self, k) is not None}
         return dataclasses.replace(config, **changes)
+
+
+def build_network(domain: Domain, config: Any, diffusion: Any) -> torch.nn.Module:
+    """``domain.build_network(config, diffusion)``; a network too large to allocate is a
+    ConfigError naming the domain (a typo such as ``--num-cells 100000000``), not a crash."""
+    import re
+
+    from diffkit.errors import ConfigError
+
+    try:
+        return domain.build_network(config, diffusion)
+    except (RuntimeError, MemoryError) as e:  # torch's allocator raises RuntimeError
+        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        size = f" ({int(asked.group(1)) / 2**30:.1f} GiB for one tensor)" if asked else ""
+        raise ConfigError(
+            f"the {domain.name} network its [model] settings describe does not fit in "
+            f"memory{size}; choose smaller sizes."
+        ) from None
 
 
 def split_batch(batch) -> tuple[Tensor, dict, Tensor | None]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from diffkit.errors import ConfigError, ShapeError
+from diffkit.errors import ConfigError, ShapeError, check_choice
 from diffkit.sampling.base import randn_like
 from diffkit.schedules import Schedule
 
@@ -120,3 +120,27 @@ def dynamic_threshold(x0: Tensor, percentile: float = 0.995, floor: float = 1.0)
 def clamp(x0: Tensor, low: float = -1.0, high: float = 1.0) -> Tensor:
     """Static thresholding: x0 clipped to ``[low, high]`` (DDPM's ``clip_denoised``)."""
     return x0.clamp(low, high)
+
+
+X0_CLIPS = ("static", "dynamic", "off")
+
+
+def data_range(kind: str, low: float = -1.0, high: float = 1.0):
+    """The x0 transform that keeps predictions in data known to lie in ``[low, high]``.
+
+    ``"static"`` clips (:func:`clamp`, diffusers' ``clip_sample``), ``"dynamic"`` applies
+    :func:`dynamic_threshold` on the range mapped to [-1, 1], ``"off"`` returns None (no
+    transform). Why it matters: at high noise ``x0 = (x_t - sigma eps) / alpha`` multiplies
+    the network's eps error by ``sigma / alpha`` (about 156 at the last step of DDPM's
+    linear schedule), and a deterministic sampler (DDIM, DPM-Solver) carries that x0 into
+    the next ``x_s`` until the trajectory leaves the data and ends as salt-and-pepper noise.
+    """
+    check_choice("x0 clip", kind, X0_CLIPS)
+    if not low < high:
+        raise ConfigError(f"the data range needs low < high, got [{low}, {high}].")
+    if kind == "off":
+        return None
+    if kind == "static":
+        return lambda x0: x0.clamp(low, high)
+    mid, half = (high + low) / 2, (high - low) / 2
+    return lambda x0: dynamic_threshold((x0 - mid) / half) * half + mid

@@ -16,12 +16,14 @@ from typing import Any
 import torch
 
 from diffkit import checkpoint as ckpt
+from diffkit.chunks import CHUNK, draw_in_chunks
 from diffkit.config import DiffusionConfig, build
 from diffkit.devices import generator_on, resolve_device
-from diffkit.domain import Domain
+from diffkit.domain import Domain, build_network
 from diffkit.errors import ConfigError
 from diffkit.options import build_options
 from diffkit.process import Prediction
+from diffkit.reading import check_run_path, from_run
 from diffkit.registry import get_domain
 
 
@@ -37,7 +39,7 @@ def _load(checkpoint, ema: bool, which: str, device):
     found = ckpt.load_checkpoint(Path(checkpoint), which=which)
     domain = get_domain(found.domain)
     model_cfg, diffusion, schedule = saved_configs(domain, found)
-    net = domain.build_network(model_cfg, diffusion)
+    net = build_network(domain, model_cfg, diffusion)
     try:
         net.load_state_dict(found.ema if ema else found.model)
     except RuntimeError:
@@ -73,19 +75,46 @@ def saved_configs(domain: Domain, found: ckpt.Checkpoint):
     return model, diffusion, schedule
 
 
+def run_settings(found: ckpt.Checkpoint) -> dict:
+    """The checkpoint's data ``settings``, with the paths it and the run name checked.
+
+    ``config.json`` may be edited: its data path and ``settings.source`` must name a
+    regular file or a folder (never a device or pipe), else one CheckpointError.
+    """
+    where = _where(found)
+    settings = found.config.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ckpt.CheckpointError(f"{where} has settings that are not a table; restore it.")
+    check_run_path(found.config.get("data"), where)
+    check_run_path(settings.get("source"), where)
+    return settings
+
+
+def _where(found: ckpt.Checkpoint) -> str:
+    return repr(str(found.path / "config.json"))
+
+
+def _reading_run_data(found: ckpt.Checkpoint, given=None):
+    """A context in which the data the run names is read (not ``given`` by the user)."""
+    settings = found.config.get("settings", {})
+    named = found.config.get("data") or settings.get("source")
+    return from_run(None if given is not None else named, _where(found))
+
+
 def command_options(domain: Domain, command: str, values=None):
     """The domain's options of ``command`` ("sample", "evaluate", "forecast") as an instance."""
     try:
         return build_options(domain.options.get(command), values)
     except ConfigError as e:
-        raise ConfigError(f"{e} (domain {domain.name!r}, diffkit {command})") from None
+        where = f"domain {domain.name!r}, diffkit {command}"
+        raise ConfigError(f"{str(e).rstrip('.')} ({where}).") from None
 
 
 def _context(checkpoint, ema: bool, device, seed: int):
     domain, net, schedule, found, model_cfg = _load(checkpoint, ema, "latest", device)
     common = {
         "config": model_cfg,
-        "settings": found.config.get("settings", {}),
+        "settings": run_settings(found),
         "prediction": found.config["prediction"],
         "generator": generator_on(next(net.parameters()).device, seed),
     }
@@ -103,14 +132,25 @@ def sample_checkpoint(
     ema: bool = True,
     options=None,
     device="auto",
+    chunk: int = CHUNK,
 ) -> torch.Tensor:
-    """``n`` samples from a checkpoint in the domain's own units, on the CPU."""
+    """``n`` samples from a checkpoint in the domain's own units, on the CPU.
+
+    Drawn ``chunk`` at a time; a request too large for the machine's memory is refused after
+    a first small chunk (:func:`diffkit.chunks.draw_in_chunks`).
+    """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}.")
-    domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
+    domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "sample", options)
-    x = domain.generate(net, schedule, n, sampler=sampler, steps=steps, options=chosen, **common)
-    return x.cpu() if isinstance(x, torch.Tensor) else x
+
+    def draw(k: int) -> torch.Tensor:
+        return domain.generate(
+            net, schedule, k, sampler=sampler, steps=steps, options=chosen, **common
+        )
+
+    with _reading_run_data(found):  # a domain may continue the run's data (a forecaster)
+        return draw_in_chunks(draw, n, chunk=chunk, what="samples")
 
 
 @torch.no_grad()
@@ -127,7 +167,8 @@ def evaluate_checkpoint(
     domain, net, schedule, found, common = _context(checkpoint, ema, device, seed)
     chosen = command_options(domain, "evaluate", options)
     path = data if data is not None else found.config.get("data")
-    loaded = domain.load_data(common["config"], Path(path) if path else None)
+    with _reading_run_data(found, data):
+        loaded = domain.load_data(common["config"], Path(path) if path else None)
     metrics = domain.evaluate(net, schedule, loaded, options=chosen, **common)
     return {"checkpoint": str(found.path), "step": found.step, **metrics}
 
@@ -153,15 +194,39 @@ def forecast_checkpoint(
         )
     chosen = command_options(domain, "forecast", options)
     path = data if data is not None else found.config.get("data")
-    return domain.forecast(
-        net,
-        schedule,
-        Path(path) if path else None,
-        Path(out),
-        sampler=sampler,
-        steps=steps,
-        options=chosen,
-        **common,
+    with _reading_run_data(found, data):
+        return domain.forecast(
+            net,
+            schedule,
+            Path(path) if path else None,
+            Path(out),
+            sampler=sampler,
+            steps=steps,
+            options=chosen,
+            **common,
+        )
+
+
+@torch.no_grad()
+def impute_checkpoint(
+    checkpoint: Path | str,
+    data: Path | str,
+    out: Path | str,
+    *,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    seed: int = 0,
+    ema: bool = True,
+    options=None,
+    device="auto",
+) -> list[Path]:
+    """Sample the missing values of ``data`` and write the filled table; returns the files."""
+    domain, net, schedule, _, common = _context(checkpoint, ema, device, seed)
+    if domain.impute is None:
+        raise ConfigError(f"domain {domain.name!r} does not impute missing values.")
+    chosen = command_options(domain, "impute", options)
+    return domain.impute(
+        net, schedule, Path(data), Path(out), sampler=sampler, steps=steps, options=chosen, **common
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from diffkit.errors import ConfigError, ShapeError, check_choice
-from diffkit.process import Prediction, coefficients, from_x0_eps
+from diffkit.process import Prediction, check_prediction, coefficients, from_x0_eps
 from diffkit.sampling.base import randn_like
 from diffkit.schedules import Schedule
 
@@ -95,12 +95,7 @@ def diffusion_loss(
         noise = randn_like(x0, generator)
     alpha, sigma = coefficients(schedule, t, x0, check=check)
     x_t = alpha * x0 + sigma * noise
-    out = net(x_t, t.to(x0.dtype), **(cond or {}))
-    if out.shape != x0.shape:
-        raise ShapeError(
-            f"the network returned shape {tuple(out.shape)} for input {tuple(x0.shape)}; "
-            "it must return its prediction with the input's shape."
-        )
+    out = check_prediction(net(x_t, t.to(x0.dtype), **(cond or {})), x_t, "the network")
     target = from_x0_eps(x0, noise, alpha, sigma, prediction)
     loss = masked_mean((out - target) ** 2, mask)
     if weighting == "min_snr":

@@ -4,23 +4,19 @@ A domain declares the flags of ``diffkit sample``, ``evaluate`` and ``forecast``
 dataclasses (``Domain.options``, fields made with :func:`diffkit.domain.option`). The CLI
 adds one click option per field to the command of the checkpoint's domain
 (:func:`click_options`), and the values given reach the domain as an instance of the
-dataclass (:func:`build_options`), checked by the dataclass itself.
+dataclass (:func:`build_options`), checked against the ranges the fields declare and by the
+dataclass itself.
 """
 
 from __future__ import annotations
 
 import typing
-from dataclasses import Field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from diffkit.config import coerce, optional_inner, tuple_item
+from diffkit.config import check_bounds, coerce, flag_of, optional_inner, range_text, tuple_item
 from diffkit.errors import ConfigError
-
-
-def flag_of(f: Field) -> str:
-    """The flag of an options field: ``metadata["flag"]`` or ``--field-name``."""
-    return f.metadata.get("flag") or "--" + f.name.rstrip("_").replace("_", "-")
 
 
 def _key(name: str) -> str:
@@ -31,10 +27,12 @@ def build_options(cls: type | None, values: dict[str, Any] | Any = None):
     """An instance of ``cls`` from ``values`` keyed by field name or flag (``"class"``).
 
     ``values`` may already be an instance of ``cls``; None values are left at the default.
+    Every value must lie in the range its field declares (``option(..., low=, high=)``).
     A key that is no field raises a ConfigError listing the flags there are; with
     ``cls`` None (the domain declares no options) any value does.
     """
     if cls is not None and isinstance(values, cls):
+        check_bounds(values)
         return values
     values = {k: v for k, v in (values or {}).items() if v is not None}
     if cls is None:
@@ -49,8 +47,10 @@ def build_options(cls: type | None, values: dict[str, Any] | Any = None):
         if f is None:
             listed = ", ".join(flag_of(f) for f in fields(cls))
             raise ConfigError(f"unknown option --{_key(key).replace('_', '-')}; use {listed}.")
-        out[f.name] = coerce(value, hints[f.name], flag_of(f))
-    return cls(**out)
+        out[f.name] = coerce(value, hints[f.name], flag_of(f), f.metadata)
+    options = cls(**out)
+    check_bounds(options)  # the ranges the fields declare (diffkit.domain.option), in one place
+    return options
 
 
 def click_options(cls: type) -> list:
@@ -68,6 +68,8 @@ def click_options(cls: type) -> list:
     for f in fields(cls):
         kind = optional_inner(hints[f.name]) or hints[f.name]
         help_text = f.metadata.get("help", "")
+        if f.metadata.get("min") is not None or f.metadata.get("max") is not None:
+            help_text += f" [range: {range_text(f.metadata)}]"
         if f.default is not None:
             help_text += f" [default: {_shown(f.default)}]"
         flag = flag_of(f)

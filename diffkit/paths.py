@@ -2,6 +2,9 @@
 
 One place for every command's ``--out``: a file that is a folder, a folder under a file, a
 folder that cannot be written or a name too long each get one sentence naming the fix.
+The policy on existing files: ``sample`` and ``evaluate`` replace the one file the user
+names; ``forecast`` and ``impute``, which also write a chart named after ``--out``, replace
+neither without ``--overwrite`` (:func:`check_new_outputs`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ def check_output_file(path: Path | str, flag: str = "--out") -> Path:
         raise ConfigError(f"{flag} {str(path)!r} is a folder; name a file, e.g. {path / 'out'}.")
     _check_folder(path.parent, flag)
     return path
+
+
+def check_new_outputs(paths: list[Path], overwrite: bool, flag: str = "--out") -> None:
+    """Refuse to replace any of ``paths`` (a table and the chart beside it) that exists.
+
+    A command that writes a set of files named after ``--out`` replaces them only with
+    ``--overwrite``, so a chart or table the user keeps is never replaced without a word.
+    """
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"{str(existing[0])!r} exists; pass --overwrite to replace it or choose another {flag}."
+        )
 
 
 def check_output_dir(path: Path | str, flag: str = "--out") -> Path:

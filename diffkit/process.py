@@ -51,6 +51,27 @@ def coefficients(
     return expand(alpha, x), expand(sigma, x)
 
 
+def check_prediction(out, x: Tensor, who: str = "the model") -> Tensor:
+    """``out`` if it is a floating-point tensor shaped like ``x``, else one ShapeError saying
+    what came back instead (a tuple, a numpy array, another shape) and what must."""
+    if not isinstance(out, Tensor):
+        kind = type(out).__module__.split(".")[0] + "." + type(out).__name__
+        kind = type(out).__name__ if kind.startswith("builtins.") else kind
+        hint = " (e.g. out[0])" if isinstance(out, (tuple, list)) else ""
+        raise ShapeError(
+            f"{who} returned a {kind}; it must return one torch.Tensor{hint} with x's shape "
+            f"{tuple(x.shape)}."
+        )
+    if not out.is_floating_point():
+        raise ShapeError(f"{who} returned a {out.dtype} tensor; return floating-point predictions.")
+    if out.shape != x.shape:
+        raise ShapeError(
+            f"{who} returned shape {tuple(out.shape)} for x of shape {tuple(x.shape)}; "
+            "it must return its prediction with x's shape."
+        )
+    return out
+
+
 def q_sample(x0: Tensor, t: Tensor, noise: Tensor, schedule: Schedule) -> Tensor:
     """Draw from q(x_t | x_0): ``alpha_t x_0 + sigma_t noise``."""
     if noise.shape != x0.shape:

@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diffkit import checkpoint as ckpt
 from diffkit.config import DiffusionConfig, TrainConfig, as_dict, build
-from diffkit.domain import Domain, DomainData
+from diffkit.domain import Domain, DomainData, build_network
 from diffkit.errors import ConfigError, TrainingError
 from diffkit.lock import run_lock
 from diffkit.registry import get_domain
@@ -271,7 +271,7 @@ def _fit(domain, config, out: Path, resume, quiet, verbose, callbacks) -> Path:
     cfg = config.train
     total = total_steps(cfg, len(data.train))
     torch.manual_seed(cfg.seed)  # network initialisation
-    net = domain.build_network(config.model, config.diffusion)
+    net = build_network(domain, config.model, config.diffusion)
     if domain.prepare is not None:  # e.g. a latent domain trains its autoencoder first
         data = domain.prepare(net, data, config.model)
     module = DiffusionModule(

@@ -65,7 +65,9 @@ class Schedule:
 
     @property
     def variance_preserving(self) -> bool:
-        return self.name != "ve"
+        """Whether ``alpha^2 + sigma^2 = 1`` at every t: the discrete schedules and VP; not
+        VE, nor sub-VP, whose ``sigma = 1 - alpha^2`` keeps the variance below 1."""
+        return self.discrete or self.name == "vp"
 
     def config(self) -> dict:
         """The schedule as JSON-ready data: ``{"name": ..., **params}``."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffkit.errors import ConfigError, ShapeError
-from diffkit.process import Prediction, coefficients, from_x0_eps, to_x0_eps
+from diffkit.process import Prediction, coefficients, from_x0_eps
 from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
@@ -60,27 +60,37 @@ class GaussianMixture:
         one = torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)
         return self._component_log_probs(x, one, 0 * one)[0].logsumexp(-1)
 
-    def eps(self, x_t: Tensor, t: Tensor, schedule: Schedule) -> Tensor:
-        """The exact optimal eps prediction E[eps | x_t] at time(s) t."""
+    def x0_eps(self, x_t: Tensor, t: Tensor, schedule: Schedule) -> tuple[Tensor, Tensor]:
+        """The exact optimal ``(E[x0 | x_t], E[eps | x_t])`` at time(s) t, in x_t's dtype.
+
+        Both in closed form, so each is exact where the other's conversion divides by 0:
+        x0 at SNR 0 (alpha = 0, where it is the data mean) and eps at sigma = 0.
+        """
         if x_t.ndim != 2 or x_t.shape[1] != self.dim:
             raise ShapeError(f"x_t must have shape (n, {self.dim}), got {tuple(x_t.shape)}.")
         t = torch.as_tensor(t, dtype=torch.float64, device=x_t.device).expand(x_t.shape[0])
         alpha, sigma = (c[:, None] for c in schedule.alpha_sigma(t))  # (n, 1)
         logp, var = self._component_log_probs(x_t, alpha, sigma)
-        r = torch.softmax(logp, dim=-1)  # (n, K) responsibilities
+        r = torch.softmax(logp, dim=-1)[..., None]  # (n, K, 1) responsibilities
+        means, stds = self.means.to(x_t.device), self.stds.to(x_t.device)
+        resid = (x_t.double()[:, None, :] - alpha[..., None] * means) / var[..., None]  # (n, K, D)
+        # per component E[x0 | x_t, k] = mu_k + alpha s_k^2 (x_t - alpha mu_k) / var_k, and
         # eps = -sigma * score = sigma * sum_k r_k (x_t - alpha mu_k) / var_k
-        resid = x_t.double()[:, None, :] - alpha[..., None] * self.means.to(x_t.device)  # (n, K, D)
-        eps = sigma * (r[..., None] * resid / var[..., None]).sum(1)
-        return eps.to(x_t.dtype)
+        x0 = (r * (means + (alpha * stds**2)[..., None] * resid)).sum(1)
+        eps = sigma * (r * resid).sum(1)
+        return x0.to(x_t.dtype), eps.to(x_t.dtype)
+
+    def eps(self, x_t: Tensor, t: Tensor, schedule: Schedule) -> Tensor:
+        """The exact optimal eps prediction E[eps | x_t] at time(s) t."""
+        return self.x0_eps(x_t, t, schedule)[1]
 
     def denoiser(self, schedule: Schedule, prediction: str = "eps"):
         """A network-like ``net(x_t, t)`` returning the exact ``prediction``."""
         prediction = Prediction.parse(prediction)
 
         def net(x_t: Tensor, t: Tensor) -> Tensor:
-            eps = self.eps(x_t, t, schedule)
+            x0, eps = self.x0_eps(x_t, t, schedule)
             alpha, sigma = coefficients(schedule, t, x_t)
-            x0, eps = to_x0_eps(eps, x_t, alpha, sigma, "eps")
             return from_x0_eps(x0, eps, alpha, sigma, prediction)
 
         return net

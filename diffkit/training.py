@@ -192,9 +192,14 @@ class DiffusionModule(pl.LightningModule):
         """TrainingError if a loss since the start was not finite (one host sync).
 
         Called every ``log_every`` steps and before each checkpoint, so no checkpoint holds
-        weights trained on a NaN loss.
+        weights trained on a NaN loss. Under DDP every rank calls it at the same step and the
+        ranks agree on the earliest bad step (one all-reduce), so all stop with one error
+        instead of the others waiting forever for the rank that stopped.
         """
-        if self.first_bad is not None and (step := int(self.first_bad)) >= 0:
+        if self.first_bad is None:
+            return  # no training step yet: the same on every rank
+        first = first_bad_on_any_rank(self.first_bad)
+        if (step := int(first)) >= 0:
             raise TrainingError(
                 f"the loss became NaN or inf at step {step}; training stopped "
                 "(lower train.lr or check the data for NaN)."
@@ -213,6 +218,18 @@ class DiffusionModule(pl.LightningModule):
             "scheduler": self.lr_schedulers().state_dict(),
             "step": self.step,
         }
+
+
+def first_bad_on_any_rank(first_bad: Tensor) -> Tensor:
+    """The earliest of the ranks' first bad steps (-1 if none), by one MIN all-reduce of
+    ``first_bad`` (-1 counted as no step) when a process group of several ranks runs."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return first_bad
+    none = torch.iinfo(torch.long).max
+    flag = torch.where(first_bad < 0, none, first_bad)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return torch.where(flag == none, -1, flag)
 
 
 @torch.no_grad()

@@ -69,3 +69,14 @@ def test_replacing_a_section_keeps_the_rest_and_is_idempotent():
     assert appended.startswith(doc.rstrip()) and appended.endswith(
         "<!-- begin b -->\nx\n<!-- end b -->\n"
     )
+
+
+def test_the_bench_report_becomes_a_results_section_with_its_figures_relinked():
+    import bench  # benchmarks/bench.py
+
+    report = "# diffkit bench: full suite\n\n## toy / ring: x\n\n![toy-ring.png](toy-ring.png)\n"
+    out = BENCHMARKS / "results" / "bench-full"
+    assert bench.results_section(report, out) == (
+        "### diffkit bench: full suite\n\n#### toy / ring: x\n\n"
+        "![toy-ring.png](results/bench-full/toy-ring.png)\n"
+    )

@@ -46,7 +46,7 @@ def cli(*args):
 def test_user_errors_print_one_line_and_exit_2():
     for args, message in [
         (["toy", "--sampler", "nope"], "unknown sampler 'nope'"),
-        (["toy", "--steps", "-3"], "positive whole number"),
+        (["toy", "--steps", "-3"], "greater than or equal to 1; see `diffkit toy --help`"),
         (["toy", "--out", "ring.txt"], ".png"),
     ]:
         result = cli(*args)

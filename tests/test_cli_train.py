@@ -122,7 +122,7 @@ def test_bench_refuses_an_unknown_suite(tmp_path, capsys):
     "args, message",
     [
         (["train", "--domain", "nope"], "unknown domain 'nope'"),
-        (["train", "--domain", "toy", "--max-steps", "-3"], "max_steps must be at least 1"),
+        (["train", "--domain", "toy", "--max-steps", "-3"], "max_steps must lie in 1..1000000000"),
         (["train", "--domain", "toy", "--set", "hiddn=3"], "unknown key 'hiddn' in [model]"),
         (["train", "--domain", "toy", "--data", "missing.csv"], "does not exist"),
         (["train", "--domain", "toy", "--config", "missing.toml"], "does not exist"),

@@ -6,7 +6,7 @@ import pytest
 
 from diffkit.cli import main
 from diffkit.errors import ConfigError
-from diffkit.paths import check_output_dir, check_output_file
+from diffkit.paths import check_new_outputs, check_output_dir, check_output_file
 from tests.tiny import SETS, one_thread  # noqa: F401  (autouse)
 
 
@@ -70,3 +70,13 @@ def test_sample_and_evaluate_check_their_outputs_before_loading(places, capsys, 
             main([*command, "--checkpoint", str(run), "--out", str(places["folder"])])
         err = capsys.readouterr().err
         assert info.value.code == 2 and "is a folder; name a file" in err
+
+
+def test_a_table_and_its_chart_are_replaced_only_with_overwrite(places):
+    table, chart = places["folder"] / "f.csv", places["folder"] / "f.png"
+    check_new_outputs([table, chart], overwrite=False)  # new names are fine
+    chart.write_bytes(b"kept")
+    with pytest.raises(ConfigError, match=r"f.png' exists; pass --overwrite to replace it"):
+        check_new_outputs([table, chart], overwrite=False)
+    check_new_outputs([table, chart], overwrite=True)
+    assert chart.read_bytes() == b"kept"  # checking writes nothing

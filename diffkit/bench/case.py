@@ -120,7 +120,8 @@ def result(
 
     ``references`` maps each reference name to ``"ok"``, :data:`NOT_INSTALLED` or another
     reason it did not run; ``floor`` holds the metric of a perfect method (exact samples,
-    the true law); ``curve`` is the training loss by step.
+    the true law); ``curve`` is the training loss by step. ``extra`` may hold ``notes``,
+    markdown paragraphs the report prints after the training lines.
     """
     return {
         "rows": rows,

@@ -74,6 +74,18 @@ def metric_table(res: dict, metric: str) -> list[str]:
     return lines
 
 
+def training_lines(train: dict) -> list[str]:
+    """One line per trained model: ``train`` is one summary, or summaries by model name."""
+    models = {"": train} if "steps" in train else train
+    bullet = "- " if len(models) > 1 else ""
+    return [
+        f"{bullet}Training{f' {name}' if name else ''}: {t['steps']} steps in {t['seconds']:.1f} s "
+        f"({t['steps'] / max(t['seconds'], 1e-9):.1f} steps/s, {t['params']} parameters, "
+        f"final loss {fmt(t['final_loss'])})."
+        for name, t in models.items()
+    ]
+
+
 def wall_table(res: dict) -> list[str]:
     lines = ["| sampler | library | seconds, all NFE |", "|---|---|---|"]
     totals: dict[tuple[str, str], float] = {}
@@ -109,16 +121,13 @@ def section(res: dict, figures: list[str]) -> list[str]:
                   "true number of calls where the budget was not met exactly)", ""]  # fmt: skip
         lines += [*metric_table(res, metric), ""]
     if res.get("train"):
-        t = res["train"]
-        lines += [
-            f"Training: {t['steps']} steps in {t['seconds']:.1f} s "
-            f"({t['steps'] / max(t['seconds'], 1e-9):.1f} steps/s, {t['params']} parameters, "
-            f"final loss {fmt(t['final_loss'])}).",
-            "",
-        ]
+        lines += [*training_lines(res["train"]), ""]
+    for note in res.get("notes", []):  # e.g. a reference's throughput beside diffkit's
+        lines += [note, ""]
     lines += ["Wall time:", "", *wall_table(res), ""]
     cached = " (read from the cache)" if res.get("cached") else ""
-    lines += [f"Case wall time {res['wall_s']:.1f} s{cached}.", ""]
+    cpu = f", {res['cpu_s']:.1f} s of CPU" if res.get("cpu_s") is not None else ""
+    lines += [f"Case wall time {res['wall_s']:.1f} s{cpu}{cached}.", ""]
     lines += [f"![{name}]({name})" for name in figures] + [""]
     return lines
 

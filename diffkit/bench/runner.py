@@ -40,7 +40,7 @@ def write_json(path: Path, data) -> None:
 
 def run_case(case: Case, context: Context) -> dict:
     """Run one case; its result with the case's description, timing and settings added."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         out = case.run(context)
     except Skip as e:
@@ -59,6 +59,7 @@ def run_case(case: Case, context: Context) -> dict:
         log_y=case.log_y,
         nfe_label=case.nfe_label,
         wall_s=time.perf_counter() - t0,
+        cpu_s=time.process_time() - c0,  # this process's CPU time: the cost under load too
         signature=context.signature(),
     )
     return out
@@ -90,7 +91,10 @@ def run(
             res = run_case(case, dataclasses.replace(context, advance=advance))
         write_json(path, res)
         note = f"skipped: {res['skipped']}" if res.get("skipped") else "done"
-        echo(f"[{i}/{len(cases)}] {case.id}: {note} in {res['wall_s']:.1f} s")
+        echo(
+            f"[{i}/{len(cases)}] {case.id}: {note} in {res['wall_s']:.1f} s "
+            f"({res.get('cpu_s', 0.0):.1f} s of CPU)"
+        )
         results.append({**res, "cached": False})
     return results
 

@@ -20,13 +20,27 @@ Tensor = torch.Tensor
 def model_function(net, mask_id: int, cond: dict | None):
     """Wrap ``net(x_t, t, **cond)`` as ``model_fn(x, t) -> logits`` (B, L, V) for one time t.
 
-    The logits are checked for shape and for a vocabulary that holds ``mask_id``.
+    The logits are checked for type, shape and a vocabulary that holds ``mask_id``.
+    ``model_fn.outputs_finite()`` is a 0-d bool tensor on the device, True while no logits so
+    far held NaN or +inf (-inf forbids a token and is allowed), None before the first call:
+    one sum per call, never read inside the loop; :func:`diffkit.discrete.sample` checks it
+    once at the end (the draws themselves treat a NaN logit as 0 and go on).
     """
-    cond = cond or {}
+    cond, finite = cond or {}, None
 
     def model_fn(x: Tensor, t: Tensor) -> Tensor:
+        nonlocal finite
         t_batch = torch.full((x.shape[0],), float(t), device=x.device)  # (B,)
         logits = net(x, t_batch, **cond)
+        if not isinstance(logits, Tensor) or not logits.is_floating_point():
+            kind = f"{logits.dtype} tensor" if isinstance(logits, Tensor) else type(logits).__name__
+            raise ShapeError(
+                f"the model returned a {kind}; it must return one floating-point tensor of "
+                "logits (B, L, V)."
+            )
+        total = logits.sum(dtype=torch.float32)  # NaN or +inf if any logit is
+        ok = ~(torch.isnan(total) | torch.isposinf(total))
+        finite = ok if finite is None else finite.logical_and_(ok)  # a few ops on one number
         if logits.ndim != 3 or logits.shape[:2] != x.shape:
             raise ShapeError(
                 f"the model returned shape {tuple(logits.shape)} for tokens of shape "
@@ -35,6 +49,7 @@ def model_function(net, mask_id: int, cond: dict | None):
         check_mask_id(mask_id, logits.shape[-1])
         return logits
 
+    model_fn.outputs_finite = lambda: finite
     return model_fn
 
 
@@ -61,6 +76,7 @@ def draw(logits: Tensor, mask_id: int, temperature: float, u: Tensor) -> tuple[T
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0, got {temperature}.")
     z = logits.to(torch.float64 if logits.dtype == torch.float64 else torch.float32, copy=True)
+    z.nan_to_num_(nan=0.0, posinf=0.0, neginf=-torch.inf)  # broken logits: see model_function
     z[..., mask_id] = -torch.inf
     z = z.sub_(z.amax(-1, keepdim=True))  # (..., V), max 0
     if temperature == 0:

@@ -10,7 +10,7 @@ from diffkit.discrete.process import check_mask_id, check_tokens
 from diffkit.discrete.registry import get_sampler
 from diffkit.discrete.schedules import check_schedule
 from diffkit.errors import ConfigError, ShapeError
-from diffkit.sampling.front import check_options
+from diffkit.sampling.front import check_finite_result, check_options
 
 Tensor = torch.Tensor
 
@@ -86,4 +86,5 @@ def sample(
     shared = {"mask_id": mask_id, "generator": generator, "callback": callback}
     with torch.no_grad():
         x = fn(model_fn, x, times, schedule, temperature=temperature, **shared, **options)
+    check_finite_result(x, model_fn.outputs_finite(), sampler)
     return x if known is None else torch.where(known_mask.to(x.device).bool(), known.to(x), x)

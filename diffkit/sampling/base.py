@@ -5,16 +5,26 @@ of tensors that every step is.
 The per-step path stays on the data's device and never asks the host for a value: times
 and coefficients are Python floats computed once per call, and each step is a handful of
 fused tensor ops (``torch.add(..., alpha=c)``) on x and the model's outputs.
+
+Zero terminal SNR (``rescale=True``, spacings that start at ``t_max``): the first time may
+have ``alpha = 0``, where x_T is pure noise, ``lambda = -inf`` and ``sigma / alpha = inf``.
+There a v- or x0-prediction model gives ``x0 = E[x0]`` and ``eps = x / sigma``; an eps- or
+score-prediction model cannot give x0 at all and is refused (:func:`_factors`). The step
+from that time is DDIM's, ``x_s = alpha_s x0 + sigma_s eps``, the limit of every sampler's
+update as ``h -> inf``: first order, since an evaluation at ``lambda = -inf`` carries no
+slope. Samplers whose steps divide by ``alpha_t`` or difference ``lambda`` take it through
+:func:`from_pure_noise`; DDPM's, DDIM's and RePaint's posterior steps are exact there.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from diffkit.errors import ShapeError
-from diffkit.process import Prediction
+from diffkit.errors import ConfigError
+from diffkit.process import Prediction, check_prediction
 from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
@@ -47,6 +57,12 @@ def _inv(v: float) -> float:
 
 def _factors(p: Prediction, alpha: float, sigma: float) -> tuple[float, float]:
     """The multiplying factors each conversion needs (it adds with Python-float alphas)."""
+    if alpha == 0 and p in (Prediction.EPS, Prediction.SCORE):
+        raise ConfigError(
+            f"a model that predicts {p.value} cannot give x0 at SNR 0 (the first time of a "
+            "zero-terminal-SNR schedule); sample a v- or x0-prediction model, or use spacing "
+            "'leading', 'logsnr' or 'karras', which start where the SNR is above 0."
+        )
     if p is Prediction.V:
         norm = alpha**2 + sigma**2
         return alpha / norm, sigma / norm
@@ -70,9 +86,16 @@ def model_function(
     gets it as a (B,) tensor of x's dtype on x's device. Given the times ``at`` which it will
     mostly be called and a tensor ``like`` the samples, the conversion factors for those
     times are made once as 0-d tensors on like's device (see :func:`scalars`).
+
+    The first call checks what the network returned (:func:`check_prediction`), later ones
+    its shape. ``model_fn.outputs_finite()`` is a 0-d bool tensor on the data's device, True
+    while every output so far was finite (None before the first call): the finiteness of a
+    running sum of the outputs, kept on the device and never read inside the loop, which
+    :func:`diffkit.sample` checks once at the end, so a NaN that
+    a later step washes out (a final ``x = x0`` from a model blind to its input) is seen too.
     """
     p = Prediction.parse(prediction)
-    to_x0_eps, cond, prepared = _TO_X0_EPS[p], cond or {}, {}
+    to_x0_eps, cond, prepared, checked, running = _TO_X0_EPS[p], cond or {}, {}, False, None
     if at is not None and like is not None:
         at = at.tolist() if isinstance(at, Tensor) else list(at)
         pairs = [schedule.alpha_sigma_at(t) for t in at]
@@ -80,6 +103,7 @@ def model_function(
         prepared = {t: (*pairs[k], flat[2 * k : 2 * k + 2]) for k, t in enumerate(at)}
 
     def model_fn(x: Tensor, t: float) -> tuple[Tensor, Tensor]:
+        nonlocal checked, running
         t = float(t)
         if t in prepared:
             alpha, sigma, factors = prepared[t]
@@ -87,14 +111,54 @@ def model_function(
             alpha, sigma = schedule.alpha_sigma_at(t)
             factors = _factors(p, alpha, sigma)
         out = net(x, x.new_full((x.shape[0],), t), **cond)  # t as (B,)
-        if out.shape != x.shape:
-            raise ShapeError(
-                f"the model returned shape {tuple(out.shape)} for x of shape {tuple(x.shape)}; "
-                "it must return its prediction with x's shape."
-            )
+        if not checked or getattr(out, "shape", None) != x.shape:  # type: first call only
+            check_prediction(out, x)
+            checked = True
+        # a running sum on the device (no synchronisation), NaN or inf once any output is:
+        # one reduction, a third of an isfinite().all(); float32 so that half precision
+        # outputs do not overflow it
+        total = out.sum(dtype=torch.float32)
+        running = total if running is None else running.add_(total)
         return to_x0_eps(out, x, alpha, sigma, factors)
 
+    model_fn.outputs_finite = lambda: None if running is None else torch.isfinite(running)
     return model_fn
+
+
+def ddim_step(x0: Tensor, eps: Tensor, alpha_s, sigma_s: float) -> Tensor:
+    """``alpha_s x0 + sigma_s eps``: deterministic DDIM (Song et al. 2021, eq. 12), which is
+    also Euler's step on the probability-flow ODE and every first-order solver's step."""
+    return torch.add(x0 * alpha_s, eps, alpha=sigma_s)
+
+
+def from_pure_noise(sampler):
+    """Run ``sampler`` from a first time at SNR 0 (``alpha = 0``) by DDIM's step to the
+    second time, then the sampler itself from there (see the module docstring).
+
+    For samplers whose updates divide by ``alpha_t`` or use differences of ``lambda``,
+    undefined at ``lambda = -inf``; any other first time goes to the sampler untouched.
+    The step's callback has ``i = 0`` and the sampler's own steps count on from 1.
+    """
+
+    @functools.wraps(sampler)
+    def run(model_fn, x, times, schedule, *, generator=None, callback=None, **options):
+        t = float(times[0])
+        if schedule.alpha_sigma_at(t)[0] > 0:
+            return sampler(
+                model_fn, x, times, schedule, generator=generator, callback=callback, **options
+            )
+        x0, eps = model_fn(x, t)
+        a_s, s_s = schedule.alpha_sigma_at(float(times[1])) if len(times) > 1 else (1.0, 0.0)
+        x = ddim_step(x0, eps, a_s, s_s)
+        report(callback, 0, t, x, x0)
+        if len(times) == 1:
+            return x
+        later = None if callback is None else (lambda s: callback({**s, "i": s["i"] + 1}))
+        return sampler(
+            model_fn, x, times[1:], schedule, generator=generator, callback=later, **options
+        )
+
+    return run
 
 
 def alphas_sigmas(schedule: Schedule, times) -> tuple[list[float], list[float]]:

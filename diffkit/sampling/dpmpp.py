@@ -15,6 +15,7 @@ from diffkit.errors import ConfigError
 from diffkit.sampling.base import (
     alphas_sigmas,
     combine,
+    from_pure_noise,
     half_log_snr,
     randn_like,
     report,
@@ -97,6 +98,7 @@ def multistep(model_fn, x, times, schedule, *, order, lower_order_final, sde, ge
 
 
 @register("dpmpp_2m")
+@from_pure_noise
 def dpmpp_2m(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
@@ -108,6 +110,7 @@ def dpmpp_2m(
 
 
 @register("dpmpp_3m")
+@from_pure_noise
 def dpmpp_3m(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
@@ -119,6 +122,7 @@ def dpmpp_3m(
 
 
 @register("dpmpp_2m_sde")
+@from_pure_noise
 def dpmpp_2m_sde(
     model_fn, x, times, schedule, *, generator=None, callback=None, lower_order_final=True
 ):
@@ -130,6 +134,7 @@ def dpmpp_2m_sde(
 
 
 @register("dpmpp_2s")
+@from_pure_noise
 def dpmpp_2s(model_fn, x, times, schedule, *, generator=None, callback=None):
     """DPM-Solver++(2S), singlestep second order with r = 1/2 (Lu et al. 2022b, Algorithm 1).
 
@@ -159,6 +164,7 @@ def dpmpp_2s(model_fn, x, times, schedule, *, generator=None, callback=None):
 
 
 @register("dpm_solver")
+@from_pure_noise
 def dpm_solver(model_fn, x, times, schedule, *, generator=None, callback=None, order=2):
     """DPM-Solver-1/2/3, singlestep in noise prediction (Lu et al. 2022a; r = 1/2 and 1/3, 2/3).
 

@@ -10,6 +10,7 @@ import torch
 from diffkit import guidance  # a module reference: guidance itself imports sampling.base
 from diffkit.errors import ConfigError, DataError
 from diffkit.sampling.base import model_function, randn_like
+from diffkit.sampling.calls import steps_for
 from diffkit.sampling.registry import get_sampler
 from diffkit.sampling.timesteps import timesteps
 from diffkit.schedules import Schedule
@@ -51,6 +52,7 @@ def sample(
     *,
     sampler: str = "ddpm",
     steps: int | None = None,
+    nfe: int | None = None,
     spacing: str = "trailing",
     times: Tensor | None = None,
     prediction: str = "eps",
@@ -77,8 +79,16 @@ def sample(
     x_T_or_shape
         The starting noise, or a shape to draw it for (scaled to the schedule's x_T).
     steps, spacing, times
-        How many model evaluation times and where (see :func:`timesteps`); default all T
-        steps of a discrete schedule, 1000 for a continuous one. ``times`` overrides both.
+        How many evaluation times and where (see :func:`timesteps`); default all T steps
+        of a discrete schedule, 1000 for a continuous one. ``times`` overrides both. A
+        time is one network call for DDPM, DDIM, Euler, DPM-Solver++ 2M/3M, UniPC and the
+        reverse SDE; Heun and DPM-Solver++ 2S make ``2 * steps - 1`` calls, DPM-Solver of
+        order k ``k * (steps - 1) + 1``, the predictor-corrector ``n_corrector + 1`` per
+        time, annealed Langevin ``n_steps_each`` per time plus one, RePaint one per step
+        down (:mod:`diffkit.sampling.calls`).
+    nfe
+        A budget of network calls instead of ``steps``: the most times whose calls stay
+        within it, so samplers with several calls per step get the same compute.
     guidance_scale, null_cond
         Classifier-free guidance (:func:`diffkit.guidance.cfg`): 0 unconditional, 1
         conditional, above 1 guided; ``null_cond`` replaces entries of ``cond``.
@@ -92,9 +102,10 @@ def sample(
         Passed to the sampler, e.g. ``eta=0.5`` for DDIM.
 
     Everything runs on x's device (``device``, or that of ``x_T``), and no step asks the host
-    for a value: the only synchronisations are the NaN checks of x_T and of the result. A
-    ``generator`` on x's device draws the noise there; one on another device (a CPU
-    generator for results that agree across devices) draws there and copies each draw.
+    for a value: the only synchronisations are the NaN checks of x_T and, once at the end, of
+    the result and of the model's outputs (a flag kept on the device). A ``generator`` on
+    x's device draws the noise there; one on another device (a CPU generator for results
+    that agree across devices) draws there and copies each draw.
 
     Examples
     --------
@@ -110,6 +121,11 @@ def sample(
             raise DataError("the starting noise x_T contains NaN or inf; pass finite values.")
     else:
         x = initial_noise(x_T_or_shape, schedule, generator=generator, device=device, dtype=dtype)
+    if nfe is not None:
+        if steps is not None or times is not None:
+            raise ConfigError("pass one of steps, nfe or times, not several; drop the others.")
+        cap = schedule.T if schedule.discrete else None
+        steps = steps_for(sampler, nfe, cap, **options)
     if times is None:
         steps = steps if steps is not None else (schedule.T if schedule.discrete else 1000)
         times = timesteps(schedule, steps, spacing)
@@ -117,7 +133,7 @@ def sample(
         times = schedule.check_t(times).cpu()  # the samplers read them as floats
     if guidance_scale is not None:
         model = guidance.cfg(model, guidance_scale, null_cond)
-    model_fn = model_function(model, schedule, prediction, cond, at=times, like=x)
+    model_fn = network_fn = model_function(model, schedule, prediction, cond, at=times, like=x)
     if x0_transform is not None:
         model_fn = guidance.with_x0_transform(model_fn, schedule, x0_transform)
     if (known is None) != (mask is None):
@@ -129,12 +145,27 @@ def sample(
         callback = _with_progress_bar(callback, len(times), sampler)
     with torch.no_grad():
         x = fn(model_fn, x, times, schedule, generator=generator, callback=callback, **options)
-    if not torch.isfinite(x).all():  # once per call: the steps themselves never sync
-        raise DataError(
-            f"sampler {sampler!r} ended with NaN or inf values: the model returned non-finite "
-            "predictions or the steps diverged; check the model's outputs, or use more steps."
-        )
+    check_finite_result(x, network_fn.outputs_finite(), sampler)
     return x if known is None else mask * known + (1 - mask) * x
+
+
+def check_finite_result(x: Tensor, outputs_finite: Tensor | None, sampler: str) -> None:
+    """A DataError naming ``sampler`` if ``x`` or any model output holds NaN or inf: one
+    host synchronisation per sampling call (the steps themselves never sync)."""
+    ok = torch.isfinite(x).all()
+    if outputs_finite is not None:
+        ok = ok & outputs_finite
+    if bool(ok):
+        return
+    if outputs_finite is not None and not bool(outputs_finite):
+        raise DataError(
+            f"sampler {sampler!r} got NaN or inf predictions from the model during sampling; "
+            "check the model's weights and inputs (cond, guidance scale), or retrain it."
+        )
+    raise DataError(
+        f"sampler {sampler!r} ended with NaN or inf values though the model's outputs were "
+        "finite: the steps diverged; use more steps or another sampler or spacing."
+    )
 
 
 def _with_progress_bar(callback, total: int, label: str):

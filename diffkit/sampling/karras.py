@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from diffkit.sampling.base import randn_like, report, scalars, trajectory
+from diffkit.sampling.base import from_pure_noise, randn_like, report, scalars, trajectory
 from diffkit.sampling.registry import register
 
 
@@ -43,6 +43,7 @@ def churn_levels(schedule, times, alphas, ves, s_churn, s_tmin, s_tmax, s_noise)
 
 
 @register("euler")
+@from_pure_noise
 def euler(
     model_fn,
     x,
@@ -78,6 +79,7 @@ def euler(
 
 
 @register("heun")
+@from_pure_noise
 def heun(
     model_fn,
     x,

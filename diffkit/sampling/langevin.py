@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 from diffkit.errors import ConfigError
-from diffkit.sampling.base import randn_like, report
+from diffkit.sampling.base import from_pure_noise, randn_like, report
 from diffkit.sampling.registry import register
 
 
 @register("langevin")
+@from_pure_noise
 def langevin(
     model_fn,
     x,
@@ -31,9 +32,7 @@ def langevin(
     """
     if n_steps_each < 1:
         raise ConfigError(f"n_steps_each must be at least 1, got {n_steps_each}.")
-    alpha, sigma = schedule.alpha_sigma(times)
-    if (alpha <= 0).any():
-        raise ConfigError("langevin needs alpha > 0 at every time; leave out zero-SNR times.")
+    alpha, sigma = schedule.alpha_sigma(times)  # alpha > 0: from_pure_noise leaves SNR 0
     alphas, levels = alpha.tolist(), (sigma / alpha).tolist()
     last = len(times) - 1
     y = x / alphas[0]

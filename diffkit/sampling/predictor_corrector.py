@@ -7,7 +7,7 @@ import math
 import torch
 
 from diffkit.errors import check_choice
-from diffkit.sampling.base import randn_like, report, trajectory
+from diffkit.sampling.base import from_pure_noise, randn_like, report, trajectory
 from diffkit.sampling.registry import register
 from diffkit.sampling.sde import sde_coefficients
 
@@ -19,6 +19,7 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("pc")
+@from_pure_noise
 def pc(
     model_fn,
     x,

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from diffkit.sampling.base import randn_like, report, trajectory
+from diffkit.sampling.base import from_pure_noise, randn_like, report, trajectory
 from diffkit.sampling.registry import register
 from diffkit.schedules import Schedule
 
@@ -55,6 +55,7 @@ def _derivative(y: Tensor, t: Tensor) -> Tensor:
 
 
 @register("sde_euler")
+@from_pure_noise
 def sde_euler(model_fn, x, times, schedule, *, generator=None, callback=None):
     """Reverse-SDE Euler–Maruyama (Song et al. 2021, eq. 6) with a final denoising step."""
     _, sigmas = trajectory(schedule, times)

@@ -11,7 +11,15 @@ from __future__ import annotations
 import math
 
 from diffkit.errors import ConfigError
-from diffkit.sampling.base import combine, half_log_snr, report, scalars, solve, trajectory
+from diffkit.sampling.base import (
+    combine,
+    from_pure_noise,
+    half_log_snr,
+    report,
+    scalars,
+    solve,
+    trajectory,
+)
 from diffkit.sampling.dpmpp import multistep_order
 from diffkit.sampling.registry import register
 
@@ -62,6 +70,7 @@ def unic_step(lams, alphas, sigmas, i, order):
 
 
 @register("unipc")
+@from_pure_noise
 def unipc(
     model_fn, x, times, schedule, *, generator=None, callback=None, order=2, lower_order_final=True
 ):

@@ -111,6 +111,7 @@ def run_images(path_of, suite: str, context: Context) -> dict:
         "class_accuracy": class_accuracy(clf, val.images, val.labels),
     }
     references = {"diffusers": "ok" if have_ref else NOT_INSTALLED, "real images": "ok"}
+    notes = [throughput_note(config, train_set, have_ref, context)]
     setup = (
         f"Class-conditional U-Net ({trained.summary()['params']} parameters, width "
         f"{b['width']}) trained {b['steps']} steps on {len(train_set)} {shape} images; "
@@ -126,6 +127,24 @@ def run_images(path_of, suite: str, context: Context) -> dict:
         setup=setup,
         floor_label="real images",
         train=trained.summary(),
+        notes=notes,
+    )
+
+
+def throughput_note(config, train_set, have_ref: bool, context: Context) -> str:
+    """Training images/s of diffkit's U-Net and diffusers' UNet2DModel, same layout."""
+    if not have_ref:
+        return f"Training throughput beside diffusers' UNet2DModel: {NOT_INSTALLED}."
+    from .throughput import compare
+
+    batch = train_set.images[:64]
+    labels = train_set.labels[:64] if config.class_conditional else None
+    c = compare(config.unet(), batch, labels, steps=5, seed=context.seed)
+    ours, theirs = c["diffkit"], c["diffusers UNet2DModel"]
+    return (
+        f"Training throughput, batch {c['batch']}, {c['steps']} steps, same layout: diffkit "
+        f"{ours['images_per_s']:.0f} images/s ({ours['params']:,} parameters), diffusers "
+        f"UNet2DModel {theirs['images_per_s']:.0f} images/s ({theirs['params']:,} parameters)."
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from diffkit.errors import DataError, MissingFileError, ShapeError
+from diffkit.reading import check_input, reading
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npz", ".npy")
@@ -99,6 +100,8 @@ def from_array(
     and mapped by ``2 * x - 1``, unless some are negative, when they are kept as they are
     (already in [-1, 1]).
     """
+    if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
+        raise DataError(f"{source} has pixel type {array.dtype}; store uint8 or float pixels.")
     if array.ndim == 3:
         array = array[:, None]  # (N, 1, H, W)
     elif array.ndim == 4 and array.shape[-1] in (1, 3, 4):
@@ -112,10 +115,8 @@ def from_array(
         raise DataError(f"{source} holds no images; give at least one.")
     if array.dtype == np.uint8:
         images, levels = scale_uint8(array), 256
-    elif np.issubdtype(array.dtype, np.floating):
-        images, levels = _scale_float(array, source), None
     else:
-        raise DataError(f"{source} has pixel type {array.dtype}; store uint8 or float pixels.")
+        images, levels = _scale_float(array, source), None
     label_tensor = None
     if labels is not None:
         label_tensor = torch.as_tensor(np.asarray(labels).astype(np.int64)).reshape(-1)
@@ -146,12 +147,9 @@ def _open(path: Path):
 
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (MNIST format, gzipped or not) into a numpy array of its own shape."""
-    path = _existing(path)
-    try:
-        with _open(path) as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
-        raise DataError(f"cannot read IDX file {path} ({err}); re-download or unzip it.") from err
+    path = _existing(path, folder=False)
+    with reading(path, "--data", "an IDX file", "re-download or unzip it"), _open(path) as f:
+        raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number); check the file.")
     ndim = raw[3]
@@ -179,11 +177,9 @@ def load_idx(images_path: str | Path, labels_path: str | Path | None = None) -> 
 
 def load_array(path: str | Path) -> ImageSet:
     """Images from ``.npy`` or from ``.npz`` (keys ``images``/``x`` and ``labels``/``y``)."""
-    path = _existing(path)
-    try:
+    path = _existing(path, folder=False)
+    with reading(path, "--data", "a numpy array", "re-save it with numpy"):
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"cannot read array file {path} ({err}); re-save it with numpy.") from err
     if path.suffix.lower() == ".npy":
         return from_array(loaded, source=str(path))
     with loaded:
@@ -200,6 +196,7 @@ def read_image(path: Path) -> np.ndarray:
     """One image file as uint8 (H, W) or (H, W, 3)."""
     from PIL import Image, UnidentifiedImageError
 
+    path = check_input(path, "image")
     try:
         with Image.open(path) as img:
             img.load()
@@ -333,11 +330,8 @@ def random_hflip(
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
-def _existing(path: str | Path) -> Path:
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise MissingFileError(f"data path {p} does not exist; check the spelling or the --data.")
-    return p
+def _existing(path: str | Path, *, folder: bool = True) -> Path:
+    return check_input(path, "--data", folder=folder)
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from diffkit.config import merge
 from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
 from diffkit.errors import ConfigError, DataError, check_choice
+from diffkit.guidance import X0_CLIPS
 from diffkit.sampling import SAMPLERS
 
 from .autoencoder import AutoencoderConfig, latent_scale, train_autoencoder
@@ -25,6 +27,7 @@ from .data import ImageSet, load_images
 from .evaluate import save_grid
 from .generate import SampleOptions, generate
 from .network import ImageDenoiser
+from .recipes import RECIPES
 from .score import evaluate
 from .unet import UNetConfig
 
@@ -38,10 +41,14 @@ COUNTS = ("ae_steps", "classifier_steps", "bpd_steps")  # 0 turns the step off
 class ImagesConfig:
     """The ``[model]`` section: U-Net, conditioning, latent autoencoder, data split, metrics.
 
-    The defaults suit the built-in 8x8 digits (a U-Net of 0.76M parameters that trains
-    in seconds on a CPU). ``channels`` and ``num_classes`` must match the data; the loader
-    says which to set when they do not. ``hflip`` trains on randomly mirrored images
+    These dataclass defaults are the ``digits8`` layout; a run from the CLI or
+    :func:`diffkit.fit` starts from the domain's defaults, the ``cpu`` recipe of
+    :mod:`~diffkit.domains.images.recipes`, which ``--config`` files and flags override.
+    ``channels`` and ``num_classes`` must match the data; the loader says which to set when
+    they do not. ``hflip`` trains on randomly mirrored images
     (pixel models; see :class:`~diffkit.domains.images.network.ImageDenoiser`).
+    ``x0_clip`` keeps x0 predictions in the pixel range while sampling (``auto``: static
+    clipping for pixel models, off for latent ones; see :func:`diffkit.guidance.data_range`).
     """
 
     class_conditional: bool = False
@@ -66,6 +73,7 @@ class ImagesConfig:
     eval_sampler: str = "ddim"
     eval_steps: int = 20
     guidance_scales: tuple[float, ...] = (0.0, 1.0, 3.0)
+    x0_clip: str = "auto"
     classifier_steps: int = 300
     bpd_steps: int = 50
 
@@ -92,6 +100,7 @@ class ImagesConfig:
                 "model.hflip mirrors pixels, which latents do not follow; drop hflip with --latent."
             )
         check_choice("eval_sampler", self.eval_sampler, SAMPLERS)
+        check_choice("x0_clip", self.x0_clip, ("auto", *X0_CLIPS))
         for name in ("channel_mults", "ae_channels"):
             if not getattr(self, name):
                 raise ConfigError(f"model.{name} must name at least one number, like 1,2.")
@@ -252,7 +261,8 @@ domain = Domain(
     description="U-Net image diffusion: class-conditional with guidance, inpainting, latent.",
     prepare=prepare,
     options={"sample": SampleOptions, "evaluate": EvaluateOptions},
-    # small images train well in batches of 64; the engine's 256 makes a CPU run slow
-    defaults={"train": {"batch_size": 64}},
+    # the CPU recipe (see .recipes); small images train well in batches of 64, the engine's
+    # 256 makes a CPU run slow
+    defaults=merge(RECIPES["cpu"], {"train": {"batch_size": 64}}),
     bench=bench_cases,
 )

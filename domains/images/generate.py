@@ -14,7 +14,9 @@ import torch
 
 from diffkit import sample
 from diffkit.domain import option
-from diffkit.errors import ConfigError, MissingFileError, ShapeError
+from diffkit.errors import CheckpointError, ConfigError, ShapeError, check_choice
+from diffkit.guidance import X0_CLIPS, data_range
+from diffkit.reading import check_input, reading
 
 from .data import from_array, read_image
 
@@ -29,14 +31,49 @@ class SampleOptions:
         None, "Class label of every sample (class-conditional models).", flag="--class"
     )
     guidance: float | None = option(
-        None, "Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided."
+        None,
+        "Classifier-free guidance scale: 0 unconditional, 1 conditional, >1 guided.",
+        low=-100.0,
+        high=100.0,
     )
     inpaint: Path | None = option(None, "Image whose known pixels are kept.")
     mask: Path | None = option(None, "Mask for --inpaint: non-zero = known.")
+    x0_clip: str | None = option(
+        None,
+        "Keep each x0 prediction in the pixel range [-1, 1]: static (clip), dynamic "
+        "(Imagen's thresholding) or off; default the run's model.x0_clip.",
+    )
 
     def __post_init__(self):
-        if self.guidance is not None and not -100 <= self.guidance <= 100:
-            raise ConfigError(f"--guidance must lie in -100..100, got {self.guidance}.")
+        if self.x0_clip is not None:
+            check_choice("--x0-clip", self.x0_clip, X0_CLIPS)
+
+
+def x0_transform(net, clip: str):
+    """The x0 transform sampling uses: pixels lie in [-1, 1], so pixel models clip there
+    (``"auto"``: static); latents have no known range, so latent models keep x0 as it is."""
+    if clip == "auto":
+        clip = "off" if net.autoencoder is not None else "static"
+    elif clip != "off" and net.autoencoder is not None:
+        raise ConfigError(
+            f"--x0-clip {clip} needs a pixel model; latents have no fixed range, use off."
+        )
+    return data_range(clip, -1.0, 1.0)
+
+
+MAX_SIDE = 4096  # pixels per side of a sample; a checkpoint asking for more is damaged
+
+
+def sample_shape(settings: dict) -> list[int]:
+    """The (C, H, W) a checkpoint samples, checked: an edited ``config.json`` may say anything."""
+    shape = settings.get("shape")
+    fits = isinstance(shape, list) and len(shape) == 3
+    if not fits or not all(type(s) is int and 1 <= s <= MAX_SIDE for s in shape):
+        raise CheckpointError(
+            f"the checkpoint's settings.shape {shape!r} is not (C, H, W) with sides in "
+            f"1..{MAX_SIDE}; restore its config.json or use another checkpoint."
+        )
+    return shape
 
 
 def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | None:
@@ -62,11 +99,10 @@ def class_labels(net, n: int, label: int | None, settings: dict) -> Tensor | Non
 
 def read_picture(path: Path, what: str) -> Tensor:
     """An image file (PNG/JPEG) or .npy array as a (C, H, W) tensor in [-1, 1]."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{what} {str(path)!r} does not exist.")
+    path = check_input(path, what)
     if path.suffix.lower() == ".npy":
-        array = np.load(path, allow_pickle=False)
+        with reading(path, what, "a numpy array", "re-save it with numpy"):
+            array = np.load(path, allow_pickle=False)
         if array.ndim == 4 and array.shape[0] == 1:
             array = array[0]
         if array.ndim == 3 and array.shape[0] in (1, 3):  # (C, H, W) -> (H, W, C)
@@ -109,6 +145,7 @@ def generate(
 ) -> Tensor:
     """``n`` images (n, C, H, W) in [-1, 1]; ``options`` are the sample command's flags."""
     options = options or SampleOptions()
+    shape = sample_shape(settings)
     device = next(net.parameters()).device
     labels = class_labels(net, n, options.class_, settings)
     extra: dict = {}
@@ -126,11 +163,11 @@ def generate(
                 "--inpaint works on pixel models; this checkpoint is latent (trained with "
                 "--latent), so sample it without --inpaint."
             )
-        known, mask = inpainting(options.inpaint, options.mask, settings["shape"])
+        known, mask = inpainting(options.inpaint, options.mask, shape)
         extra.update(known=known.to(device), mask=mask.to(device))
     x = sample(
         net,
-        (n, *settings["shape"]),
+        (n, *shape),
         schedule,
         sampler=sampler,
         steps=steps,
@@ -138,6 +175,7 @@ def generate(
         cond={"y": labels.to(device)} if labels is not None else None,
         generator=generator,
         device=device,
+        x0_transform=x0_transform(net, options.x0_clip or getattr(config, "x0_clip", "auto")),
         **extra,
     )
     return net.decode(x).clamp(-1.0, 1.0)

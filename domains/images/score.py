@@ -16,7 +16,7 @@ from diffkit.likelihood import bits_per_dim, variational_bound
 from diffkit.schedules import Schedule
 
 from .data import dequantize
-from .evaluate import class_accuracy, feature_metrics, train_classifier
+from .evaluate import class_accuracy, feature_metrics, noise_tiles, train_classifier
 from .generate import SampleOptions, class_labels, generate
 
 Tensor = torch.Tensor
@@ -83,7 +83,9 @@ def evaluate(
     generator=None,
     options: EvaluateOptions | None = None,
 ) -> dict[str, float]:
-    """The metrics above as a flat dict (``class_accuracy_g3`` is accuracy at guidance 3).
+    """The metrics above as a flat dict (``class_accuracy_g3`` is accuracy at guidance 3);
+    ``noise_tiles`` is the fraction of samples rougher than any training image
+    (:func:`~diffkit.domains.images.evaluate.noise_tiles`).
 
     ``options`` (``--sampler``, ``--steps``, ``--num-samples``) override the run's
     ``eval_sampler``, ``eval_steps`` and ``n_eval``.
@@ -97,6 +99,7 @@ def evaluate(
     out: dict[str, float] = {"n_samples": n, "held_out": len(val)}
     conditional = net.num_classes is not None
     samples = _sample(net, schedule, n, config, settings, prediction, generator)
+    out["noise_tiles"] = float(noise_tiles(samples, train.images).float().mean())
     if train.labels is not None:  # unlabelled data have no classifier to measure with
         g = torch.Generator().manual_seed(0)
         with torch.enable_grad():  # the engine evaluates under no_grad; the classifier trains

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from diffkit.errors import ConfigError, DataError, MissingFileError
+from diffkit.errors import ConfigError, DataError
+from diffkit.reading import check_input, read_bytes
 
 FORMATS = (".txt", ".csv", ".tsv", ".jsonl")
 
@@ -55,11 +56,7 @@ class Corpus:
 
 def _decode(path: Path) -> str:
     """The file's text; a clear error for a missing path, a directory or non-UTF-8 bytes."""
-    if not path.exists():
-        raise MissingFileError(f"no file at {path}; check the path or pass another --data.")
-    if path.is_dir():
-        raise DataError(f"{path} is a directory; pass one {'/'.join(FORMATS)} file inside it.")
-    raw = path.read_bytes()
+    raw = read_bytes(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -110,7 +107,12 @@ def read_table(path, text_column: str = "text", cond_column: str | None = None) 
     """A ``.csv`` or ``.tsv`` file with a header row (the delimiter follows the suffix)."""
     path = Path(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    rows = list(csv.DictReader(io.StringIO(_decode(path)), delimiter=delimiter))
+    try:
+        rows = list(csv.DictReader(io.StringIO(_decode(path)), delimiter=delimiter))
+    except csv.Error:
+        raise DataError(
+            f"{path} is not a readable {path.suffix} table (csv.Error); fix its quoting or lines."
+        ) from None
     if not rows:
         raise DataError(f"{path} has a header but no rows; pass a file with at least one text.")
     return _from_rows(path, rows, text_column, cond_column)
@@ -137,7 +139,9 @@ def read(path, text_column: str = "text", cond_column: str | None = None) -> Cor
     """Read any supported file by its suffix (see the module docstring)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in FORMATS and not path.is_dir():
+    if path.exists():  # a folder, a device or an empty file first: the suffix cannot say
+        check_input(path)
+    if suffix not in FORMATS:
         raise ConfigError(
             f"cannot read {path.name!r}: unknown file type {suffix or '(none)'!r}; "
             f"pass one of {', '.join(FORMATS)}."

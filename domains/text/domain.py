@@ -22,6 +22,7 @@ from diffkit.domain import Domain, DomainData
 from diffkit.errors import ConfigError, check_choice
 
 from . import data as text_data
+from .bench import cases as bench_cases
 from .evaluate import evaluate
 from .generate import generate_texts, tensor_to_texts, texts_to_tensor
 from .loss import TimeWarp, text_loss
@@ -31,8 +32,8 @@ from .tokenizer import MODEL_TYPES, Tokenizer, train_tokenizer
 
 Tensor = torch.Tensor
 MODELS = ("diffusion_lm", "cdcd", "ar", "masked")
-AUTO_VOCAB = 1000  # vocab_size 0: this many pieces, or fewer when the corpus cannot fill them
-AUTO_LENGTH = 64  # max_length / cond_length 0: the longest training text, at most this
+AUTO_VOCAB = 1000  # vocab_size None: this many pieces, or fewer when the corpus cannot fill them
+AUTO_LENGTH = 64  # max_length / cond_length None: the longest training text, at most this
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,11 @@ class TextConfig:
     reaches 2.3 bits/token on the built-in grammar in 400 steps where Diffusion-LM's
     recipe is at 21. Evaluation samples with 200 ancestral steps (the best sampler there).
 
-    ``vocab_size`` 0 takes 1,000 pieces or the most the corpus allows (the built-in grammar
-    allows a few hundred); ``max_length`` / ``cond_length`` 0 fit the longest training text /
-    condition (BOS and EOS included) up to 64 tokens; ``cond_column`` "" means unconditional
+    ``vocab_size`` None (not given) takes 1,000 pieces or the most the corpus allows (the
+    built-in grammar allows a few hundred); ``max_length`` / ``cond_length`` None fit the
+    longest training text / condition (BOS and EOS included) up to 64 tokens, and loading
+    the data fills them in; ``cond_column`` None means unconditional (``cond_length`` then
+    stays None); ``tokenizer`` None trains one, ``teacher`` None skips lm-score
     (the built-in grammar's columns are ``ref`` and ``mr``: ``--cond-column mr`` makes it
     conditional). ``dropout`` is 0 for the endless built-in grammar; small real corpora
     (E2E's devset) want about 0.1.
@@ -54,12 +57,12 @@ class TextConfig:
 
     model: str = "cdcd"
     text_column: str = "text"
-    cond_column: str = ""
-    vocab_size: int = 0
-    tokenizer: str = ""
+    cond_column: str | None = None
+    vocab_size: int | None = None
+    tokenizer: str | None = None
     tokenizer_type: str = "bpe"
-    max_length: int = 0
-    cond_length: int = 0
+    max_length: int | None = None
+    cond_length: int | None = None
     embed_dim: int = 16
     width: int = 128
     depth: int = 4
@@ -78,16 +81,17 @@ class TextConfig:
     nll_texts: int = 64
     nll_steps: int = 50
     infill_texts: int = 32
-    teacher: str = ""
+    teacher: str | None = None
     mask_schedule: str = "loglinear"  # --model masked: diffkit.discrete.get_schedule name
 
     def __post_init__(self):
         check_choice("model.model", self.model, MODELS)
         check_choice("model.tokenizer_type", self.tokenizer_type, MODEL_TYPES)
         for name in ("max_length", "cond_length"):
-            if getattr(self, name) != 0 and not 3 <= getattr(self, name) <= 4096:
+            if getattr(self, name) is not None and not 3 <= getattr(self, name) <= 4096:
                 raise ConfigError(
-                    f"model.{name} must be 0 (auto) or lie in 3..4096, got {getattr(self, name)}."
+                    f"model.{name} must lie in 3..4096 (or be left out: fit to the data), "
+                    f"got {getattr(self, name)}."
                 )
         for name in ("embed_dim", "width", "depth", "heads", "n_train", "eval_samples"):
             if not 1 <= getattr(self, name) <= 1_000_000:
@@ -103,14 +107,20 @@ class TextConfig:
             )
         if not (0 <= self.dropout < 1 and 0 <= self.cond_dropout < 1):
             raise ConfigError("model.dropout and model.cond_dropout must lie in [0, 1).")
-        if self.vocab_size < 0:
-            raise ConfigError(f"model.vocab_size must not be negative, got {self.vocab_size}.")
+        if self.vocab_size is not None and not 4 <= self.vocab_size <= 1_000_000:
+            raise ConfigError(
+                f"model.vocab_size must lie in 4..1000000 (or be left out: about 1,000), "
+                f"got {self.vocab_size}."
+            )
+        for name in ("cond_column", "tokenizer", "teacher"):
+            if getattr(self, name) == "":
+                raise ConfigError(f"model.{name} must not be empty; leave it out instead.")
         if self.nll_steps == 1:
             raise ConfigError("model.nll_steps must be 0 (off) or at least 2.")
 
     @property
     def conditional(self) -> bool:
-        return bool(self.cond_column)
+        return self.cond_column is not None
 
 
 # --- network and loss -------------------------------------------------------------------
@@ -118,9 +128,9 @@ class TextConfig:
 
 def build_network(config: TextConfig, diffusion=None) -> torch.nn.Module:
     """The denoiser (or the AR baseline) the config describes; vocab_size must be known."""
-    if config.vocab_size < 1 or config.max_length < 1:
+    if config.vocab_size is None or config.max_length is None:
         raise ConfigError(
-            "model.vocab_size and max_length are unknown (0); load the data first (it sets them)."
+            "model.vocab_size and max_length are unknown; load the data first (it sets them)."
         )
     if config.model == "masked":
         from .masked import build_masked
@@ -203,16 +213,16 @@ def read_corpus(config: TextConfig, path: Path | None):
         if not config.conditional:
             corpus = text_data.Corpus(corpus.texts)
     else:
-        corpus = text_data.read(Path(path), config.text_column, config.cond_column or None)
+        corpus = text_data.read(Path(path), config.text_column, config.cond_column)
     return text_data.split(corpus, config.val_fraction, config.data_seed)
 
 
 def make_tokenizer(config: TextConfig, train) -> Tokenizer:
     """The tokenizer file the config names, or one trained on the training texts."""
-    if config.tokenizer:
+    if config.tokenizer is not None:
         return Tokenizer.from_file(config.tokenizer)
     texts = [*train.texts, *(train.conds or ())]
-    if config.vocab_size:
+    if config.vocab_size is not None:
         return train_tokenizer(texts, config.vocab_size, config.tokenizer_type)
     try:
         return train_tokenizer(texts, AUTO_VOCAB, config.tokenizer_type)
@@ -220,9 +230,9 @@ def make_tokenizer(config: TextConfig, train) -> Tokenizer:
         return train_tokenizer(texts, None, config.tokenizer_type)
 
 
-def auto_length(tokenizer, texts, given: int) -> int:
-    """``given``, or for 0 the longest encoded text (BOS, EOS included) capped at AUTO_LENGTH."""
-    if given:
+def auto_length(tokenizer, texts, given: int | None) -> int:
+    """``given``, or for None the longest encoded text (BOS, EOS included) capped at AUTO_LENGTH."""
+    if given is not None:
         return given
     longest = max((len(tokenizer.encode(t)) + 2 for t in texts), default=3)
     return max(3, min(longest, AUTO_LENGTH))
@@ -232,16 +242,18 @@ def load_data(config: TextConfig, path: Path | None) -> DomainData:
     """Texts (and conditions) as token-id datasets; the tokenizer goes into the settings."""
     train, val = read_corpus(config, path)
     tokenizer = make_tokenizer(config, train)
-    if config.vocab_size and tokenizer.vocab_size != config.vocab_size:
+    if config.vocab_size is not None and tokenizer.vocab_size != config.vocab_size:
         raise ConfigError(
             f"the tokenizer {config.tokenizer!r} has {tokenizer.vocab_size} pieces but "
-            f"model.vocab_size is {config.vocab_size}; set vocab_size 0 or to its size."
+            f"model.vocab_size is {config.vocab_size}; leave vocab_size out or set it to its size."
         )
     config = dataclasses.replace(
         config,
         vocab_size=tokenizer.vocab_size,
         max_length=auto_length(tokenizer, train.texts, config.max_length),
-        cond_length=auto_length(tokenizer, train.conds or (), config.cond_length),
+        cond_length=(
+            auto_length(tokenizer, train.conds, config.cond_length) if config.conditional else None
+        ),
     )
     train_set, val_set = TextSet(train, tokenizer, config), TextSet(val, tokenizer, config)
     for what, encoded in (("training texts", train_set.texts), ("conditions", train_set.conds)):
@@ -317,6 +329,7 @@ domain = Domain(
     description="Diffusion LMs on sentencepiece tokens: CDCD (default), Diffusion-LM; AR baseline.",
     loss=loss,
     options={"sample": TextSampleOptions, "evaluate": TextEvaluateOptions},
+    bench=bench_cases,
     defaults={
         "diffusion": {"schedule": "sqrt", "T": 2000, "prediction": "x0"},
         "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100},

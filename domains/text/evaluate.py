@@ -27,6 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from diffkit.errors import ConfigError
 from diffkit.likelihood import gaussian_kl, variational_bound
 from diffkit.process import expand, posterior
 
@@ -131,9 +132,18 @@ def teacher_perplexity(teacher: str, texts: list[str]) -> float:
     """The AR teacher's perplexity (per token, EOS included) on ``texts``."""
     from diffkit.inference import load_model
 
-    _, net, _, found = load_model(teacher)
+    domain, net, _, found = load_model(teacher)
+    if domain.name != "text" or found.config["model"].get("model") != "ar":
+        raise ConfigError(
+            f"--teacher {teacher} is no AR text run; pass one trained with "
+            "`diffkit train --domain text --model ar`."
+        )
     tok = tokenizer_of(found.config["settings"])
-    length = found.config["model"]["max_length"]
+    return ar_perplexity(net, tok, found.config["model"]["max_length"], texts)
+
+
+def ar_perplexity(net, tok, length: int, texts: list[str]) -> float:
+    """An AR model's perplexity (per token, EOS included) on ``texts`` cut to ``length``."""
     enc = encode_corpus(tok, [t if t.strip() else " " for t in texts], length)
     nats = ar_nll(net, enc.ids, enc.pad)
     return math.exp(nats.sum().item() / (enc.pad.sum().item() - len(texts)))
@@ -283,7 +293,7 @@ def evaluate(
         if grammar:
             out |= grammar_floor(held, tok, config)
     teacher = str(options.teacher) if options.teacher is not None else config.teacher
-    if teacher:
+    if teacher is not None:
         out["lm_score"] = teacher_perplexity(teacher, samples)
         out["teacher_ppl_human"] = teacher_perplexity(teacher, held or list(val.texts))
     if config.conditional and val.conds is not None:

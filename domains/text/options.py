@@ -19,11 +19,14 @@ class TextSampleOptions:
         None, "Condition text, e.g. an E2E MR 'name[The Eagle], food[French]'."
     )
     guidance: float | None = option(
-        None, "Classifier-free guidance scale on --cond: 0 unconditional, 1 conditional."
+        None,
+        "Classifier-free guidance scale on --cond: 0 unconditional, 1 conditional.",
+        low=-100.0,
+        high=100.0,
     )
     infill: str | None = option(None, "Template whose ___ blanks are filled, the rest kept.")
-    infill_span: int = option(3, "Tokens per ___ blank of --infill.")
-    length: int | None = option(None, "Exact number of tokens of every sample.")
+    infill_span: int = option(3, "Tokens per ___ blank of --infill.", low=1, high=10_000)
+    length: int | None = option(None, "Exact number of tokens of every sample.", low=1, high=10**6)
     clamp: bool | None = option(
         None, "Snap each x0 estimate to the nearest embedding; default on for diffusion_lm only."
     )
@@ -37,5 +40,5 @@ class TextEvaluateOptions(EvaluateOptions):
         None, "AR run (diffkit train --domain text --model ar) scoring samples: lm-score."
     )
     guidance: float | None = option(
-        None, "Guidance scale of the mr->ref samples; default the run's."
+        None, "Guidance scale of the mr->ref samples; default the run's.", low=-100.0, high=100.0
     )

@@ -19,7 +19,8 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 
-from diffkit.errors import ConfigError, DataError, MissingFileError, check_choice
+from diffkit.errors import ConfigError, DataError, check_choice
+from diffkit.reading import read_bytes
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe")
@@ -59,10 +60,7 @@ class Tokenizer:
     @classmethod
     def from_file(cls, path) -> Tokenizer:
         """The tokenizer of an existing SentencePiece ``.model`` file."""
-        path = Path(path)
-        if not path.is_file():
-            raise MissingFileError(f"no tokenizer model at {path}; check the path.")
-        return cls(path.read_bytes())
+        return cls(read_bytes(path, "tokenizer model"))
 
     @classmethod
     def from_text(cls, text: str) -> Tokenizer:

@@ -21,17 +21,17 @@ import numpy as np
 import pandas as pd
 
 from diffkit.errors import ConfigError, DataError, MissingFileError
+from diffkit.reading import check_input, reading
 
 from .series import Series, Split, check_index, normalise_freq, rolling_windows
 
+# how a reader's failure ends: the formats there are
+FORMATS = "pass a CSV, a headerless .txt matrix or GluonTS JSON lines, plain or .gz"
 EXCHANGE_TRAIN_LENGTH = 6071  # int(7588 * 0.8) + 1 rows, as GluonTS's _lstnet.py cuts it
 
 
-def _existing(path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise MissingFileError(f"no file at {path}; check the path or pass another --data.")
-    return path
+def _existing(path, *, folder: bool = False) -> Path:
+    return check_input(path, "--data", folder=folder)
 
 
 def from_frame(frame: pd.DataFrame, freq: str | None = None) -> Series:
@@ -134,7 +134,12 @@ def from_long(
 
 
 def read_csv(
-    path, freq: str | None = None, *, date_column: str | None = None, **long_columns
+    path,
+    freq: str | None = None,
+    *,
+    date_column: str | None = None,
+    drop: tuple[str, ...] = (),
+    **long_columns,
 ) -> Series:
     """Read a CSV file: long (``item_id, timestamp, value``) or wide with a date column.
 
@@ -146,10 +151,14 @@ def read_csv(
         Pandas frequency string; inferred when omitted.
     date_column
         Column of timestamps of a wide file; the first column by default.
+    drop
+        Columns of a wide file that are not series (covariates).
     **long_columns
         ``item_column``, ``time_column``, ``value_column`` of a long file.
     """
-    frame = pd.read_csv(_existing(path))
+    path = _existing(path)
+    with reading(path, "--data", "a CSV table", FORMATS):
+        frame = pd.read_csv(path)
     long_names = (
         long_columns.get("item_column", "item_id"),
         long_columns.get("time_column", "timestamp"),
@@ -161,7 +170,7 @@ def read_csv(
     if date_column not in frame.columns:
         raise DataError(f"{path} has no column {date_column!r}; pass the name of its date column.")
     index = _to_datetime(frame[date_column], date_column)
-    return from_frame(frame.drop(columns=date_column).set_axis(index), freq)
+    return from_frame(frame.drop(columns=[date_column, *drop]).set_axis(index), freq)
 
 
 def read_lstnet(path, freq: str, start: str) -> Series:
@@ -174,8 +183,10 @@ def read_lstnet(path, freq: str, start: str) -> Series:
     freq, start
         The grid the file does not carry, e.g. ``"B"`` and ``"1990-01-01"``.
     """
-    frame = pd.read_csv(_existing(path), header=None)
-    index = pd.date_range(start, periods=len(frame), freq=normalise_freq(freq))
+    path = _existing(path)
+    with reading(path, "--data", "a comma-separated matrix", FORMATS):
+        frame = pd.read_csv(path, header=None)
+    index = pd.date_range(first_timestamp(start), periods=len(frame), freq=normalise_freq(freq))
     return from_frame(frame.set_axis(index), freq)
 
 
@@ -225,9 +236,15 @@ def read_jsonl(path, freq: str | None = None) -> Series:
     """Read GluonTS JSON lines (one ``{"start": ..., "target": [...]}`` object per line)."""
     path = _existing(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as lines:
+    with reading(path, "--data", "JSON lines", FORMATS), opener(path, "rt") as lines:
         entries = [json.loads(line) for line in lines if line.strip()]
-    return from_gluonts(entries, freq)
+    if not all(isinstance(e, dict) and "start" in e and "target" in e for e in entries):
+        raise DataError(
+            f'{path} is not GluonTS JSON lines; write one {{"start": ..., "target": [...]}} '
+            "object per line."
+        )
+    with reading(path, "--data", "GluonTS JSON lines", FORMATS):
+        return from_gluonts(entries, freq)
 
 
 def load(path, freq: str | None = None, start: str | None = None) -> Series:
@@ -287,13 +304,24 @@ def _find(path, folder: str, name: str) -> Path:
         if "DIFFKIT_DATA" not in os.environ:
             raise MissingFileError(f"no path given for {name}; pass it or set DIFFKIT_DATA.")
         path = os.environ["DIFFKIT_DATA"]
-    path = _existing(path)
+    path = _existing(path, folder=True)
     if path.is_dir():
         for candidate in (path / folder / name, path / name):
             if candidate.exists():
                 return candidate
         raise MissingFileError(f"no {folder}/{name} under {path}; check the data folder.")
     return path
+
+
+def first_timestamp(start: str) -> pd.Timestamp:
+    """``start`` (``--start``) as a timestamp; a ConfigError naming the fix otherwise."""
+    try:
+        first = pd.Timestamp(start)
+    except (ValueError, TypeError, OverflowError):
+        first = None
+    if first is None or first is pd.NaT:
+        raise ConfigError(f"--start {start!r} is not a timestamp; pass one like 1990-01-01.")
+    return first
 
 
 def _to_datetime(column, name: str) -> pd.DatetimeIndex:

@@ -42,6 +42,10 @@ class DenoiserConfig:
         Number of sinusoid frequencies of the diffusion-step embedding (sin and cos each).
     step_hidden_dim
         Width of the MLP that maps the step embedding into each layer.
+    max_cond_hidden
+        Cap on the width of the conditioning upsampler's middle layer (the reference's
+        D // 2): uncapped, its D // 2 x D weights make the cost quadratic in D (2 million
+        weights at 2,000 series); no change up to 256 series.
     """
 
     residual_layers: int = 8
@@ -49,6 +53,7 @@ class DenoiserConfig:
     dilation_cycle_length: int = 2
     step_embedding_dim: int = 16
     step_hidden_dim: int = 64
+    max_cond_hidden: int = 128
 
     def __post_init__(self):
         for name in (
@@ -57,6 +62,7 @@ class DenoiserConfig:
             "dilation_cycle_length",
             "step_embedding_dim",
             "step_hidden_dim",
+            "max_cond_hidden",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"denoiser {name} must be at least 1; got {getattr(self, name)}.")
@@ -161,7 +167,7 @@ class ConditionalDenoiser(nn.Module):
             nn.SiLU(),
         )
         # The reference upsamples H -> D // 2 -> D with leaky ReLUs.
-        mid = max(target_dim // 2, 1)
+        mid = max(min(target_dim // 2, config.max_cond_hidden), 1)
         self.cond_upsampler = nn.Sequential(
             nn.Linear(cond_dim, mid),
             nn.LeakyReLU(_SLOPE),

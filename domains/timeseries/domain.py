@@ -17,16 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffkit.chunks import draw_in_chunks
 from diffkit.config import DiffusionConfig
 from diffkit.domain import Domain, DomainData, EvaluateOptions, option, save_samples_as
 from diffkit.errors import ConfigError, DataError, ShapeError, check_choice
 from diffkit.sampling import SAMPLERS
 
 from .bench import cases as bench_cases
+from .covariate_data import WithCovariates, covariate_settings, forecast_covariates, read_table
+from .covariates import covariate_names
 from .data import load
 from .evaluate import evaluate as score
+from .impute import impute_frame, impute_paths, save_impute_chart
 from .module import TimeGradConfig, TimeGradModel
-from .output import forecast_frame, save_fan_chart, save_frame
+from .output import FORMATS, forecast_frame, save_fan_chart, save_frame
 from .series import Series, Split, check_series, rolling_windows
 from .synthetic import seasonal_var, synthetic, true_predictive_samples
 from .windows import WindowDataset, check_compatible, forecast_inputs
@@ -54,6 +58,8 @@ class TimeSeriesConfig:
     eval_steps: int | None = None  # None: every schedule step
     synthetic_length: int = 1000
     data_seed: int = 0
+    covariate_columns: tuple[str, ...] = ()  # CSV columns known in the future (covariate_data)
+    static_columns: tuple[str, ...] = ()  # long-CSV columns constant per series
 
     def __post_init__(self):
         for name in ("test_windows", "num_samples", "synthetic_length"):
@@ -94,12 +100,19 @@ TRAIN_DEFAULTS = {
 class ForecastOptions:
     """The time-series domain's flags of ``diffkit forecast``."""
 
-    num_samples: int = option(100, "Sample paths per forecast.")
+    num_samples: int = option(100, "Sample paths per forecast.", low=1, high=1_000_000)
     raw: bool = option(False, "One row per sample path instead of mean and quantiles.")
 
-    def __post_init__(self):
-        if not 1 <= self.num_samples <= 1_000_000:
-            raise ConfigError(f"--num-samples must lie in 1..1000000, got {self.num_samples}.")
+
+@dataclass(frozen=True)
+class ImputeOptions:
+    """The time-series domain's flags of ``diffkit impute``."""
+
+    num_samples: int = option(100, "Sample paths per missing value.", low=1, high=100_000)
+    # Off by default: chosen on the validation draw of benchmarks/timeseries_impute.py.
+    resample: bool = option(
+        False, "Weight the paths by the observed step after each gap and resample them."
+    )
 
 
 def network_config(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
@@ -128,31 +141,59 @@ def read_series(config: TimeSeriesConfig, path: Path | None, *, infer: bool = Fa
     return load(path, freq, config.start)
 
 
-def complete(config: TimeSeriesConfig, series: Series) -> TimeSeriesConfig:
-    """``config`` with ``target_dim`` and ``freq`` from the data; a mismatch raises."""
+def read_inputs(config, path: Path | None, *, infer: bool = False, settings=None):
+    """The series and its covariates (None without covariate columns), standardised with
+    ``settings["covariates"]`` when given (a trained run's)."""
+    if not (config.covariate_columns or config.static_columns):
+        return read_series(config, path, infer=infer), None
+    if path is None:
+        raise ConfigError(
+            "--covariate-columns and --static-columns name columns of a file; pass it as --data."
+        )
+    freq = None if infer else config.network.freq
+    series, covariates = read_table(path, freq, config.covariate_columns, config.static_columns)
+    if settings is not None:
+        covariates = covariates.standardised(settings["covariates"])
+    return series, covariates
+
+
+def complete(config: TimeSeriesConfig, series: Series, covariates=None) -> TimeSeriesConfig:
+    """``config`` with ``target_dim``, ``freq`` and covariate counts from the data."""
     net = config.network
     if net.target_dim is not None and net.target_dim != series.dim:
+        # target_dim is the user's --target-dim, or the trained model's: say both
         raise ShapeError(
-            f"the data holds {series.dim} series but target_dim is {net.target_dim}; "
-            f"drop --target-dim or pass data with {net.target_dim} columns."
+            f"the data holds {series.dim} series but the run's target_dim is {net.target_dim} "
+            f"(a --target-dim given, or the data it was trained on); pass data with "
+            f"{net.target_dim} series, or train without --target-dim."
         )
     if net.freq is not None and net.freq != series.freq:
         raise ConfigError(
-            f"the data has frequency {series.freq!r} but freq is {net.freq!r}; "
-            "drop --freq or resample the data."
+            f"the data has frequency {series.freq!r} but the run's freq is {net.freq!r} (a "
+            "--freq given, or the data it was trained on); resample the data, or train "
+            "without --freq."
         )
     net = dataclasses.replace(net, target_dim=series.dim, freq=series.freq)
+    if covariates is not None:
+        dynamic, static = covariates.dynamic.shape[1], len(covariates.static)
+        net = dataclasses.replace(net, num_feat_dynamic_real=dynamic, num_feat_static_real=static)
     return dataclasses.replace(config, network=net)
 
 
 def load_data(config: TimeSeriesConfig, path: Path | None) -> DomainData:
-    series = read_series(config, path)
-    config = complete(config, series)
+    series, covariates = read_inputs(config, path)
+    config = complete(config, series, covariates)
     net = config.network
     split = data_split(series, config)
-    val = WindowDataset(split, net, validation=True) if split.validation else None
     settings = {"source": str(path) if path else "synthetic", "names": list(series.names)}
-    return DomainData(WindowDataset(split, net), val, settings, config)
+    train = WindowDataset(split, net)
+    val = WindowDataset(split, net, validation=True) if split.validation else None
+    if covariates is not None:
+        settings["covariates"] = covariate_settings(covariates, split.train.length)
+        standardised = covariates.standardised(settings["covariates"])
+        train = WithCovariates(train, standardised)
+        val = WithCovariates(val, standardised) if val is not None else None
+    return DomainData(train, val, settings, config)
 
 
 def validation_windows(config: TimeSeriesConfig) -> int:
@@ -164,7 +205,7 @@ def validation_windows(config: TimeSeriesConfig) -> int:
 def data_split(series: Series, config: TimeSeriesConfig) -> Split:
     """Training range, validation and test windows of ``series``; one line if it is too short."""
     net, windows = config.network, validation_windows(config)
-    check_series(series, net.context_length, net.prediction_length, min_dim=2)
+    check_series(series, net.context_length, net.prediction_length)
     held_out = net.prediction_length * (config.test_windows + windows)
     needed = held_out + net.context_length + net.prediction_length
     if config.train_length is None and series.length < needed:
@@ -198,13 +239,18 @@ def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generato
         reduction="none",
         generator=generator,
         horizon_only="horizon_only" in batch,  # validation windows score what is forecast
+        covariates={k: batch[k] for k in covariate_names(net.config)},
     )
 
 
-def forecast_paths(net, histories, *, num_samples, sampler, steps, generator):
+def forecast_paths(net, histories, *, num_samples, sampler, steps, generator, covariates=None):
     """Sample paths (B, S, Th, D) after each history, and the B future timestamp grids."""
     device = next(net.parameters()).device
     inputs = forecast_inputs(histories, net.config)
+    known = {}
+    if covariates is not None:
+        known = forecast_covariates(histories, net.config, covariates)
+        known = {k: v.to(device) for k, v in known.items()}
     past, past_feat, future_feat = (x.to(device) for x in inputs[:3])
     index = inputs[3]
     samples = net.forecast(
@@ -216,6 +262,7 @@ def forecast_paths(net, histories, *, num_samples, sampler, steps, generator):
         sampler=sampler,
         steps=steps or None,
         generator=generator,
+        covariates=known,
     )  # (B, S, Th, D)
     return samples, index
 
@@ -228,20 +275,35 @@ def source_path(settings: dict, data: str | Path | None = None) -> Path | None:
     return None if source == "synthetic" else Path(source)
 
 
-def continue_series(net, series, n, sampler, steps, generator):
-    """``n`` sample paths (n, Th, D) after the end of ``series``, and their timestamps."""
-    samples, index = forecast_paths(
-        net.eval(), [series], num_samples=n, sampler=sampler, steps=steps, generator=generator
-    )
-    return samples[0], index[0]
+def continue_series(net, series, n, sampler, steps, generator, covariates=None):
+    """``n`` sample paths (n, Th, D) after the end of ``series``, and their timestamps.
+
+    Drawn in chunks, refused when the paths would not fit in memory (the core's chunking).
+    """
+    index = []
+
+    def paths(k: int):
+        samples, stamps = forecast_paths(
+            net.eval(),
+            [series],
+            num_samples=k,
+            sampler=sampler,
+            steps=steps,
+            generator=generator,
+            covariates=covariates,
+        )
+        index[:] = stamps
+        return samples[0]
+
+    return draw_in_chunks(paths, n, what="sample paths"), index[0]
 
 
 def generate(
     net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None, options=None
 ):
     """``n`` sample paths (n, Th, D) of the horizon after the end of the run's data."""
-    series = read_series(config, source_path(settings))
-    return continue_series(net, series, n, sampler, steps, generator)[0]
+    series, known = read_inputs(config, source_path(settings), settings=settings)
+    return continue_series(net, series, n, sampler, steps, generator, known)[0]
 
 
 def evaluate(net, schedule, data, *, config, settings, prediction, generator=None, options=None):
@@ -262,6 +324,7 @@ def evaluate(net, schedule, data, *, config, settings, prediction, generator=Non
         sampler=config.eval_sampler,
         steps=config.eval_steps,
         generator=generator,
+        covariates=getattr(data.train, "covariates", None),
     )
     out = score(list(samples.cpu().double().numpy()), split.targets).as_dict()
     if settings.get("source") == "synthetic" and data.settings.get("source") == "synthetic":
@@ -295,13 +358,52 @@ def forecast(
     """Forecast the horizon after the end of ``data`` (default the run's data) to ``out``."""
     options = options or ForecastOptions()
     path = source_path(settings, data)
-    series = read_series(config, path, infer=True)
+    series, known = read_inputs(config, path, infer=True, settings=settings)
     check_compatible(series, net.config, f"{path or 'the synthetic series'}")
-    samples, index = continue_series(net, series, options.num_samples, sampler, steps, generator)
+    samples, index = continue_series(
+        net, series, options.num_samples, sampler, steps, generator, known
+    )
     paths = samples.cpu().double().numpy()  # (S, Th, D)
     frame = forecast_frame(paths, index, series.names, raw=options.raw)
     written = [save_frame(frame, Path(out))]
     written.append(save_fan_chart(series, paths, index, Path(out).with_suffix(".png")))
+    return written
+
+
+def impute(
+    net,
+    schedule,
+    data,
+    out,
+    *,
+    config,
+    settings,
+    prediction,
+    sampler,
+    steps,
+    generator=None,
+    options: ImputeOptions | None = None,
+) -> list[Path]:
+    """Sample the missing values of the table at ``data``; write it filled, and a chart."""
+    options = options or ImputeOptions()
+    if Path(out).suffix.lower() not in FORMATS:
+        raise ConfigError(f"--out must end in .csv or .parquet, got {str(out)!r}.")
+    series, known = read_inputs(config, Path(data), infer=True, settings=settings)
+    check_compatible(series, net.config, str(data))
+    if np.isfinite(series.values).all():
+        raise DataError(f"{data} has no missing value; leave the cells to fill empty.")
+    paths = impute_paths(
+        net.eval(),
+        series,
+        num_samples=options.num_samples,
+        sampler=sampler,
+        steps=steps,
+        generator=generator,
+        covariates=known,
+        resample=options.resample,
+    )  # (S, T, D)
+    written = [save_frame(impute_frame(paths, series), Path(out))]
+    written.append(save_impute_chart(series, paths, Path(out).with_suffix(".png")))
     return written
 
 
@@ -330,6 +432,7 @@ domain = Domain(
     loss=loss,
     defaults={"diffusion": DIFFUSION_DEFAULTS, "train": TRAIN_DEFAULTS, "model": MODEL_DEFAULTS},
     forecast=forecast,
-    options={"evaluate": EvaluateOptions, "forecast": ForecastOptions},
+    impute=impute,
+    options={"evaluate": EvaluateOptions, "forecast": ForecastOptions, "impute": ImputeOptions},
     bench=bench_cases,
 )

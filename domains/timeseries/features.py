@@ -18,7 +18,9 @@ import pandas as pd
 import torch
 from pandas.tseries.frequencies import to_offset
 
-from diffkit.errors import ConfigError, ShapeError
+from diffkit.errors import ShapeError
+
+from .series import normalise_freq
 
 # pandas offset class -> short granularity key used by the tables below.
 _GRANULARITY = {
@@ -70,12 +72,7 @@ _FIELD_VALUES = {
 
 def granularity(freq: str) -> str:
     """Return the granularity key of a pandas frequency string ("B", "D", "h", ... or "")."""
-    try:
-        offset = to_offset(freq)
-    except ValueError as err:
-        raise ConfigError(
-            f"unknown frequency {freq!r}; pass a pandas frequency string such as 'B', 'D' or 'h'."
-        ) from err
+    offset = to_offset(normalise_freq(freq))  # old aliases ("H", "T") read as new ones
     return _GRANULARITY.get(type(offset).__name__, "")
 
 

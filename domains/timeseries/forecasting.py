@@ -6,9 +6,12 @@ series, one or more groups), or the D groups of a one-target dataset (a long fra
 batches hold every group at one time: the model regroups each batch's rows into D-vectors
 and hands each row its own series' forecast back. The network reads the raw targets
 (``encoder_target``, ``decoder_target``) and scales them itself, so the dataset's target
-normaliser plays no part and forecasts come back in the original scale. Other covariates
-are not read; the time features are the network's own, computed from ``time_idx`` given
-the timestamp of ``time_idx == 0`` (``start``) and ``freq``.
+normaliser plays no part and forecasts come back in the original scale. The time features
+are the network's own, computed from ``time_idx`` given the timestamp of ``time_idx == 0``
+(``start``) and ``freq``. The dataset's ``time_varying_known_reals`` (as the dataset
+normalises them) are the network's dynamic covariates, its ``static_reals`` and
+``static_categoricals`` its static ones; in the long layout each group's (series') values
+sit side by side (D K dynamic reals, D categories per categorical).
 
 pytorch-forecasting's ``BaseModel`` trains a point or distribution metric; the diffusion
 loss is no such metric, so the training and validation steps are overridden to call the
@@ -64,6 +67,11 @@ class TimeGradForecaster(BaseModel):
         Levels of ``predict(mode="quantiles")``.
     groups
         Long layout: the number D of groups, each one series (None: the targets are).
+    covariates
+        Set by ``from_dataset``: the positions of the known reals (``known_reals``) and
+        static reals (``static_reals``) among the dataset's ``reals``, of the static
+        categoricals (``static_categoricals``) among its categoricals, and their
+        ``cardinality``.
     **kwargs
         ``BaseModel``'s: ``learning_rate``, ``weight_decay``, ``optimizer``, ...
     """
@@ -81,16 +89,22 @@ class TimeGradForecaster(BaseModel):
         steps: int | None = None,
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
         groups: int | None = None,
+        covariates: dict | None = None,
         **kwargs,
     ):
         self.save_hyperparameters()
         super().__init__(**kwargs)
         targets = [target] if isinstance(target, str) else list(target)
+        cov = covariates or {}
+        per = groups or 1  # long layout: each of the D rows brings its own covariates
         config = TimeGradConfig(
             target_dim=groups or len(targets),
             prediction_length=prediction_length,
             context_length=context_length,
             freq=normalise_freq(freq),
+            num_feat_dynamic_real=per * len(cov.get("known_reals", ())),
+            num_feat_static_real=per * len(cov.get("static_reals", ())),
+            cardinality=tuple(cov.get("cardinality", ())) * per,
             **(model_options or {}),
         )
         self.model = TimeGradModel(config)
@@ -155,6 +169,7 @@ class TimeGradForecaster(BaseModel):
             )
         return cls(
             target=targets if dataset.multi_target else targets[0],
+            covariates=_covariate_positions(dataset),
             prediction_length=dataset.max_prediction_length,
             freq=freq,
             start=str(pd.Timestamp(start)),
@@ -195,7 +210,29 @@ class TimeGradForecaster(BaseModel):
             "past_time_feat": self._time_features(past_idx),
             "future_time_feat": self._time_features(horizon),
             "order": order,
+            "covariates": self._covariates(x, order),
         }
+
+    def _covariates(self, x: dict, order) -> dict:
+        """The dataset's known reals and statics as the network's covariates (by GluonTS name)."""
+        cov, out = self.hparams.covariates or {}, {}
+
+        def rows(t: torch.Tensor) -> torch.Tensor:  # long layout: (N*D, ..., K) -> (N, ..., D*K)
+            if order is None:
+                return t
+            t = t[order]
+            D = self.hparams.groups
+            return t.reshape(-1, D, *t.shape[1:]).movedim(1, -2).flatten(-2)
+
+        if cov.get("known_reals"):
+            known = cov["known_reals"]
+            out["past_feat_dynamic_real"] = rows(x["encoder_cont"][..., known])  # (N, Te, K')
+            out["future_feat_dynamic_real"] = rows(x["decoder_cont"][..., known])  # (N, Th, K')
+        if cov.get("static_reals"):
+            out["feat_static_real"] = rows(x["encoder_cont"][:, 0, cov["static_reals"]])
+        if cov.get("static_categoricals"):
+            out["feat_static_cat"] = rows(x["encoder_cat"][:, 0, cov["static_categoricals"]])
+        return out
 
     def _loss(self, x: dict, y) -> torch.Tensor:
         inputs = self._inputs(x, y[0])
@@ -207,6 +244,7 @@ class TimeGradForecaster(BaseModel):
             None,
             inputs["past_time_feat"],
             inputs["future_time_feat"],
+            covariates=inputs["covariates"],
         )
 
     def _step(self, batch, stage: str) -> torch.Tensor:
@@ -239,6 +277,7 @@ class TimeGradForecaster(BaseModel):
             sampler=self.hparams.sampler,
             steps=self.hparams.steps,
             generator=generator,
+            covariates=inputs["covariates"],
         )  # (N, S, Th, D), original scale
         if inputs["order"] is not None:  # long layout: each row gets its series' paths
             rows = samples.permute(0, 3, 1, 2).flatten(0, 1)  # (N*D, S, Th) in sorted order
@@ -272,6 +311,23 @@ class TimeGradForecaster(BaseModel):
         if isinstance(prediction, torch.Tensor):
             return fn(prediction)
         return [fn(p) for p in prediction]
+
+
+def _covariate_positions(dataset: TimeSeriesDataSet) -> dict:
+    """Where the known reals and statics sit in a dataset's batches, and their cardinality."""
+
+    def names(field: str) -> list[str]:  # pytorch-forecasting keeps the filled-in lists private
+        return list(getattr(dataset, "_" + field, None) or getattr(dataset, field, None) or [])
+
+    reals, cats = list(dataset.reals), list(dataset.flat_categoricals)
+    static_cats = names("static_categoricals")
+    encoders = dataset._categorical_encoders  # the fitted ones, as BaseModel reads them
+    return {
+        "known_reals": [reals.index(n) for n in names("time_varying_known_reals")],
+        "static_reals": [reals.index(n) for n in names("static_reals")],
+        "static_categoricals": [cats.index(n) for n in static_cats],
+        "cardinality": [len(encoders[n].classes_) for n in static_cats],
+    }
 
 
 def _long_layout_groups(dataset: TimeSeriesDataSet) -> int:

@@ -24,6 +24,7 @@ from gluonts.torch.model.estimator import PyTorchLightningEstimator
 from gluonts.torch.model.predictor import PyTorchPredictor
 from gluonts.transform import (
     AddObservedValuesIndicator,
+    AsNumpyArray,
     Chain,
     ExpectedNumInstanceSampler,
     InstanceSampler,
@@ -35,8 +36,9 @@ from gluonts.transform import (
     ValidationSplitSampler,
 )
 
-from diffkit.errors import DataError, ShapeError
+from diffkit.errors import ConfigError, DataError, ShapeError
 
+from .covariates import covariate_names
 from .data import period_timestamp
 from .features import time_feature_table
 from .gluonts_lightning import (
@@ -110,6 +112,43 @@ class AddTimeGradFeatures(MapTransformation):
         return data
 
 
+class CheckRows(MapTransformation):
+    """A ShapeError unless a covariate field holds the number of rows the estimator declares."""
+
+    @validated()
+    def __init__(self, field: str, rows: int) -> None:
+        self.field = field
+        self.rows = rows
+
+    def map_transform(self, data: dict, is_train: bool) -> dict:
+        if self.field not in data:
+            raise ShapeError(
+                f"a dataset entry has no {self.field!r} but the estimator declares "
+                f"{self.rows}; add the field to every entry or drop the setting."
+            )
+        found = data[self.field].shape[0]
+        if found != self.rows:
+            raise ShapeError(
+                f"a dataset entry's {self.field!r} holds {found} rows but the estimator "
+                f"declares {self.rows}; pass the same number (grouped entries hold one "
+                "block per series: CovariateGrouper)."
+            )
+        return data
+
+
+class ShiftForecastStart(MapTransformation):
+    """Move ``forecast_start`` ``lead_time`` steps on, past the gap the network draws."""
+
+    @validated()
+    def __init__(self, lead_time: int, field: str = FieldName.FORECAST_START) -> None:
+        self.lead_time = lead_time
+        self.field = field
+
+    def map_transform(self, data: dict, is_train: bool) -> dict:
+        data[self.field] = data[self.field] + self.lead_time
+        return data
+
+
 class SeededSampleForecastGenerator(SampleForecastGenerator):
     """GluonTS's sample forecasts, drawn from a generator seeded afresh on each ``predict``.
 
@@ -159,6 +198,19 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         Passed to ``lightning.Trainer`` (default: 100 epochs, gradient clipping at 10).
     train_sampler, validation_sampler
         GluonTS instance samplers of the training and validation windows.
+    num_feat_dynamic_real, num_feat_static_real, cardinality
+        Covariates of each (grouped) entry, as GluonTS's fields: ``feat_dynamic_real``
+        (K, T) known in the future too (for prediction it runs ``lead_time +
+        prediction_length`` steps past the target), ``feat_static_real`` (S,) and
+        ``feat_static_cat`` (C,) integers below ``cardinality`` (one count per category
+        field). :class:`~.gluonts_data.CovariateGrouper` groups univariate entries
+        keeping them.
+    lead_time
+        GluonTS's gap between the end of the context and the forecast: forecasts start
+        ``lead_time`` steps after the last value read (0: right after it). TimeGrad is
+        autoregressive, so it draws the ``lead_time`` steps of the gap and returns the
+        ``prediction_length`` after them; training teaches all ``lead_time +
+        prediction_length`` steps of each window.
     """
 
     @validated()
@@ -180,9 +232,16 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         trainer_kwargs: dict | None = None,
         train_sampler: InstanceSampler | None = None,
         validation_sampler: InstanceSampler | None = None,
+        lead_time: int = 0,
+        num_feat_dynamic_real: int = 0,
+        num_feat_static_real: int = 0,
+        cardinality: list[int] | None = None,
     ) -> None:
+        if lead_time < 0:
+            raise ConfigError(f"lead_time must be at least 0, got {lead_time}.")
         super().__init__(
-            trainer_kwargs={"max_epochs": 100, "gradient_clip_val": 10.0, **(trainer_kwargs or {})}
+            trainer_kwargs={"max_epochs": 100, "gradient_clip_val": 10.0, **(trainer_kwargs or {})},
+            lead_time=lead_time,
         )
         # Build the config now so bad settings fail here with diffkit's own message.
         self.config = TimeGradConfig(
@@ -190,8 +249,12 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             prediction_length=prediction_length,
             context_length=context_length,
             freq=normalise_freq(freq),
+            num_feat_dynamic_real=num_feat_dynamic_real,
+            num_feat_static_real=num_feat_static_real,
+            cardinality=tuple(cardinality or ()),
             **(model_options or {}),
         )
+        self.covariate_names = covariate_names(self.config)
         self.freq = self.config.freq
         self.prediction_length = prediction_length
         self.target_dim = target_dim
@@ -203,25 +266,41 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         self.sampler = sampler
         self.steps = steps
         self.prediction_seed = prediction_seed
+        self.window = lead_time + prediction_length  # steps after the context the network draws
         self.train_sampler = train_sampler or ExpectedNumInstanceSampler(
-            num_instances=1.0, min_future=prediction_length
+            num_instances=1.0, min_future=self.window
         )
         self.validation_sampler = validation_sampler or ValidationSplitSampler(
-            min_future=prediction_length
+            min_future=self.window
         )
 
     def create_transformation(self) -> Transformation:
+        c = self.config
+        fields = [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET]
+        covariates = []
+        if c.num_feat_dynamic_real:
+            fields.append(FieldName.FEAT_DYNAMIC_REAL)
+            covariates.append(AsNumpyArray(FieldName.FEAT_DYNAMIC_REAL, expected_ndim=2))
+            covariates.append(CheckRows(FieldName.FEAT_DYNAMIC_REAL, c.num_feat_dynamic_real))
+        if c.num_feat_static_real:
+            fields.append(FieldName.FEAT_STATIC_REAL)
+            covariates.append(AsNumpyArray(FieldName.FEAT_STATIC_REAL, expected_ndim=1))
+            covariates.append(CheckRows(FieldName.FEAT_STATIC_REAL, c.num_feat_static_real))
+        if c.cardinality:
+            fields.append(FieldName.FEAT_STATIC_CAT)
+            covariates.append(
+                AsNumpyArray(FieldName.FEAT_STATIC_CAT, expected_ndim=1, dtype=np.int64)
+            )
+            covariates.append(CheckRows(FieldName.FEAT_STATIC_CAT, len(c.cardinality)))
         return Chain(
             [
-                SelectFields(
-                    [FieldName.ITEM_ID, FieldName.INFO, FieldName.START, FieldName.TARGET],
-                    allow_missing=True,
-                ),
+                SelectFields(fields, allow_missing=True),
                 AsTargetMatrix(self.target_dim),
                 AddObservedValuesIndicator(
                     target_field=FieldName.TARGET, output_field=FieldName.OBSERVED_VALUES
                 ),
-                AddTimeGradFeatures(self.freq, self.prediction_length),
+                AddTimeGradFeatures(self.freq, self.window),
+                *covariates,
             ]
         )
 
@@ -233,14 +312,18 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             num_parallel_samples=self.num_parallel_samples,
             sampler=self.sampler,
             steps=self.steps,
+            lead_time=self.lead_time,
         )
 
-    def _create_instance_splitter(self, mode: str) -> InstanceSplitter:
+    def _create_instance_splitter(self, mode: str) -> Transformation:
         sampler = {
             "training": self.train_sampler,
             "validation": self.validation_sampler,
             "test": TestSplitSampler(),
         }[mode]
+        # The future holds the gap and the horizon (contiguous, as the network reads
+        # them); the forecast start is then moved past the gap, where GluonTS's own
+        # InstanceSplitter(lead_time=...) puts it.
         return InstanceSplitter(
             target_field=FieldName.TARGET,
             is_pad_field=FieldName.IS_PAD,
@@ -248,10 +331,14 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             forecast_start_field=FieldName.FORECAST_START,
             instance_sampler=sampler,
             past_length=self.config.history_length,
-            future_length=self.prediction_length,
+            future_length=self.window,
             # Padded steps get observed value 0, so the network treats them as missing.
-            time_series_fields=[FieldName.FEAT_TIME, FieldName.OBSERVED_VALUES],
-        )
+            time_series_fields=[
+                FieldName.FEAT_TIME,
+                FieldName.OBSERVED_VALUES,
+                *([FieldName.FEAT_DYNAMIC_REAL] * bool(self.config.num_feat_dynamic_real)),
+            ],
+        ) + ShiftForecastStart(self.lead_time)
 
     def create_training_data_loader(
         self, data: Dataset, module: TimeGradLightningModule, **kwargs
@@ -264,7 +351,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             instances,
             batch_size=self.batch_size,
             shuffle_buffer_length=kwargs.get("shuffle_buffer_length"),
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=TRAINING_INPUT_NAMES + self.covariate_names,
             output_type=torch.tensor,
             num_batches_per_epoch=self.num_batches_per_epoch,
         )
@@ -276,7 +363,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         return as_stacked_batches(
             instances,
             batch_size=self.batch_size,
-            field_names=TRAINING_INPUT_NAMES,
+            field_names=TRAINING_INPUT_NAMES + self.covariate_names,
             output_type=torch.tensor,
         )
 
@@ -285,10 +372,11 @@ class TimeGradEstimator(PyTorchLightningEstimator):
     ) -> PyTorchPredictor:
         return PyTorchPredictor(
             input_transform=transformation + self._create_instance_splitter("test"),
-            input_names=PREDICTION_INPUT_NAMES,
+            input_names=PREDICTION_INPUT_NAMES + self.covariate_names,
             prediction_net=module,
             forecast_generator=SeededSampleForecastGenerator(self.prediction_seed),
             batch_size=self.batch_size,
             prediction_length=self.prediction_length,
+            lead_time=self.lead_time,
             device="auto",
         )

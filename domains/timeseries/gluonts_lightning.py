@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import torch
 from gluonts.core.component import validated
 
+from .covariates import covariate_names
 from .module import TimeGradConfig, TimeGradModel
 
 # GluonTS field names the network reads, in the order the predictor passes them.
@@ -35,6 +36,8 @@ class TimeGradLightningModule(pl.LightningModule):
     sampler, steps
         Core sampler and its model calls per time step when forecasting (default: DDPM
         over every schedule step).
+    lead_time
+        Steps drawn before the forecast and dropped from it (GluonTS's ``lead_time``).
     """
 
     @validated()
@@ -46,8 +49,10 @@ class TimeGradLightningModule(pl.LightningModule):
         num_parallel_samples: int = 100,
         sampler: str = "ddpm",
         steps: int | None = None,
+        lead_time: int = 0,
     ) -> None:
         super().__init__()
+        self.lead_time = lead_time
         self.model = TimeGradModel(TimeGradConfig(**config))
         self.lr = lr
         self.weight_decay = weight_decay
@@ -62,9 +67,14 @@ class TimeGradLightningModule(pl.LightningModule):
         past_time_feat: torch.Tensor,
         future_time_feat: torch.Tensor,
         generator: torch.Generator | None = None,
+        **covariates: torch.Tensor,
     ) -> torch.Tensor:
-        """Sample paths (B, S, Th, D) in the original scale, as GluonTS's predictor expects."""
-        return self.model.forecast(
+        """Sample paths (B, S, Th, D) in the original scale, as GluonTS's predictor expects.
+
+        ``future_time_feat`` (and ``future_feat_dynamic_real``) cover the gap and the
+        horizon; the gap's draws are dropped. ``covariates`` by GluonTS field name.
+        """
+        paths = self.model.forecast(
             past_target,
             past_observed_values,
             past_time_feat,
@@ -73,7 +83,9 @@ class TimeGradLightningModule(pl.LightningModule):
             sampler=self.sampler,
             steps=self.steps,
             generator=generator,
-        )
+            covariates=covariates,
+        )  # (B, S, lead_time + Th, D)
+        return paths[:, :, self.lead_time :]
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         loss = self.model.loss(
@@ -83,6 +95,7 @@ class TimeGradLightningModule(pl.LightningModule):
             batch["future_observed_values"],
             batch["past_time_feat"],
             batch["future_time_feat"],
+            covariates={k: batch[k] for k in covariate_names(self.model.config)},
         )
         size = batch["past_target"].shape[0]
         self.log(f"{stage}_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)

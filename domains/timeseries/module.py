@@ -14,143 +14,26 @@ time and draws each step with a full reverse diffusion, vectorised over samples 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
 
 import torch
 from torch import nn
 
 from diffkit import diffusion_loss, sample
-from diffkit.errors import ConfigError, ShapeError, check_choice
-from diffkit.schedules import Schedule, from_config
+from diffkit.errors import ShapeError, check_choice
+from diffkit.schedules import from_config
 
-from .denoiser import ConditionalDenoiser, DenoiserConfig
+from .covariates import CovariateInputs
+from .denoiser import ConditionalDenoiser
 from .features import (
-    default_lags,
     fill_missing,
     lagged_values,
     mean_scale,
-    num_time_features,
     observed_mask,
 )
+from .network_config import TimeGradConfig
 
 Tensor = torch.Tensor
-
-
-def _reference_schedule() -> dict:
-    return {"name": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.1}
-
-
-@dataclass(frozen=True)
-class TimeGradConfig:
-    """Settings of :class:`TimeGradModel`; defaults are TimeGrad's reference values.
-
-    Parameters
-    ----------
-    target_dim
-        D, the number of series forecast jointly (None until the data are known: the CLI
-        fills it in from them).
-    prediction_length
-        Th, the forecast horizon.
-    context_length
-        Tc, the steps the RNN reads before the horizon (and the scaling window); defaults
-        to ``prediction_length``.
-    freq
-        Pandas frequency string; it picks the default lags and the time features (None
-        until the data are known).
-    lags
-        Positive lags of the RNN input; ``default_lags(freq)`` when omitted.
-    cell_type, num_layers, num_cells, dropout
-        The RNN: "gru" or "lstm", 2 layers of 40 cells by default.
-    embedding_dim
-        Size of the learned per-series embedding.
-    cond_dim
-        Size H of the conditioning vector projected from the RNN state.
-    denoiser
-        Architecture of the conditional denoiser.
-    schedule
-        Diffusion schedule as ``Schedule.config()`` data (or a Schedule); reference: 100
-        linear steps, beta 1e-4..0.1. The CLI sets it (and ``prediction``) from the run's
-        ``[diffusion]`` section, so neither is a ``[model]`` key.
-    prediction
-        What the denoiser predicts: "eps", "x0" or "v".
-    scaling, min_scale
-        Divide each series by its mean |x| over the observed context values (floored).
-    target
-        What the diffusion models at each step: "level", the scaled value (TimeGrad), or
-        "difference", the change from the previous step divided by the series' mean
-        absolute change over the context. Differences suit series that move little per
-        step relative to their level (exchange rates, prices): there the scaled level's
-        conditional spread is far below the schedule's smallest noise, and the sampler's
-        last denoising step shrinks it (by half at a spread of 0.005 with the reference
-        schedule), while differences have a spread near 1.
-    """
-
-    target_dim: int | None = None
-    prediction_length: int = 24
-    context_length: int | None = None
-    freq: str | None = None
-    lags: tuple[int, ...] | None = None
-    cell_type: str = "gru"
-    num_layers: int = 2
-    num_cells: int = 40
-    dropout: float = 0.1
-    embedding_dim: int = 1
-    cond_dim: int = 100
-    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
-    schedule: dict = field(default_factory=_reference_schedule, metadata={"engine": True})
-    prediction: str = field(default="eps", metadata={"engine": True})
-    scaling: bool = True
-    min_scale: float = 1e-5
-    target: str = "level"
-
-    def __post_init__(self):
-        lags = self.lags or (default_lags(self.freq) if self.freq else None)
-        fill = {
-            "context_length": self.context_length or self.prediction_length,
-            "lags": tuple(sorted(set(lags))) if lags else None,
-            # canonical form (every parameter spelled out) so equal schedules compare equal
-            "schedule": (
-                self.schedule if isinstance(self.schedule, Schedule) else from_config(self.schedule)
-            ).config(),
-        }
-        if isinstance(self.denoiser, dict):  # read back from JSON
-            fill["denoiser"] = DenoiserConfig(**self.denoiser)
-        for name, value in fill.items():
-            object.__setattr__(self, name, value)
-        check_choice("cell type", self.cell_type, ("gru", "lstm"))
-        check_choice("prediction", self.prediction, ("eps", "x0", "v"))
-        check_choice("target", self.target, ("level", "difference"))
-        for name in ("target_dim", "prediction_length", "num_layers", "num_cells", "cond_dim"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be at least 1; got {value}.")
-        if self.embedding_dim < 1 or not 0 <= self.dropout < 1 or self.min_scale <= 0:
-            raise ConfigError(
-                "embedding_dim must be at least 1, dropout lie in [0, 1) and min_scale be "
-                f"positive; got {self.embedding_dim}, {self.dropout} and {self.min_scale}."
-            )
-        if self.lags is not None and self.lags[0] < 1:
-            raise ConfigError(f"lags must be positive (1 = the previous step); got {self.lags}.")
-
-    def check_complete(self) -> None:
-        """ConfigError unless the data-dependent ``target_dim`` and ``freq`` are set."""
-        if self.target_dim is None or self.freq is None:
-            raise ConfigError(
-                "the number of series and the frequency are not known yet; load the data "
-                "first (they are filled in from it) or set target_dim and freq."
-            )
-
-    @property
-    def history_length(self) -> int:
-        """Past steps the model needs: the context plus the largest lag."""
-        self.check_complete()
-        return self.context_length + max(self.lags)
-
-    @property
-    def num_time_features(self) -> int:
-        """Columns of the time features the model expects (``num_time_features(freq)``)."""
-        self.check_complete()
-        return num_time_features(self.freq)
 
 
 class TimeGradModel(nn.Module):
@@ -173,7 +56,9 @@ class TimeGradModel(nn.Module):
         D, L = config.target_dim, len(config.lags)
         self.schedule = from_config(config.schedule)
         self.embedding = nn.Embedding(D, config.embedding_dim)
+        self.covariates = CovariateInputs(config)
         input_size = 2 * D * L + D * config.embedding_dim + config.num_time_features
+        input_size += self.covariates.width
         rnn = nn.GRU if config.cell_type == "gru" else nn.LSTM
         self.rnn = rnn(
             input_size,
@@ -206,7 +91,7 @@ class TimeGradModel(nn.Module):
                 f"time_features(index, {c.freq!r})."
             )
 
-    def _prepare(self, past_target, past_observed, past_time_feat):
+    def _prepare(self, past_target, past_observed, past_time_feat, past_dynamic=None, static=None):
         """Last history_length steps, mask, scale (B, 1, D) and the scaled, filled history."""
         c = self.config
         self._check(past_target, past_time_feat, c.history_length, "past")
@@ -220,7 +105,10 @@ class TimeGradModel(nn.Module):
         else:
             scale = torch.ones_like(past_target[:, :1])
         scaled = fill_missing(past_target, observed) / scale  # (B, Tp, D)
-        return observed, scale, scaled, past_time_feat[:, -c.context_length :]
+        ctx_feat = past_time_feat[:, -c.context_length :]
+        if past_dynamic is not None:
+            past_dynamic = past_dynamic[:, -c.context_length :]
+        return observed, scale, scaled, self.covariates(ctx_feat, past_dynamic, static, "past")
 
     def _step_scale(self, scaled: Tensor, observed: Tensor) -> Tensor:
         """Mean |change| per series over the context's observed pairs (B, 1, D); 1 for levels."""
@@ -263,6 +151,7 @@ class TimeGradModel(nn.Module):
         reduction: str = "mean",
         generator: torch.Generator | None = None,
         horizon_only: bool = False,
+        covariates: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """Teacher-forced diffusion loss over context + horizon.
 
@@ -280,6 +169,10 @@ class TimeGradModel(nn.Module):
             Draws the diffusion times and noise.
         horizon_only
             Score the Th horizon steps alone (a validation loss of what is forecast).
+        covariates
+            By GluonTS field name: ``past_feat_dynamic_real`` (B, Tp, K) and
+            ``future_feat_dynamic_real`` (B, Th, K), ``feat_static_real`` (B, S),
+            ``feat_static_cat`` (B, C) integers; those the config declares are needed.
 
         Returns
         -------
@@ -291,8 +184,16 @@ class TimeGradModel(nn.Module):
         check_choice("reduction", reduction, ("mean", "none"))
         B, Th, D = future_target.shape  # (B, Th, D)
         self._check(future_target, future_time_feat, 1, "future")
+        covariates = covariates or {}
         observed, scale, scaled, ctx_feat = self._prepare(
-            past_target, past_observed, past_time_feat
+            past_target,
+            past_observed,
+            past_time_feat,
+            covariates.get("past_feat_dynamic_real"),
+            covariates,
+        )
+        future_time_feat = self.covariates(
+            future_time_feat, covariates.get("future_feat_dynamic_real"), covariates, "future"
         )
         fut_observed = observed_mask(future_target, future_observed)  # (B, Th, D)
         seq = torch.cat([scaled, fill_missing(future_target, fut_observed) / scale], dim=1)
@@ -300,8 +201,13 @@ class TimeGradModel(nn.Module):
         time_feat = torch.cat([ctx_feat, future_time_feat], dim=1)  # (B, T, F)
         T = time_feat.shape[1]  # Tc + Th
         hidden, _ = self.rnn(self._rnn_inputs(seq, obs, time_feat))  # (B, T, C)
-        cond = self.cond_projection(hidden)  # (B, T, H)
         x0, mask = self._diffused(seq, obs, T, self._step_scale(scaled, observed))  # (B, T, D)
+        keep = self._loss_positions(B, T, D, generator, hidden.device)
+        if keep is not None:  # (B, k) positions of each window
+            hidden, x0, mask = (v.gather(1, keep[..., None].expand(-1, -1, v.shape[2]))
+                                for v in (hidden, x0, mask))  # fmt: skip
+            T = keep.shape[1]
+        cond = self.cond_projection(hidden)  # (B, T, H)
         mask = mask.reshape(B * T, D)
         per_step = diffusion_loss(
             self.denoiser,
@@ -321,6 +227,25 @@ class TimeGradModel(nn.Module):
             return total / count.sum(dim=1).clamp_min(1.0)
         return total.sum() / count.sum().clamp_min(1.0)
 
+    def _loss_positions(self, B: int, T: int, D: int, generator, device) -> Tensor | None:
+        """Random positions (B, k) per window when B T D exceeds ``max_loss_values``."""
+        budget = self.config.max_loss_values
+        if budget is None or budget >= B * T * D:
+            return None
+        k = max(1, budget // (B * D))
+        if k >= T:
+            return None
+        if not getattr(self, "_said_positions", False):
+            self._said_positions = True
+            warnings.warn(
+                f"{D} series: each training window's loss reads {k} of its {T} positions "
+                f"(max_loss_values={budget} values per step; set it higher or to none to "
+                "read them all).",
+                stacklevel=3,
+            )
+        order = torch.rand(B, T, generator=generator, device=device).argsort(dim=1)
+        return order[:, :k]  # (B, k)
+
     @torch.no_grad()
     def forecast(
         self,
@@ -333,6 +258,8 @@ class TimeGradModel(nn.Module):
         sampler: str = "ddpm",
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        covariates: dict[str, Tensor] | None = None,
+        future_known: Tensor | None = None,
         **sampler_options,
     ) -> Tensor:
         """Sample paths of the next ``future_time_feat.shape[1]`` steps, in the original scale.
@@ -350,6 +277,12 @@ class TimeGradModel(nn.Module):
             all schedule steps).
         generator
             Draws the diffusion noise.
+        covariates
+            As in :meth:`loss`; the future dynamic reals cover the steps to forecast.
+        future_known
+            (B, Th, D) values already known among the steps to draw (NaN elsewhere): each
+            step is drawn conditioned on its known entries (the core's ``known``/``mask``
+            inpainting), which it keeps; imputation uses it for partly observed steps.
         **sampler_options
             Passed on to the sampler (e.g. ``eta`` for DDIM).
 
@@ -359,8 +292,13 @@ class TimeGradModel(nn.Module):
             Samples of shape (B, S, Th, D). Call ``model.eval()`` first to turn dropout off.
         """
         c = self.config
+        covariates = covariates or {}
         observed, scale, scaled, ctx_feat = self._prepare(
-            past_target, past_observed, past_time_feat
+            past_target,
+            past_observed,
+            past_time_feat,
+            covariates.get("past_feat_dynamic_real"),
+            covariates,
         )
         B, Tp, D = scaled.shape
         Th, S = future_time_feat.shape[1], num_samples
@@ -370,6 +308,9 @@ class TimeGradModel(nn.Module):
                 f"(batch={B}, horizon, {c.num_time_features}) is needed; build them with "
                 f"time_features(index, {c.freq!r})."
             )
+        future_time_feat = self.covariates(
+            future_time_feat, covariates.get("future_feat_dynamic_real"), covariates, "future"
+        )  # (B, Th, F + covariates)
         step_scale = self._step_scale(scaled, observed).repeat_interleave(S, dim=0)  # (B*S, 1, D)
         previous = last_observed(scaled, observed).repeat_interleave(S, dim=0)  # (B*S, D)
         # Read the context once per example, then repeat the state for the S sample paths.
@@ -379,12 +320,21 @@ class TimeGradModel(nn.Module):
         seq = torch.cat([scaled, scaled.new_zeros(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
         obs = torch.cat([observed, observed.new_ones(B, Th, D)], dim=1).repeat_interleave(S, dim=0)
         future_feat = future_time_feat.to(seq.dtype).repeat_interleave(S, dim=0)  # (B*S, Th, F)
+        if future_known is not None:  # scaled like the paths, NaN where unknown
+            future_known = (future_known.to(seq.dtype) / scale).repeat_interleave(S, dim=0)
         for k in range(Th):
             end = Tp + k + 1  # inputs of position Tp + k read lags up to position Tp + k - 1
             inputs = self._rnn_inputs(seq[:, :end], obs[:, :end], future_feat[:, k : k + 1])
             hidden, state = self.rnn(inputs, _from_tuple(state))  # (B*S, 1, C)
             state = _as_tuple(state)
             cond = self.cond_projection(hidden[:, 0])  # (B*S, H)
+            known = {}
+            if future_known is not None and torch.isfinite(future_known[:, k]).any():
+                mask = torch.isfinite(future_known[:, k])  # (B*S, D)
+                value = fill_missing(future_known[:, k], mask)
+                if c.target == "difference":
+                    value = (value - previous) / step_scale[:, 0]
+                known = {"known": value, "mask": mask.to(seq.dtype)}
             draw = sample(
                 self.denoiser,
                 (B * S, D),
@@ -396,6 +346,7 @@ class TimeGradModel(nn.Module):
                 generator=generator,
                 device=seq.device,
                 dtype=seq.dtype,
+                **known,
                 **sampler_options,
             )  # (B*S, D)
             if c.target == "difference":

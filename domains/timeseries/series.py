@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,9 +11,44 @@ from pandas.tseries.frequencies import to_offset
 
 from diffkit.errors import ConfigError, DataError, ShapeError
 
+# pandas < 2.2 aliases -> their pandas 2.2+ spelling (same meaning; the old ones warn
+# and pandas 3 drops them). "M", "Q", "Y"/"A" always meant month/quarter/year *end*.
+_OLD_ALIASES = {
+    "H": "h",
+    "BH": "bh",
+    "CBH": "cbh",
+    "T": "min",
+    "S": "s",
+    "L": "ms",
+    "U": "us",
+    "N": "ns",
+    "M": "ME",
+    "BM": "BME",
+    "CBM": "CBME",
+    "SM": "SME",
+    "Q": "QE",
+    "BQ": "BQE",
+    "A": "YE",
+    "Y": "YE",
+    "BA": "BYE",
+    "BY": "BYE",
+    "AS": "YS",
+    "BAS": "BYS",
+}
+_ALIAS = re.compile(r"^\s*([+-]?\d*)\s*([A-Za-z]+)(-[A-Za-z0-9]+)?\s*$")
+
 
 def normalise_freq(freq: str) -> str:
-    """Return pandas' canonical spelling of a frequency string ("1B" -> "B", "H" -> "h")."""
+    """Return pandas' canonical spelling of a frequency string ("1B" -> "B", "H" -> "h").
+
+    Old and new aliases mean the same: "H" and "h", "T" and "min", "S" and "s", "M" and
+    "ME", "A"/"Y" and "YE", with or without a multiple ("15T" -> "15min") or an anchor
+    ("A-DEC" -> "YE-DEC").
+    """
+    match = _ALIAS.match(freq) if isinstance(freq, str) else None
+    if match:
+        count, name, anchor = match.groups()
+        freq = count + _OLD_ALIASES.get(name, name) + (anchor or "")
     try:
         return to_offset(freq).freqstr
     except (ValueError, TypeError) as err:

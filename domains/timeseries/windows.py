@@ -80,8 +80,12 @@ class WindowDataset(Dataset):
             return self.windows * -(-VALIDATION_ITEMS // self.windows)
         return self.windows
 
+    def position(self, i: int) -> int:
+        """Where item ``i``'s window starts in the front-padded series."""
+        return self.first + i % self.windows
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        i = self.first + i % self.windows
+        i = self.position(i)
         past, future = slice(i, i + self.past), slice(i + self.past, i + self.past + self.horizon)
         item = {
             "past_target": self.target[past],

@@ -15,8 +15,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 from diffkit import sample, toy
+from diffkit.config import bounded, check_bounds
 from diffkit.domain import Domain, DomainData, EvaluateOptions, save_samples_as
-from diffkit.errors import ConfigError, DataError, MissingFileError, check_choice
+from diffkit.errors import ConfigError, DataError, check_choice
+from diffkit.reading import check_input, reading
 from diffkit.sampling import SAMPLERS
 
 from .bench import cases as bench_cases
@@ -29,25 +31,22 @@ Tensor = torch.Tensor
 class ToyConfig:
     """The MLP and the built-in ring data (the ``[model]`` section)."""
 
-    hidden: int = 128
-    depth: int = 3
+    hidden: int = bounded(128, 1, 8192)
+    depth: int = bounded(3, 1, 64)
     time_dim: int = 32
     time_scale: float = 1.0
-    n_train: int = 20_000
-    n_val: int = 2_000
-    modes: int = 8
+    n_train: int = bounded(20_000, 1, 10_000_000)
+    n_val: int = bounded(2_000, 1, 10_000_000)
+    modes: int = bounded(8, 1, 10_000)
     radius: float = 1.0
     std: float = 0.15
-    data_seed: int = 0
-    n_eval: int = 2_000
+    data_seed: int = bounded(0, 0, 2**62)  # evaluation seeds data_seed + 1
+    n_eval: int = bounded(2_000, 1, 10_000_000)
     eval_sampler: str = "ddim"
-    eval_steps: int = 50
+    eval_steps: int = bounded(50, 1, 100_000)
 
     def __post_init__(self):
-        for name in ("hidden", "depth", "n_train", "n_val", "modes", "n_eval", "eval_steps"):
-            value = getattr(self, name)
-            if not 1 <= value <= 10_000_000:
-                raise ConfigError(f"model.{name} must lie in 1..10000000, got {value}.")
+        check_bounds(self, "model")
         if self.time_dim < 2 or self.time_dim % 2 or self.time_dim > 4096:
             raise ConfigError(
                 f"model.time_dim must be an even number in 2..4096, got {self.time_dim}."
@@ -69,26 +68,24 @@ def _ring(config: ToyConfig):
 
 def read_points(path: Path) -> Tensor:
     """(N, 2) float points from the first two columns of a .csv (header optional) or .npy."""
-    if not path.is_file():
-        raise MissingFileError(f"data file {str(path)!r} does not exist.")
-    if path.stat().st_size == 0:
-        raise DataError(f"data file {str(path)!r} is empty; give points of shape (N, 2).")
-    try:
-        if path.suffix.lower() == ".npy":
+    path = check_input(path)
+    kind = path.suffix.lower()
+    if kind not in (".npy", ".csv"):
+        raise ConfigError(f"toy data must be a .csv or .npy file, got {str(path)!r}.")
+    fix = "give a .csv of numbers or a .npy array of shape (N, 2)"
+    with reading(path, "--data", "a .npy array" if kind == ".npy" else "a CSV of numbers", fix):
+        if kind == ".npy":
             arr = np.load(path, allow_pickle=False)
-        elif path.suffix.lower() == ".csv":
+        else:
             arr = np.genfromtxt(path, delimiter=",", dtype=np.float64, invalid_raise=True)
             if arr.ndim == 2 and np.isnan(arr[0]).all():  # a header row
                 arr = arr[1:]
-        else:
-            raise ConfigError(f"toy data must be a .csv or .npy file, got {str(path)!r}.")
-    except (ValueError, OSError, UnicodeDecodeError, EOFError) as e:
-        raise DataError(
-            f"cannot read points from {str(path)!r} ({type(e).__name__}); give "
-            "a .csv of numbers or a .npy array of shape (N, 2)."
-        ) from None
     arr = np.asarray(arr)
-    if arr.dtype.kind not in "fiu" or arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 2:
+    if arr.dtype.kind not in "fiu":
+        raise DataError(
+            f"{str(path)!r} holds {arr.dtype} values; give real numbers (float or int)."
+        )
+    if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 2:
         raise DataError(
             f"{str(path)!r} must hold at least 2 rows of 2 numeric columns, got shape {arr.shape}."
         )
@@ -170,7 +167,8 @@ def evaluate(
     ).cpu()
     out: dict[str, float] = {}
     g = torch.Generator().manual_seed(config.data_seed + 1)  # CPU, whatever the net is on
-    if settings.get("source", "ring") == "ring":
+    # the data evaluated against: the run's, or the --data given (data.settings says which)
+    if data.settings.get("source", "ring") == "ring":
         gm = _ring(config)
         ref, other = gm.sample(n, g), gm.sample(n, g)
         out["mode_tv"] = gm.mode_tv(x)

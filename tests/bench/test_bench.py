@@ -7,14 +7,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import diffkit
-from diffkit import schedules, toy
 from diffkit.bench import (
     CALLS,
     NOT_INSTALLED,
     Case,
     Context,
-    Counted,
     diffusers_ref,
     result,
     row,
@@ -57,6 +54,7 @@ def test_report_has_header_tables_and_figures(smoke):
     assert set(rep["header"]) >= {"machine", "versions", "seeds", "command", "suite"}
     assert rep["header"]["versions"]["torch"] == torch.__version__
     assert [c["case"] for c in rep["cases"]] == ["toy-ring"]
+    assert rep["cases"][0]["cpu_s"] > 0 and "s of CPU" in text
     assert (
         "## toy / ring" in text
         and "| sampler | library | NFE 5 | NFE 10 | NFE 20 | NFE 50 |" in text
@@ -113,20 +111,8 @@ def test_second_run_reads_the_cache(smoke):
     assert report(smoke)["cases"][0]["cached"] is True
 
 
-@pytest.mark.parametrize("sampler", sorted(CALLS))
-def test_call_table_matches_the_calls_samplers_make(sampler):
-    mix, schedule = toy.ring(), schedules.linear()
-    net = Counted(mix.denoiser(schedule))
-    diffkit.sample(net, (4, 2), schedule, sampler=sampler, steps=4, spacing="trailing")
-    assert net.calls == CALLS[sampler](4)
-
-
-def test_steps_for_gives_the_most_steps_within_the_budget():
-    assert steps_for("ddim", 10) == 10 and steps_for("heun", 10) == 5  # 9 calls
-    assert steps_for("pc", 7) == 3 and steps_for("langevin", 11) == 2
-    assert steps_for("ddim", 2000, max_steps=1000) == 1000
-    with pytest.raises(ConfigError, match="at least 6 calls"):
-        steps_for("langevin", 5)
+def test_bench_steps_for_refuses_a_sampler_it_does_not_run():
+    assert steps_for("heun", 10) == 5 and steps_for("ddim", 2000, max_steps=1000) == 1000
     with pytest.raises(ConfigError, match="no call count"):
         steps_for("repaint", 10)
 
@@ -204,3 +190,14 @@ def test_a_case_without_its_data_is_skipped_with_the_reason(tmp_path):
                                           "device", "load_average_1m")},
               "versions": {}, "samplers": ["ddim"], "nfes": [5]}  # fmt: skip
     assert "Skipped: MNIST needs --data-dir" in markdown(header, [res], {})
+
+
+def test_training_lines_for_one_model_and_for_several():
+    from diffkit.bench.report import training_lines
+
+    one = {"steps": 100, "seconds": 4.0, "params": 7, "final_loss": 0.5}
+    assert training_lines(one) == [
+        "Training: 100 steps in 4.0 s (25.0 steps/s, 7 parameters, final loss 0.5)."
+    ]
+    lines = training_lines({"ar": one, "masked": one | {"steps": 50}})
+    assert lines[0].startswith("- Training ar: 100 steps") and "12.5 steps/s" in lines[1]

@@ -4,7 +4,7 @@ cache, MaskGIT's confidence order, and bad inputs."""
 import pytest
 import torch
 
-from diffkit import ConfigError, ShapeError
+from diffkit import ConfigError, DataError, ShapeError
 from diffkit import schedules as gaussian_schedules
 from diffkit.discrete import SAMPLERS, base, sample, schedules, toy
 
@@ -152,3 +152,25 @@ def test_the_two_level_cdf_search_equals_a_plain_cumulative_sum(v):
     torch.testing.assert_close(total, cdf[:, -1], rtol=1e-6, atol=0)
     assert (weights.gather(-1, idx[:, None]) > 0).all()  # never a zero weight
     assert (idx != expect).float().mean() < 0.01  # float32 block sums: rare ties at edges
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_nan_logits_are_one_clear_error_at_the_end_and_minus_inf_is_allowed(name):
+    s = schedules.loglinear()
+
+    def logits(value, after=0.5):
+        def net(x, t):  # (B, L, V) zeros but token 2's logit, from time `after` on
+            out = torch.zeros(*x.shape, 5)
+            out[..., 2] = value if float(t[0]) < after else 0.0
+            return out
+
+        return net
+
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(DataError, match=f"sampler '{name}' got NaN or inf predictions"):
+            sample(logits(bad), (2, 6), s, mask_id=0, sampler=name, steps=6)
+    x = sample(logits(-float("inf"), after=2.0), (2, 6), s, mask_id=0, sampler=name, steps=6)
+    assert not (x == 2).any() and not (x == 0).any()  # -inf forbids token 2 where it is given
+    for wrong, kind in [(lambda x, t: (x,), "tuple"), (lambda x, t: x, "torch.int64 tensor")]:
+        with pytest.raises(ShapeError, match=f"returned a {kind}; it must return one float"):
+            sample(wrong, (2, 6), s, mask_id=0, sampler=name)

@@ -73,6 +73,10 @@ def test_bad_loss_inputs():
     s = schedules.linear()
     with pytest.raises(ShapeError, match="network returned shape"):
         diffusion_loss(lambda x, t: x[:, :2], x0, s)
+    with pytest.raises(ShapeError, match="network returned a tuple; it must return one torch"):
+        diffusion_loss(lambda x, t: (x, x), x0, s)
+    with pytest.raises(ShapeError, match=r"network returned a numpy\.ndarray"):
+        diffusion_loss(lambda x, t: x.numpy(), x0, s)
     with pytest.raises(ShapeError, match="mask has shape"):
         diffusion_loss(lambda x, t: x, x0, s, mask=torch.ones(2, 2))
     with pytest.raises(ConfigError, match="weighting"):

@@ -1,5 +1,6 @@
 """Domain-owned command options: dataclass -> flags -> instance, and the CLI that builds them."""
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +127,32 @@ def test_an_option_of_another_domain_names_the_domain_and_its_options(toy_run, c
     assert info.value.code == 2 and err.count("\n") == 1
     assert "domain 'toy' does not support --class in `diffkit evaluate`" in err
     assert "--sampler, --steps, --num-samples" in err
+
+
+@dataclass(frozen=True)
+class Ranged:
+    scale: float | None = option(None, "A scale.", low=-1.0, high=1.0)
+    count: int = option(3, "A count.", low=1, high=10)
+    rate: float = option(0.5, "A rate.", low=0.0, high=1.0, open_high=True)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"scale": "1e308"}, "--scale must lie in [-1.0, 1.0], got 1e+308; pass a value"),
+        ({"count": "0"}, "--count must lie in 1..10, got 0"),
+        ({"count": str(10**30)}, "--count must lie in 1..10, got 1000000000000000000000000000000"),
+        ({"rate": "1"}, "--rate must lie in [0.0, 1.0), got 1.0"),
+    ],
+)
+def test_a_declared_range_is_checked_once_with_one_message(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_options(Ranged, values)
+
+
+def test_a_declared_range_holds_for_instances_and_shows_in_the_help():
+    with pytest.raises(ConfigError, match=r"--count must lie in 1\.\.10, got 0"):
+        build_options(Ranged, Ranged(count=0))  # an instance built in code
+    edges = {"scale": "-1", "count": "10", "rate": "0"}
+    assert build_options(Ranged, edges) == Ranged(-1.0, 10, 0.0)
+    assert "[range: 1..10]" in click_options(Ranged)[1].help

@@ -4,7 +4,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from diffkit import ConfigError, schedules
+import diffkit
+from diffkit import ConfigError, schedules, toy
 from diffkit.schedules import from_config, get_schedule
 
 
@@ -70,6 +71,29 @@ def test_ve_is_geometric_with_unit_alpha():
     expected = torch.tensor([0.01, math.sqrt(0.01 * 50), 50.0], dtype=torch.float64)
     torch.testing.assert_close(s, expected)
     assert not schedules.ve().variance_preserving
+
+
+@pytest.mark.parametrize("name", sorted(schedules.SCHEDULES))
+def test_variance_preserving_flag_matches_alpha_squared_plus_sigma_squared(name):
+    # the flag sets the predictor-corrector's default snr; sub-VP's sigma = 1 - alpha^2 is not
+    s = get_schedule(name)
+    a, sigma = s.alpha_sigma(torch.linspace(s.t_min, s.t_max, 9, dtype=torch.float64)[1:])
+    preserves = bool(torch.allclose(a**2 + sigma**2, torch.ones_like(a), atol=1e-12, rtol=0))
+    assert s.variance_preserving == preserves
+    assert preserves == (name not in ("subvp", "ve"))  # the test itself sees both kinds
+
+
+@pytest.mark.parametrize(("schedule", "snr"), [(schedules.vp(), 0.01), (schedules.subvp(), 0.16)])
+def test_the_predictor_corrector_default_snr_follows_the_flag(schedule, snr):
+    # Song et al.'s 0.01 for VP and 0.16 otherwise; sub-VP was given VP's 0.01
+
+    def run(**options):
+        g = torch.Generator().manual_seed(0)
+        net = toy.ring().denoiser(schedule)
+        return diffkit.sample(net, (8, 2), schedule, sampler="pc", steps=4, generator=g, **options)
+
+    torch.testing.assert_close(run(), run(snr=snr), atol=0, rtol=0)
+    assert not torch.allclose(run(), run(snr=0.01 if snr == 0.16 else 0.16))
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine", "sqrt", "vp", "subvp", "ve"])

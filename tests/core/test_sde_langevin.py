@@ -92,7 +92,21 @@ def test_model_calls_per_step():
         assert len(calls) == expected, name
 
 
-def test_langevin_refuses_a_zero_snr_time():
+@pytest.mark.parametrize("name", ["langevin", "sde_euler", "pc", "euler", "dpmpp_2s", "unipc"])
+def test_a_zero_snr_first_time_is_a_ddim_step_and_the_steps_count_on(name):
+    # from_pure_noise: the step from alpha = 0 is x_s = alpha_s x0 + sigma_s x (eps = x there),
+    # reported as step 0; the sampler's own steps follow as 1, 2, ...
     s = schedules.linear(rescale=True)
-    with pytest.raises(ConfigError, match="alpha > 0"):
-        diffkit.sample(lambda x, t: 0 * x, (2, 2), s, sampler="langevin", steps=5)
+    times = diffkit.timesteps(s, 5)
+    x0 = torch.tensor([[0.3, -0.2]])
+    seen = []
+    x_T = torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    diffkit.sample(
+        lambda x, t: x0.to(x).expand_as(x), x_T, s, sampler=name, times=times, prediction="x0",
+        callback=lambda state: seen.append((state["i"], state["x"])),
+    )  # fmt: skip
+    a, sigma = s.alpha_sigma(times[1])
+    torch.testing.assert_close(seen[0][1], a * x0.double() + sigma * x_T)
+    assert [i for i, _ in seen] == list(range(5))
+    with pytest.raises(ConfigError, match="predicts eps cannot give x0 at SNR 0"):
+        diffkit.sample(lambda x, t: 0 * x, (2, 2), s, sampler=name, steps=5)

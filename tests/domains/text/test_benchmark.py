@@ -13,7 +13,7 @@ TINY = {
     "budget": 1, "protocols": ("b",), "width": 16, "depth": 1, "heads": 2, "batch": 8,
     "max_length": 24, "samples": 3, "mrs": 3, "nll_texts": 3, "nll_steps": 3,
     "samplers": (("ddpm", 3), ("ddim", 2), ("dpmpp_2m", 2)), "guidance": (1.0, 2.0),
-    "val_mrs": 2, "length": 3, "dropout": 0.0, "vocab": 0,
+    "val_mrs": 2, "length": 3, "dropout": 0.0, "vocab": None,
 }  # fmt: skip
 
 

@@ -109,10 +109,10 @@ def test_dataset_items(tokenizer):
 
 
 def test_bad_files_each_give_one_clear_error(tmp_path):
-    with pytest.raises(MissingFileError, match="no file"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         read(tmp_path / "absent.csv")
     (tmp_path / "folder.csv").mkdir()
-    with pytest.raises(DataError, match="is a directory"):
+    with pytest.raises(DataError, match="is a folder; pass a file inside it"):
         read(tmp_path / "folder.csv")
     (tmp_path / "empty.txt").write_text("\n  \n")
     with pytest.raises(DataError, match="is empty"):

@@ -163,9 +163,11 @@ def test_bad_template_options_give_one_line_errors(run_dir):
     [
         (["--set=model=gpt"], "unknown model.model 'gpt'"),
         (["--set=width=30", "--set=heads=4"], "multiple of model.heads"),
-        (["--set=max_length=2"], "max_length must be 0 (auto) or lie in 3..4096"),
+        (["--set=max_length=2"], "max_length must lie in 3..4096 (or be left out"),
         (["--set=model=diffusion_lm", "--set=time_warp=true"], "time_warp is part of the cdcd"),
         (["--set=vocab_size=5000"], "too large for this corpus"),
+        (["--set=vocab_size=2"], "vocab_size must lie in 4..1000000"),
+        (["--set=cond_column="], "cond_column must not be empty; leave it out"),
     ],
 )
 def test_bad_train_inputs_give_one_line_errors(tmp_path, capsys, sets, message):

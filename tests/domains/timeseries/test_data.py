@@ -143,7 +143,7 @@ def test_too_short_or_univariate_data_is_refused(series):
 
 @pytest.mark.parametrize("reader", [read_csv, load, read_jsonl, exchange_rate_nips])
 def test_missing_files_are_named(reader, tmp_path):
-    with pytest.raises(MissingFileError, match="no file at"):
+    with pytest.raises(MissingFileError, match="does not exist"):
         reader(tmp_path / "absent.csv")
     with pytest.raises(MissingFileError):
         read_lstnet(tmp_path / "absent.txt.gz", "B", "2020-01-01")
