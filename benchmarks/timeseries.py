@@ -1,28 +1,28 @@
-"""diffkit's TimeGrad on Exchange (and ETTh1) next to a random walk and GluonTS's DeepAR.
+"""diffkit's time-series defaults on Exchange and ETTh1, chosen on validation windows only.
 
-    python benchmarks/timeseries.py --quick   # Exchange, one seed, 500 steps (~5 min)
-    python benchmarks/timeseries.py           # Exchange 3 seeds, ETTh1 1 seed, 1000 steps
+    python benchmarks/timeseries.py --tune --quick  # candidates on validation (~15 min loaded)
+    python benchmarks/timeseries.py --quick         # Exchange, one seed, 300 steps
+    python benchmarks/timeseries.py                 # both data sets, 3 seeds, CLI defaults
     python benchmarks/timeseries.py --report-only   # re-render RESULTS.md from results/*.json
     python benchmarks/timeseries.py --scale   # steps/s, memory, forecast time at 370/2,000 series
 
-Exchange is GluonTS's ``exchange_rate_nips`` rebuilt offline from
-``../shared/data/exchange_rate/exchange_rate.txt.gz`` (start 1990-01-01, business days,
-8 series; train = the first 6,071 rows; 5 rolling test windows of 30). ETTh1 is
-``../shared/data/ett/ETTh1.csv`` (hourly, 7 series), its last 7 windows of 24 as test.
-Each seed trains TimeGrad through ``diffkit.fit`` (the engine the CLI uses: batches of 64,
-lr 1e-3 with warm-up and cosine decay, EMA; 1000 steps, half of TimeGrad's 20 x 100, as
-2000 scored the same in tuning) with ``target="difference"`` (see ``TimeGradConfig``), then
-forecasts 100 sample paths per window with the ancestral sampler (100 and 20 steps),
-DPM-Solver++ (2M, 20 and 10 calls) and SDE-DPM-Solver++ (2M, 20 calls), each repeated with
-``--draws`` sampling seeds (2 in the full run) whose metrics are averaged: one draw's
-CRPS-sum has a Monte-Carlo spread of about 5%, as large as the gaps between samplers.
-Baselines in the same run: a random walk with Gaussian increments (mean and full covariance of the
-training range's increments) and GluonTS's torch DeepAR (one model over the series as
-univariate items, its defaults, stopped at TimeGrad's training wall time). Metrics are
-``diffkit.domains.timeseries.evaluate`` (equal to GluonTS's MultivariateEvaluator).
-Writes ``benchmarks/results/timeseries[-quick].{json,md}`` and renders the run's tables into
-its section of ``benchmarks/RESULTS.md`` (between the ``<!-- begin NAME -->`` /
-``<!-- end NAME -->`` markers); ``--report-only`` re-renders the saved runs without training.
+Protocol (GluonTS style, :func:`diffkit.domains.timeseries.series.rolling_windows`): the
+test windows are the last k windows (Exchange: GluonTS's ``exchange_rate_nips``, 5 windows
+of 30 after its first 6,071 rows; ETTh1: the last 7 windows of 24); the validation windows
+are the k windows just before them, and training reads only the steps before those. The
+validation loss (the horizon's diffusion loss of the EMA network) picks the checkpoint
+and stops training early; the validation CRPS-sum (``--tune``) picks the configuration
+among ``CANDIDATES``; the test windows are forecast once per trained model, never for a
+choice. Every model trains through ``resolve_config`` + ``diffkit.fit``, so the default row
+is exactly ``diffkit train --domain timeseries --data F`` plus the data set's horizon,
+frequency and windows. Each seed's model forecasts 100 paths per window with the ancestral
+sampler (100 steps) and DPM-Solver++(2M) (20 calls), each repeated with ``--draws``
+sampling seeds whose metrics are averaged. Beside it, in the same run: TimeGrad's own
+formulation (``target=level``, the reference), a random walk with Gaussian increments, and
+GluonTS's torch DeepAR (univariate items, its defaults, stopped at TimeGrad's training
+wall time). Metrics are ``diffkit.domains.timeseries.evaluate`` (GluonTS's
+MultivariateEvaluator). Writes ``benchmarks/results/timeseries[-quick|-tune].{json,md}`` (and a
+PNG of the test CRPS-sum per model) and its section of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -38,31 +38,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffkit.config import DiffusionConfig, TrainConfig, build, parse_sets
+from diffkit.config import parse_sets
 from diffkit.domains.timeseries import data as ts_data
-from diffkit.domains.timeseries.bench import random_walk
-from diffkit.domains.timeseries.domain import (
-    DIFFUSION_DEFAULTS,
-    TimeSeriesConfig,
-    forecast_paths,
-)
+from diffkit.domains.timeseries.bench import deepar, random_walk, seasonal_naive
+from diffkit.domains.timeseries.domain import domain as ts_domain
+from diffkit.domains.timeseries.domain import forecast_paths
 from diffkit.domains.timeseries.evaluate import evaluate
 from diffkit.inference import load_model
-from diffkit.runner import RunConfig, fit
+from diffkit.runner import fit, resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from results_md import RESULTS
-from timeseries_report import markdown, report, update_section
+from timeseries_report import markdown, plot, report, update_section
 
-SAMPLERS = (
-    ("ddpm", None),
-    ("ddpm", 20),
-    ("dpmpp_2m", 20),
-    ("dpmpp_2m", 10),
-    ("dpmpp_2m_sde", 20),
-)
+SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20))
+VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
 DATASETS = {
-    # name -> (file under the data folder, model settings)
+    # name -> (file under the data folder, the data set's own settings: horizon, grid, windows)
     "exchange": (
         "exchange_rate/exchange_rate.txt.gz",
         {
@@ -72,41 +64,60 @@ DATASETS = {
             "start": "1990-01-01",
             "test_windows": 5,
             "train_length": ts_data.EXCHANGE_TRAIN_LENGTH,
-            "target": "difference",
         },
     ),
-    "etth1": (
-        "ett/ETTh1.csv",
-        {"prediction_length": 24, "freq": "h", "test_windows": 7, "target": "difference"},
-    ),
+    "etth1": ("ett/ETTh1.csv", {"prediction_length": 24, "freq": "h", "test_windows": 7}),
+}
+REFERENCE = {"target": "level"}  # TimeGrad's own formulation: the scaled level
+# --tune: name -> model overrides given the data set's settings (scored on validation only)
+CANDIDATES = {
+    "level (TimeGrad)": lambda m: {"target": "level"},
+    "difference": lambda m: {"target": "difference"},
+    "difference, context 3 x horizon": lambda m: {
+        "target": "difference",
+        "context_length": 3 * m["prediction_length"],
+    },
+    "difference, DeepAR's lags": lambda m: {"target": "difference", "lags": deepar_lags(m["freq"])},
 }
 
 
-def train_timegrad(path, model, steps, seed, root, overrides=None):
-    """Train through the engine; returns (network, split, wall seconds)."""
-    overrides = overrides or {}
-    train = {"max_steps": steps, "batch_size": 64, "lr": 1e-3, "seed": seed, "log_every": 200}
-    train.update(checkpoint_every=steps, **overrides.get("train", {}))
-    model = build(TimeSeriesConfig, {**model, **overrides.get("model", {})}, "model")
-    run = RunConfig(
-        "timeseries",
-        model,
-        build(TrainConfig, train, "train"),
-        build(
-            DiffusionConfig, {**DIFFUSION_DEFAULTS, **overrides.get("diffusion", {})}, "diffusion"
-        ),
-        str(path),
-    )
+def deepar_lags(freq: str) -> list[int]:
+    """GluonTS's lag set for ``freq`` (DeepAR's default; 40 lags up to 721 for hourly data)."""
+    from gluonts.time_feature import get_lags_for_frequency
+
+    return [int(lag) for lag in get_lags_for_frequency(freq)]
+
+
+def train_timegrad(path, model, seed, out, sections=None):
+    """Train with the CLI's defaults plus ``model`` into ``out``; (network, split, info).
+
+    The network is the checkpoint the validation loss chose (``best.json``).
+    """
+    sections = sections or {}
+    merged = {
+        **sections,
+        "model": {**model, **sections.get("model", {})},
+        "train": {"seed": seed, **sections.get("train", {})},
+    }
+    run = resolve_config(ts_domain, merged, str(path))
     t0 = time.perf_counter()
-    out = fit("timeseries", run, out=root / f"seed{seed}", quiet=True)
+    fit(ts_domain, run, out=out, quiet=True)
     wall = time.perf_counter() - t0
-    domain, net, _, _ = load_model(out)
-    data = domain.load_data(model, path)
-    return net, data.train.split, wall
+    domain, net, _, found = load_model(out, which="best")
+    data = domain.load_data(run.model, path)
+    steps = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("step-*"))
+    info = {
+        "train_s": wall,
+        "best_step": int(found.path.name.split("-")[1]),
+        "last_step": steps[-1],
+        "val_loss": float(json.loads((out / "checkpoints" / "best.json").read_text())["val_loss"]),
+        "params": sum(p.numel() for p in net.parameters()),
+    }
+    return net, data.train.split, info
 
 
 def forecast_windows(net, split, sampler, steps, seed, num_samples=100):
-    """Sample paths (S, Th, D) per test window, and the wall time of the batched forecast."""
+    """Sample paths (S, Th, D) per window of ``split``, and the batched forecast's seconds."""
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     samples, _ = forecast_paths(
@@ -120,47 +131,8 @@ def forecast_windows(net, split, sampler, steps, seed, num_samples=100):
     return list(samples.double().numpy()), time.perf_counter() - t0
 
 
-def deepar(split, budget_s: float, seed: int, root: Path, num_samples=100):
-    """GluonTS's torch DeepAR on the series as univariate items, stopped after ``budget_s``."""
-    import pandas as pd
-    from gluonts.dataset.common import ListDataset
-    from gluonts.torch.model.deepar import DeepAREstimator
-
-    freq, Th = split.train.freq, split.prediction_length
-
-    def items(series):
-        start = pd.Period(series.index[0], freq=freq)
-        return [{"start": start, "target": series.values[:, d]} for d in range(series.dim)]
-
-    torch.manual_seed(seed)
-    estimator = DeepAREstimator(
-        freq=freq,
-        prediction_length=Th,
-        context_length=Th,
-        trainer_kwargs={
-            "max_time": {"seconds": budget_s},
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "logger": False,
-            "default_root_dir": str(root / "deepar"),  # GluonTS keeps a best-epoch checkpoint
-        },
-    )
-    t0 = time.perf_counter()
-    predictor = estimator.train(ListDataset(items(split.train), freq=freq))
-    wall = time.perf_counter() - t0
-    out = []
-    for history in split.histories:
-        forecasts = list(predictor.predict(ListDataset(items(history), freq=freq)))
-        out.append(np.stack([f.samples[:num_samples] for f in forecasts], axis=-1))  # (S, Th, D)
-    return out, wall
-
-
 def forecast_metrics(net, split, sampler, calls, seeds):
-    """Metrics averaged over forecasts drawn with each of ``seeds``, and the mean wall time.
-
-    One draw of 100 paths x 5 windows scores CRPS-sum with a Monte-Carlo spread of about 5%
-    on Exchange, as large as the differences between samplers being compared.
-    """
+    """Metrics averaged over forecasts drawn with each of ``seeds``, and the mean wall time."""
     runs = []
     for seed in seeds:
         samples, wall = forecast_windows(net, split, sampler, calls, seed)
@@ -168,47 +140,127 @@ def forecast_metrics(net, split, sampler, calls, seeds):
     return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
-def run_dataset(name, folder, seeds, steps, root, baselines=True, overrides=None, draws=1):
-    file, model = DATASETS[name]
-    path = folder / file
-    rows = []
-    for seed in seeds:
-        net, split, train_s = train_timegrad(path, model, steps, seed, root, overrides)
-        params = sum(p.numel() for p in net.parameters())
-        for sampler, calls in SAMPLERS:
-            draw_seeds = [1000 * seed + j for j in range(draws)]
-            metrics = forecast_metrics(net, split, sampler, calls, draw_seeds)
-            label = f"TimeGrad {sampler}" + (f" {calls}" if calls else " 100")
-            rows.append(
-                {"model": label, "seed": seed, "train_s": train_s, "params": params, **metrics}
-            )
-        if not baselines:
-            continue
-        t0 = time.perf_counter()
-        rw = random_walk(split, 100, seed=seed)
+def validation_metrics(net, split, seed) -> dict:
+    """CRPS-sum and CRPS on the validation windows (one draw of VALIDATION_SAMPLER)."""
+    m = forecast_metrics(net, split.validation_split(), *VALIDATION_SAMPLER, [seed])
+    return {"val_crps_sum": m["crps_sum"], "val_crps": m["crps"]}
+
+
+def test_rows(label, net, split, info, seed, draws, samplers=SAMPLERS):
+    """One row per sampler: the test windows' metrics, forecast once per draw seed."""
+    rows, val = [], validation_metrics(net, split, seed)
+    for sampler, calls in samplers:
+        metrics = forecast_metrics(
+            net, split, sampler, calls, [1000 * seed + j for j in range(draws)]
+        )
         rows.append(
             {
-                "model": "random walk",
+                "model": f"{label} {sampler} {calls or 100}",
                 "seed": seed,
-                "train_s": 0.0,
-                "forecast_s": time.perf_counter() - t0,
-                "params": 0,
-                **evaluate(rw, split.targets).as_dict(),
+                **info,
+                **val,
+                **metrics,
             }
         )
-        samples, deepar_s = deepar(split, train_s, seed, root)
-        rows.append(
-            {
-                "model": "DeepAR (GluonTS)",
-                "seed": seed,
-                "train_s": deepar_s,
-                "forecast_s": float("nan"),
-                "params": float("nan"),
-                **evaluate(samples, split.targets).as_dict(),
-            }
-        )
-        print(json.dumps(rows[-len(SAMPLERS) - 2 :], indent=1), flush=True)
     return rows
+
+
+def random_walk_row(split, seed) -> dict:
+    t0 = time.perf_counter()
+    rw = evaluate(random_walk(split, 100, seed=seed), split.targets).as_dict()
+    wall = time.perf_counter() - t0
+    return {"model": "random walk", "seed": seed, "train_s": 0.0, "params": 0, **rw} | {
+        "forecast_s": wall
+    }
+
+
+def deepar_row(split, seed, budget_s) -> dict:
+    t0 = time.perf_counter()
+    samples = deepar(split, budget_s, seed, 100)
+    return {
+        "model": "DeepAR (GluonTS)",
+        "seed": seed,
+        "train_s": time.perf_counter() - t0,
+        "forecast_s": float("nan"),
+        "params": float("nan"),
+        **evaluate(samples, split.targets).as_dict(),
+    }
+
+
+def run_dataset(
+    name,
+    folder,
+    seeds,
+    root,
+    sections,
+    draws,
+    baselines=True,
+    reference_seeds=1,
+    saved=None,
+    deepar_seeds=1,
+):
+    """The default and the random walk for every seed, then the reference and DeepAR.
+
+    The TimeGrad reference runs on the first ``reference_seeds`` seeds and DeepAR, which
+    trains for TimeGrad's wall time and so costs one TimeGrad training per seed, on the
+    first ``deepar_seeds``: on this shared CPU the full run affords them on one seed.
+    ``saved(rows)`` is called after each model, so an interrupted run keeps what it measured.
+    """
+    file, model = DATASETS[name]
+    path, rows, trained = folder / file, [], {}
+    saved = saved or (lambda rows: None)
+    for seed in seeds:
+        net, split, info = train_timegrad(path, model, seed, root / f"default-{seed}", sections)
+        trained[seed] = (split, info["train_s"])
+        rows += test_rows("TimeGrad", net, split, info, seed, draws)
+        if baselines:
+            rows.append(random_walk_row(split, seed))
+        saved(rows)
+    for seed in seeds[:reference_seeds]:
+        ref, split, ref_info = train_timegrad(
+            path, {**model, **REFERENCE}, seed, root / f"reference-{seed}", sections
+        )
+        rows += test_rows("TimeGrad reference", ref, split, ref_info, seed, draws, SAMPLERS[:1])
+        saved(rows)
+    for seed in seeds[:deepar_seeds] if baselines else ():
+        split, budget_s = trained[seed]
+        rows.append(deepar_row(split, seed, budget_s))
+        saved(rows)
+    return rows
+
+
+def tune_dataset(name, folder, seed, root, sections):
+    """Every candidate trained once and scored on the validation windows only."""
+    file, model = DATASETS[name]
+    rows = []
+    for k, (label, overrides) in enumerate(CANDIDATES.items()):
+        settings = {**model, **overrides(model)}
+        net, split, info = train_timegrad(folder / file, settings, seed, root / f"c{k}", sections)
+        val = validation_metrics(net, split, seed)
+        rows.append({"candidate": label, "settings": overrides(model), "seed": seed, **info, **val})
+        print(json.dumps(rows[-1]), flush=True)
+    best = min(rows, key=lambda r: r["val_crps_sum"])
+    return {"rows": rows, "chosen": best["candidate"]}
+
+
+def diagnose_dataset(name, folder) -> dict:
+    """Forecasts that need no training on the validation and the test windows (a few seconds).
+
+    The seasonal naive forecasts show how much of each data set is its season, which the
+    default's lags (1, 24, 168 for hourly data) reach only through three values.
+    """
+    file, model = DATASETS[name]
+    run = resolve_config(ts_domain, {"model": model}, str(folder / file))
+    data = ts_domain.load_data(run.model, folder / file)
+    split, out = data.train.split, {}
+    seasons = {"B": (5,), "h": (24, 168)}.get(model["freq"], ())
+    for part, windows in (("validation", split.validation_split()), ("test", split)):
+        rows = {"random walk": random_walk(windows, 100, seed=0)}
+        rows |= {f"seasonal naive {k}": seasonal_naive(windows, k, 100) for k in seasons}
+        out[part] = {
+            label: evaluate(paths, windows.targets).as_dict() for label, paths in rows.items()
+        }
+    return out
 
 
 def summary(rows):
@@ -226,20 +278,31 @@ def summary(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="Exchange, 1 seed, 500 steps")
+    parser.add_argument("--quick", action="store_true", help="Exchange, 1 seed, 300 steps")
+    parser.add_argument("--tune", action="store_true", help="score CANDIDATES on validation")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="untrained forecasts on validation and test"
+    )
     parser.add_argument("--data", type=Path, default=None, help="data folder (../shared/data)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per seed")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (CLI default)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--datasets", nargs="+", default=None, choices=sorted(DATASETS))
     parser.add_argument(
         "--set", action="append", default=[], help="KEY=VALUE like diffkit train's (train.lr=2e-3)"
     )
     parser.add_argument(
-        "--draws", type=int, default=None, help="forecasts per sampler and model (2; quick 1)"
+        "--draws", type=int, default=None, help="forecasts per sampler (2; quick 1)"
     )
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
     parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--append", action="store_true", help="keep the saved run's other data sets (one file)"
+    )
+    parser.add_argument(
+        "--reference-seeds", type=int, default=1, help="seeds of the TimeGrad reference"
+    )
+    parser.add_argument("--deepar-seeds", type=int, default=1, help="seeds of DeepAR")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument(
         "--report-only", action="store_true", help="re-render RESULTS.md from the saved JSON"
@@ -256,40 +319,74 @@ def main():
     if args.report_only:
         print("rendered", ", ".join(report(args.out)) or "nothing", "into", RESULTS)
         return
-    args.steps = args.steps or (500 if args.quick else 1000)
-    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    sections = parse_sets(args.set)
+    if args.steps or args.quick:
+        sections.setdefault("train", {})["max_steps"] = args.steps or 300
+    args.seeds = args.seeds or ([0] if args.quick or args.tune else [0, 1, 2])
     args.draws = args.draws or (1 if args.quick else 2)
-    args.datasets = args.datasets or (["exchange"] if args.quick else ["exchange", "etth1"])
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    quick_sets = ["exchange"] if args.quick and not args.tune else ["exchange", "etth1"]
+    args.datasets = args.datasets or quick_sets
+    torch.set_num_threads(args.threads)
     folder = args.data or Path(
         os.environ.get("DIFFKIT_DATA", Path(__file__).parents[1] / "../shared/data")
     )
     args.command = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
     args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
+    args.defaults = json.dumps(ts_domain.defaults)
+    args.load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
+    stem = "timeseries-tune" if args.tune else "timeseries-quick" if args.quick else "timeseries"
+    stem = "timeseries-diagnose" if args.diagnose else stem
+    if args.append and (args.out / f"{stem}.json").exists():  # a run continued in parts
+        saved = json.loads((args.out / f"{stem}.json").read_text())
+        results["datasets"] = {k: v for k, v in saved["datasets"].items() if k not in args.datasets}
+        results["parts"] = [*saved.get("parts", []), saved["args"]]
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = args.keep or tmp
         for name in args.datasets:
-            seeds = args.seeds if name == "exchange" else args.seeds[:1]  # ETTh1: one seed
-            rows = run_dataset(
-                name,
-                folder,
-                seeds,
-                args.steps,
-                Path(tmp) / name,
-                not args.no_baselines,
-                parse_sets(args.set),
-                args.draws,
-            )
-            results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
-    stem = "timeseries-quick" if args.quick else "timeseries"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    text = markdown(results, stem)
-    (args.out / f"{stem}.md").write_text(text + "\n")
-    update_section(stem, text)  # RESULTS.md's tables of this run, between its markers
+            root = Path(tmp) / name
+            if args.diagnose:
+                results["datasets"][name] = diagnose_dataset(name, folder)
+            elif args.tune:
+                results["datasets"][name] = tune_dataset(
+                    name, folder, args.seeds[0], root, sections
+                )
+            else:
+
+                def saved(rows, name=name):
+                    results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
+                    results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
+                    write(results, args.out, stem)
+
+                rows = run_dataset(
+                    name,
+                    folder,
+                    args.seeds,
+                    root,
+                    sections,
+                    args.draws,
+                    not args.no_baselines,
+                    args.reference_seeds,
+                    saved,
+                    args.deepar_seeds,
+                )
+                results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
+            results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
+            text = write(results, args.out, stem)  # after each data set: a partial run is kept
     print(text)
+
+
+def write(results: dict, out: Path, stem: str) -> str:
+    """Save the run's JSON and markdown and its section of RESULTS.md; the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    text = markdown(results, stem)
+    (out / f"{stem}.md").write_text(text + "\n")
+    if stem in ("timeseries-quick", "timeseries"):
+        plot(results, out / f"{stem}.png")
+    update_section(stem, text)  # RESULTS.md's tables of this run, between its markers
+    return text
 
 
 if __name__ == "__main__":

@@ -20,20 +20,19 @@ SAMPLER_LABELS = {
 }
 ANCESTRAL = "TimeGrad ddpm 100"
 FAST = "TimeGrad dpmpp_2m 20"
-# Issue 5's targets on Exchange: (what, key in the summary, model, bound).
-TARGETS = (
-    ("mean CRPS-sum", "crps_sum", ANCESTRAL, 0.0060),
-    ("mean CRPS", "crps", ANCESTRAL, 0.0090),
-    ("training seconds", "train_s", ANCESTRAL, 175.0),
-    ("DPM-Solver++(2M) 20 forecast seconds", "forecast_s", FAST, 5.0),
-)
+DEEPAR = "DeepAR (GluonTS)"
+REFERENCE = "TimeGrad reference ddpm 100"
+# Issue 19's targets on the default model, mean over seeds: data set -> (CRPS-sum, CRPS).
+TARGETS = {"exchange": (0.0040, 0.0065), "etth1": (0.145, 0.18)}
+STEMS = ("timeseries-diagnose", "timeseries-tune", "timeseries-quick", "timeseries")
 
 
 def label(model: str) -> str:
     """``"TimeGrad dpmpp_2m 20"`` -> ``"TimeGrad DPM-Solver++(2M) 20"``."""
     parts = model.split(" ")
-    if parts[0] == "TimeGrad" and len(parts) == 3:
-        return f"TimeGrad {SAMPLER_LABELS.get(parts[1], parts[1])} {parts[2]}"
+    if parts[0] == "TimeGrad" and len(parts) >= 3:
+        name = " ".join(parts[:-2])
+        return f"{name} {SAMPLER_LABELS.get(parts[-2], parts[-2])} {parts[-1]}"
     return model
 
 
@@ -44,26 +43,74 @@ def _value(pair, digits: int, spread: bool) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if spread else f"{mean:.{digits}f}"
 
 
-def dataset_markdown(name: str, res: dict, steps: str) -> list[str]:
+def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
+    earlier = [
+        f"Earlier part of this run: `{a['command']}` ({a.get('machine', '')}; load average "
+        f"{a.get('load', '?')}; {a.get('wall_s', '?')} s)."
+        for a in parts or []
+    ]
+    return [
+        *earlier,
+        f"`{args['command']}` ({args.get('machine', '')}; load average "
+        f"{args.get('load', '?')} at the start; {args.get('wall_s', '?')} s in all; "
+        f"`benchmarks/results/{stem}.json`). The CPU was shared with other jobs, so seconds "
+        "are noisy; compare them within one run only.",
+        "",
+        f"Domain defaults: `{args.get('defaults', '')}`; seeds {args['seeds']}, "
+        f"{args['draws']} sampling draw(s) per sampler. TimeGrad = those defaults "
+        "(what `diffkit train --domain timeseries --data F` trains, given the data set's "
+        "horizon, frequency and windows), its checkpoint chosen by the validation loss; "
+        "TimeGrad reference = TimeGrad's own formulation (`--target level`), first seed only. "
+        "Validation windows: as many as test windows, just before them.",
+        "",
+    ]
+
+
+def tune_markdown(results: dict) -> list[str]:
+    """The candidates' validation scores and the choice, per data set."""
+    lines = _header(results["args"], "timeseries-tune")
+    for name, res in results["datasets"].items():
+        lines += [
+            f"**{NAMES.get(name, name)}**: validation windows only (one seed). "
+            f"Chosen: **{res['chosen']}**.",
+            "",
+            "| candidate | val CRPS-sum | val CRPS | val loss | best / last step | train s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in res["rows"]:
+            lines.append(
+                f"| {r['candidate']} | {r['val_crps_sum']:.4g} | {r['val_crps']:.4g} | "
+                f"{r['val_loss']:.4f} | {r['best_step']} / {r['last_step']} | "
+                f"{r['train_s']:.0f} |"
+            )
+        lines.append("")
+    return lines
+
+
+def dataset_markdown(name: str, res: dict) -> list[str]:
     rows, summary = res["rows"], res["summary"]
     seeds = sorted({r["seed"] for r in rows})
     many = len(seeds) > 1
     digits = 5 if summary[ANCESTRAL]["crps_sum"][0] < 0.1 else 3
     lines = [
-        f"**{NAMES.get(name, name)}** ({len(seeds)} training seed{'s' * many}, {steps} steps"
-        + ("; mean ± std over seeds)" if many else ")"),
+        f"**{NAMES.get(name, name)}** ({len(seeds)} training seed{'s' * many}; test windows, "
+        + ("mean ± std over seeds)" if many else "one seed)"),
         "",
-        "| model | CRPS-sum | vs ancestral | CRPS | energy | ND | train s | forecast s | params |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | CRPS-sum | vs ancestral | CRPS | energy | ND | val CRPS-sum | best step "
+        "| train s | forecast s | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ancestral = summary[ANCESTRAL]["crps_sum"][0]
     for model, m in summary.items():
         params = "" if math.isnan(m["params"][0]) else f"{m['params'][0]:,.0f}"
+        spread = many and len([r for r in rows if r["model"] == model]) > 1
+        val = _value(m["val_crps_sum"], digits, spread) if "val_crps_sum" in m else ""
+        best = f"{m['best_step'][0]:.0f}" if "best_step" in m else ""
         lines.append(
-            f"| {label(model)} | {_value(m['crps_sum'], digits, many)} | "
-            f"{m['crps_sum'][0] / ancestral:.3f} | {_value(m['crps'], digits, many)} | "
-            f"{_value(m['energy_score'], 4 if digits == 5 else 2, many)} | "
-            f"{_value(m['nd'], digits, many)} | {m['train_s'][0]:.0f} | "
+            f"| {label(model)} | {_value(m['crps_sum'], digits, spread)} | "
+            f"{m['crps_sum'][0] / ancestral:.3f} | {_value(m['crps'], digits, spread)} | "
+            f"{_value(m['energy_score'], 4 if digits == 5 else 2, spread)} | "
+            f"{_value(m['nd'], digits, spread)} | {val} | {best} | {m['train_s'][0]:.0f} | "
             f"{_value(m['forecast_s'], 1, False)} | {params} |"
         )
     if many:
@@ -72,55 +119,169 @@ def dataset_markdown(name: str, res: dict, steps: str) -> list[str]:
             values = [r[key] for r in rows if r["model"] == model]
             return " / ".join(format(v, fmt) for v in values)
 
+        steps = [f"{r['best_step']} of {r['last_step']}" for r in rows if r["model"] == ANCESTRAL]
         lines += [
             "",
-            f"Per seed ({', '.join(map(str, seeds))}): training s "
-            f"{per_seed(ANCESTRAL, 'train_s', '.0f')}; "
-            f"DPM-Solver++(2M) 20 forecast s {per_seed(FAST, 'forecast_s', '.1f')}; "
-            f"DeepAR CRPS-sum {per_seed('DeepAR (GluonTS)', 'crps_sum', '.4f')}.",
+            f"Per seed ({', '.join(map(str, seeds))}): CRPS-sum "
+            f"{per_seed(ANCESTRAL, 'crps_sum', '.4g')}; best checkpoint (validation loss) at "
+            f"step {' / '.join(steps)} trained; training s "
+            f"{per_seed(ANCESTRAL, 'train_s', '.0f')}"
+            + (
+                f"; DeepAR CRPS-sum {per_seed(DEEPAR, 'crps_sum', '.4g')}."
+                if DEEPAR in summary
+                else "."
+            ),
         ]
+    lines += validation_choice(rows)
+    return lines + targets_markdown(name, summary)
+
+
+def validation_choice(rows: list[dict]) -> list[str]:
+    """The default against TimeGrad's own formulation on the validation windows, same seeds."""
+    val = {(r["model"], r["seed"]): r.get("val_crps_sum") for r in rows}
+    seeds = [s for (m, s) in val if m == REFERENCE and (ANCESTRAL, s) in val]
+    if not seeds:
+        return []
+    mine = [val[(ANCESTRAL, s)] for s in seeds]
+    ref = [val[(REFERENCE, s)] for s in seeds]
+    pairs = "; ".join(
+        f"seed {s}: {a:.4g} vs {b:.4g}" for s, a, b in zip(seeds, mine, ref, strict=True)
+    )
+    better = "the default" if sum(mine) <= sum(ref) else "the reference"
+    return [
+        "",
+        f"Validation CRPS-sum, default vs TimeGrad reference (target=level), same seeds: "
+        f"{pairs}: the validation windows prefer {better}.",
+    ]
+
+
+def targets_markdown(name: str, summary: dict) -> list[str]:
+    """Issue 19's targets against one data set's default rows."""
+    if name not in TARGETS or ANCESTRAL not in summary or FAST not in summary:
+        return []
+    crps_sum, crps = (summary[ANCESTRAL][k][0] for k in ("crps_sum", "crps"))
+    checks = [
+        (
+            "mean CRPS-sum (ancestral 100)",
+            f"<= {TARGETS[name][0]:g}",
+            crps_sum,
+            crps_sum <= TARGETS[name][0],
+        ),
+        ("mean CRPS (ancestral 100)", f"<= {TARGETS[name][1]:g}", crps, crps <= TARGETS[name][1]),
+    ]
+    if DEEPAR in summary:
+        d_sum, d_crps = (summary[DEEPAR][k][0] for k in ("crps_sum", "crps"))
+        checks.append(
+            (
+                "ahead of DeepAR (CRPS-sum, CRPS)",
+                f"< {d_sum:.4g}, < {d_crps:.4g}",
+                f"{crps_sum:.4g}, {crps:.4g}",
+                crps_sum < d_sum and crps < d_crps,
+            )
+        )
+    gap = summary[FAST]["crps_sum"][0] / crps_sum - 1
+    speed = summary[ANCESTRAL]["forecast_s"][0] / summary[FAST]["forecast_s"][0]
+    checks += [
+        (
+            "DPM-Solver++(2M) 20 CRPS-sum vs ancestral 100",
+            "within 5%",
+            f"{gap:+.1%}",
+            abs(gap) <= 0.05,
+        ),
+        ("DPM-Solver++(2M) 20 speed-up over ancestral 100", ">= 5x", f"{speed:.1f}x", speed >= 5),
+    ]
+    lines = ["", "| target (issue 19) | bound | measured | |", "|---|---|---|---|"]
+    for what, bound, value, ok in checks:
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        lines.append(f"| {what} | {bound} | {shown} | {'met' if ok else 'not met'} |")
     return lines
 
 
-def targets_markdown(summary: dict) -> list[str]:
-    """Issue 5's targets against the Exchange run."""
-    lines = ["", "| target (issue 5) | bound | measured | |", "|---|---|---|---|"]
-    for what, key, model, bound in TARGETS:
-        value = summary[model][key][0]
-        lines.append(
-            f"| {what} | <= {bound:g} | {value:.4g} | {'met' if value <= bound else 'not met'} |"
-        )
-    gap = summary[FAST]["crps_sum"][0] / summary[ANCESTRAL]["crps_sum"][0] - 1
-    lines.append(
-        f"| DPM-Solver++(2M) 20 CRPS-sum vs ancestral 100 | within 5% | {gap:+.1%} | "
-        f"{'met' if abs(gap) <= 0.05 else 'not met'} |"
-    )
+def diagnose_markdown(results: dict) -> list[str]:
+    """Untrained forecasts on the validation and the test windows, per data set."""
+    lines = [f"`{results['args']['command']}` (no training; `timeseries-diagnose.json`)", ""]
+    for name, parts in results["datasets"].items():
+        lines += [
+            f"**{NAMES.get(name, name)}**: forecasts that need no training",
+            "",
+            "| forecast | val CRPS-sum | val CRPS | test CRPS-sum | test CRPS |",
+            "|---|---|---|---|---|",
+        ]
+        for label_, val in parts["validation"].items():
+            test = parts["test"][label_]
+            lines.append(
+                f"| {label_} | {val['crps_sum']:.4g} | {val['crps']:.4g} | "
+                f"{test['crps_sum']:.4g} | {test['crps']:.4g} |"
+            )
+        lines.append("")
     return lines
 
 
 def markdown(results: dict, stem: str) -> str:
     """The RESULTS.md section of one run, from its JSON."""
-    args = results["args"]
-    lines = [
-        f"`{args['command']}` ({args.get('machine', '')}; `benchmarks/results/{stem}.json`)",
-        "",
-    ]
+    if stem == "timeseries-diagnose":
+        return "\n".join(diagnose_markdown(results))
+    if stem == "timeseries-tune":
+        return "\n".join(tune_markdown(results))
+    lines = _header(results["args"], stem, results.get("parts"))
     for name, res in results["datasets"].items():
-        lines += dataset_markdown(name, res, args["steps"])
-        if name == "exchange" and ANCESTRAL in res["summary"] and FAST in res["summary"]:
-            lines += targets_markdown(res["summary"])
+        lines += dataset_markdown(name, res)
         lines.append("")
     return "\n".join(lines)
 
 
+def plot(results: dict, path: Path) -> Path | None:
+    """Test CRPS-sum per model (mean and std over seeds), one panel per data set, as PNG.
+
+    The issue's target and DeepAR's value are drawn as vertical lines.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = {n: r for n, r in results["datasets"].items() if "summary" in r}
+    if not sets:
+        return None
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 3.2), squeeze=False)
+    for ax, (name, res) in zip(axes[0], sets.items(), strict=True):
+        models = list(res["summary"])
+        mean = [res["summary"][m]["crps_sum"][0] for m in models]
+        std = [res["summary"][m]["crps_sum"][1] for m in models]
+        ax.barh(range(len(models)), mean, xerr=std, color="tab:blue", alpha=0.7)
+        runs = {m: sum(r["model"] == m for r in res["rows"]) for m in models}
+        names = [f"{label(m)} ({runs[m]} seed{'s' * (runs[m] > 1)})" for m in models]
+        ax.set_yticks(range(len(models)), names, fontsize=8)
+        ax.invert_yaxis()
+        if name in TARGETS:
+            ax.axvline(TARGETS[name][0], color="tab:green", ls="--", label="target (issue 19)")
+        if DEEPAR in res["summary"]:
+            deepar = res["summary"][DEEPAR]["crps_sum"][0]
+            ax.axvline(deepar, color="tab:red", ls=":", label="DeepAR")
+        ax.set_title(f"{NAMES.get(name, name)}: test CRPS-sum, mean ± std over seeds", fontsize=10)
+        lines = [m - e for m, e in zip(mean, std, strict=True)] + [TARGETS.get(name, (1e9,))[0]]
+        ax.set_xlim(
+            left=0.8 * min(lines), right=1.05 * max(m + e for m, e in zip(mean, std, strict=True))
+        )
+        ax.set_xlabel("CRPS-sum (lower is better; axis starts above 0)")
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def report(out: Path) -> list[str]:
-    """Re-render every saved result in ``out`` into its .md file and its RESULTS.md section."""
+    """Re-render every saved result in ``out`` into its .md, .png and RESULTS.md section."""
     written = []
-    for stem in ("timeseries-quick", "timeseries"):
+    for stem in STEMS:
         path = out / f"{stem}.json"
         if path.exists():
-            md = markdown(json.loads(path.read_text()), stem)
+            results = json.loads(path.read_text())
+            md = markdown(results, stem)
             (out / f"{stem}.md").write_text(md + "\n")
+            if stem in ("timeseries-quick", "timeseries"):
+                plot(results, out / f"{stem}.png")
             update_section(stem, md)
             written.append(stem)
     return written

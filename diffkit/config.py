@@ -101,6 +101,9 @@ class TrainConfig:
     ema_max_decay: float = bounded(0.999, 0.0, 1.0, open_high=True)
     checkpoint_every: int = bounded(500, 1, 10**9)
     keep_last: int = bounded(3, 1, 10**6)
+    patience: int = bounded(
+        0, 0, 10**6
+    )  # > 0: stop after this many checks without a better val loss
     log_every: int = bounded(50, 1, 10**9)
     seed: int = bounded(0, 0, SEED_MAX)
     devices: int = bounded(1, 1, 4096)

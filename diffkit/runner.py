@@ -101,12 +101,19 @@ class _StepData(pl.LightningDataModule):
 
 
 class _Checkpointer(pl.Callback):
-    """Saves every ``checkpoint_every`` steps and at the end; tracks the best val loss."""
+    """Saves every ``checkpoint_every`` steps and at the end; tracks the best val loss.
+
+    The validation loss is the domain's validation set's, or the first training batches'
+    when it has none. With ``train.patience`` > 0 and a validation set, training stops
+    once that many checkpoints in a row did not lower the best validation loss.
+    """
 
     def __init__(self, root: Path, meta: dict, data: DomainData, train: TrainConfig, total: int):
         self.root, self.meta, self.data, self.cfg, self.total = root, meta, data, train, total
         self.saved = -1
         self.best = ckpt.best(root)
+        self.stale = 0  # checkpoints since the best one
+        self.stopped_at: int | None = None
 
     def save(self, trainer, module: DiffusionModule) -> None:
         if module.step == self.saved:
@@ -126,9 +133,21 @@ class _Checkpointer(pl.Callback):
             if self.best is None or loss < self.best["val_loss"]:
                 ckpt.mark_best(self.root, path, loss)
                 self.best = {"name": path.name, "val_loss": loss}
+                self.stale = 0
+            else:
+                self.stale += 1
             ckpt.prune(self.root, self.cfg.keep_last)
         trainer.strategy.barrier()
         self.saved = module.step
+        patient = self.cfg.patience > 0 and self.data.val is not None
+        stop = trainer.strategy.broadcast(patient and self.stale >= self.cfg.patience)
+        if stop and module.step < self.total:
+            trainer.should_stop = True
+            self.stopped_at = module.step
+            _say(
+                f"stopped early at step {module.step}: the validation loss has not improved "
+                f"for {self.cfg.patience} checkpoints (best: {self.best['name']})."
+            )
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if module.step % self.cfg.checkpoint_every == 0 or module.step >= self.total:

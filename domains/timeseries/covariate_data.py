@@ -190,6 +190,7 @@ class WithCovariates(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         past, horizon = self.windows.past, self.windows.horizon
         item = dict(self.windows[i])
+        i = self.windows.position(i)  # validation windows start after the training range
         item["past_feat_dynamic_real"] = self.dynamic[i : i + past]
         item["future_feat_dynamic_real"] = self.dynamic[i + past : i + past + horizon]
         item["feat_static_real"] = self.static

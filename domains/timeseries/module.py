@@ -150,6 +150,7 @@ class TimeGradModel(nn.Module):
         weighting: str | None = None,
         reduction: str = "mean",
         generator: torch.Generator | None = None,
+        horizon_only: bool = False,
         covariates: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """Teacher-forced diffusion loss over context + horizon.
@@ -166,6 +167,8 @@ class TimeGradModel(nn.Module):
             "mean": a scalar; "none": one value per example, shape (B,).
         generator
             Draws the diffusion times and noise.
+        horizon_only
+            Score the Th horizon steps alone (a validation loss of what is forecast).
         covariates
             By GluonTS field name: ``past_feat_dynamic_real`` (B, Tp, K) and
             ``future_feat_dynamic_real`` (B, Th, K), ``feat_static_real`` (B, S),
@@ -175,10 +178,11 @@ class TimeGradModel(nn.Module):
         -------
         torch.Tensor
             The mean squared error of the denoiser over every observed value of the
-            Tc + Th steps (missing values count nowhere), over the batch or per example.
+            Tc + Th steps (or the Th), missing values counting nowhere, over the batch or
+            per example.
         """
         check_choice("reduction", reduction, ("mean", "none"))
-        B, _, D = future_target.shape  # (B, Th, D)
+        B, Th, D = future_target.shape  # (B, Th, D)
         self._check(future_target, future_time_feat, 1, "future")
         covariates = covariates or {}
         observed, scale, scaled, ctx_feat = self._prepare(
@@ -216,6 +220,8 @@ class TimeGradModel(nn.Module):
             generator=generator,
         )  # (B*T,) mean over each step's observed values
         count = mask.sum(dim=1).to(per_step.dtype).reshape(B, T)
+        if horizon_only:
+            count = torch.cat([torch.zeros_like(count[:, : T - Th]), count[:, T - Th :]], dim=1)
         total = (per_step.reshape(B, T) * count).sum(dim=1)  # (B,)
         if reduction == "none":
             return total / count.sum(dim=1).clamp_min(1.0)

@@ -190,15 +190,17 @@ def check_series(
 
 @dataclass(frozen=True)
 class Split:
-    """A training range and rolling test windows, as GluonTS's ``TrainDatasets``.
+    """A training range, validation windows and rolling test windows (GluonTS style).
 
-    ``tests[k]`` holds the training range plus ``k + 1`` windows of ``prediction_length``
-    steps; its last ``prediction_length`` steps are the ones to forecast.
+    ``tests[k]`` holds everything before test window k plus the window; its last
+    ``prediction_length`` steps are the ones to forecast. ``validation`` holds, the same
+    way, the windows just before the first test window; ``train`` ends where they begin.
     """
 
     train: Series
     tests: tuple[Series, ...]
     prediction_length: int
+    validation: tuple[Series, ...] = ()
 
     @property
     def targets(self) -> list[np.ndarray]:
@@ -210,42 +212,62 @@ class Split:
         """What a forecaster sees for each window: everything before the window."""
         return [test.head(test.length - self.prediction_length) for test in self.tests]
 
+    def validation_split(self) -> Split:
+        """The validation windows as the test windows of a Split (same training range)."""
+        return Split(self.train, self.validation, self.prediction_length)
+
 
 def rolling_windows(
-    series: Series, prediction_length: int, windows: int, *, train_length: int | None = None
+    series: Series,
+    prediction_length: int,
+    windows: int,
+    *,
+    train_length: int | None = None,
+    validation_windows: int = 0,
 ) -> Split:
-    """Split a series into a training range and ``windows`` rolling test windows.
+    """Split a series into training range, validation windows and rolling test windows.
+
+    With L = ``train_length``, Th = ``prediction_length`` and V = ``validation_windows``,
+    training reads steps [0, L - V Th), validation window j (j = 1..V) forecasts steps
+    [L - (V - j + 1) Th, L - (V - j) Th) and test window k (k = 1..windows) steps
+    [L + (k - 1) Th, L + k Th): the three never overlap.
 
     Parameters
     ----------
     series
         The full data.
     prediction_length
-        Steps per test window.
+        Steps per window.
     windows
-        Number of test windows; window k (k = 1..windows) holds the first
-        ``train_length + k * prediction_length`` steps.
+        Number of test windows.
     train_length
-        Length of the training range; by default the windows end with the series.
+        Steps before the first test window (training range plus validation windows); by
+        default the test windows end with the series.
+    validation_windows
+        Number of validation windows cut from the end of those steps.
 
     Returns
     -------
     Split
-        The training range and the test windows.
+        The training range, the validation windows and the test windows.
     """
-    if prediction_length < 1 or windows < 1:
+    if prediction_length < 1 or windows < 1 or validation_windows < 0:
         raise ConfigError(
             f"prediction length {prediction_length} and windows {windows} must both be at "
-            "least 1; pass positive values."
+            f"least 1 and validation windows {validation_windows} not negative; pass such values."
         )
     if train_length is None:
         train_length = series.length - windows * prediction_length
     end = train_length + windows * prediction_length
-    if train_length < 1 or end > series.length:
+    fit_length = train_length - validation_windows * prediction_length
+    if fit_length < 1 or end > series.length:
         raise DataError(
-            f"the series has {series.length} time steps, too few for a training range of "
-            f"{train_length} and {windows} test windows of {prediction_length}; use fewer or "
-            "shorter windows."
+            f"the series has {series.length} time steps, too few for {windows} test and "
+            f"{validation_windows} validation windows of {prediction_length} after a training "
+            "range; use a longer series or fewer or shorter windows (--test-windows, "
+            "--validation-windows, --prediction-length)."
         )
-    tests = tuple(series.head(train_length + k * prediction_length) for k in range(1, windows + 1))
-    return Split(series.head(train_length), tests, prediction_length)
+    Th = prediction_length
+    tests = tuple(series.head(train_length + k * Th) for k in range(1, windows + 1))
+    val = tuple(series.head(fit_length + j * Th) for j in range(1, validation_windows + 1))
+    return Split(series.head(fit_length), tests, Th, val)

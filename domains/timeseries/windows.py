@@ -20,6 +20,8 @@ from .features import time_features
 from .module import TimeGradConfig
 from .series import Series, Split
 
+VALIDATION_ITEMS = 512  # validation examples per evaluation (diffkit.training's 8 x 64)
+
 
 def padded(series: Series, front: int) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """The values with ``front`` NaN steps before them, and the extended timestamp grid."""
@@ -43,34 +45,57 @@ def check_compatible(series: Series, config: TimeGradConfig, what: str = "the da
 
 
 class WindowDataset(Dataset):
-    """Every training window of a split's training range, as a dict of tensors.
+    """Every training (or validation) window of a split, as a dict of tensors.
 
     Item ``i`` holds ``past_target`` (Tp, D), ``past_time_feat`` (Tp, F),
     ``future_target`` (Th, D) and ``future_time_feat`` (Th, F), with Tp the model's
     ``history_length``; NaN marks missing values. ``split`` is kept for evaluation.
+
+    With ``validation`` the windows are those whose horizon lies inside the split's
+    validation windows (one per start step; their past may reach into the training range),
+    each item also holds ``horizon_only`` (the loss scores the horizon alone), and the
+    windows repeat until there are at least ``VALIDATION_ITEMS`` items, so a validation
+    loss averages over many diffusion times and noises per window.
     """
 
-    def __init__(self, split: Split, config: TimeGradConfig):
-        series = split.train
+    def __init__(self, split: Split, config: TimeGradConfig, *, validation: bool = False):
+        series = split.validation[-1] if validation else split.train
         check_compatible(series, config)
         front = config.history_length - config.context_length  # the largest lag
         values, index = padded(series, front)
-        self.split, self.config = split, config
+        self.split, self.config, self.validation = split, config, validation
         self.target = torch.from_numpy(values.astype(np.float32))  # (T + front, D)
         self.time_feat = torch.from_numpy(time_features(index, config.freq))  # (T + front, F)
         self.past, self.horizon = config.history_length, config.prediction_length
+        # the window starting at padded position i forecasts original steps from i + Tc on
+        self.first = split.train.length - config.context_length if validation else 0
+        self.windows = self.target.shape[0] - self.past - self.horizon + 1 - self.first
+        if self.windows < 1:
+            raise ShapeError(
+                "the split has no validation window; build it with validation_windows >= 1."
+            )
 
     def __len__(self) -> int:
-        return self.target.shape[0] - self.past - self.horizon + 1
+        if self.validation:
+            return self.windows * -(-VALIDATION_ITEMS // self.windows)
+        return self.windows
+
+    def position(self, i: int) -> int:
+        """Where item ``i``'s window starts in the front-padded series."""
+        return self.first + i % self.windows
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        i = self.position(i)
         past, future = slice(i, i + self.past), slice(i + self.past, i + self.past + self.horizon)
-        return {
+        item = {
             "past_target": self.target[past],
             "past_time_feat": self.time_feat[past],
             "future_target": self.target[future],
             "future_time_feat": self.time_feat[future],
         }
+        if self.validation:
+            item["horizon_only"] = torch.tensor(True)
+        return item
 
 
 def forecast_inputs(

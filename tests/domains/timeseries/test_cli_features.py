@@ -113,7 +113,8 @@ def test_covariate_columns_train_forecast_and_evaluate_through_the_cli(tmp_path,
     checkpoint = json.loads((out / "checkpoints" / "step-00000006" / "config.json").read_text())
     stats = checkpoint["settings"]["covariates"]
     assert stats["names"] == ["promo"]
-    assert stats["mean"][0] == pytest.approx(promo[: 240 - 6].mean())  # the training range
+    # the training range: before the validation window and the test window (6 steps each)
+    assert stats["mean"][0] == pytest.approx(promo[: 240 - 2 * 6].mean())
     # forecasting needs the promo flags of the horizon: rows after the last target value
     ahead = promotion_table(tmp_path / "ahead.csv", future=6)
     forecast = ["forecast", "--checkpoint", out, "--out", table, "--steps", "3"]

@@ -165,6 +165,7 @@ def test_missing_values_train_without_nan_and_count_nowhere(tmp_path):
     ("values", "flags", "message"),
     [
         (np.ones((8, 3)), [], "8 time steps but context 24 \\+ horizon 24"),
+        (np.ones((80, 3)), [], "80 time steps but 1 test and 1 validation windows.*--test-windows"),
         (np.ones((100, 3)), ["--target-dim", "4"], "holds 3 series but the run's target_dim is 4"),
         (np.ones((100, 3)), ["--freq", "h"], "look like 'D'"),
         (np.ones((100, 3)), ["--lags", "0,1"], "lags must be positive"),
