@@ -140,3 +140,20 @@ def test_a_conditional_model_keeps_its_pads_and_the_choice_is_checked():
                                     cond_length=4)).lengths == "pads"  # fmt: skip
     with pytest.raises(Exception, match="mask_lengths"):
         TextConfig(model="masked", mask_lengths="nope")
+
+
+def test_the_per_masked_weighting_is_the_same_bound_with_less_variance():
+    """(k + 1) / |masked| is E[1 / t | mask] for uniform t under the linear schedule."""
+    torch.manual_seed(0)
+    net = MaskedLM(V, width=16, depth=1, heads=2, max_length=L, schedule="linear").eval()
+    with torch.no_grad():
+        net.embed.weight.normal_()
+    ids = torch.tensor([[BOS, 4, 5, 4], [BOS, 5, EOS, PAD]]).repeat_interleave(3000, 0)
+    exact = exact_bound(net, ids[[0, -1]]) + length.length_log_probs(net.length_counts)[[3, 1]]
+    g = torch.Generator().manual_seed(0)
+    for row, truth in zip((ids[:3000], ids[3000:]), exact.tolist(), strict=True):
+        elbo = masked_loss(net, {"ids": row}, generator=g)["loss"].detach() * (L - 1)
+        rb = masked_loss(net, {"ids": row}, generator=g, per_masked=True)["loss"].detach() * (L - 1)
+        assert abs(rb.mean().item() - truth) < 4 * rb.std().item() / math.sqrt(len(row))
+        assert abs(elbo.mean().item() - truth) < 4 * elbo.std().item() / math.sqrt(len(row))
+        assert rb.std() < 0.8 * elbo.std()
