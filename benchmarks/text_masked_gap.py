@@ -198,7 +198,8 @@ def markdown(r: dict) -> str:
         "",
         f"Built-in grammar; width {s['width']}, depth {s['depth']}, batch {s['batch']}, "
         f"{s['steps']} steps per model; {r['machine']}. Times are CPU seconds of the training "
-        "loop (one thread; the machine was shared with other jobs, so wall time is noisy).",
+        "loop on one thread; the machine's 2 cores were shared with about 7 other agents' jobs "
+        "(load average about 9), so wall time is noisy and even CPU seconds carry some noise.",
         f"Floor: the grammar's exact entropy, {r['floor_bits_per_text']:.3f} bits per text.",
         "",
         "## Validation (bits per text; choose settings here)",
