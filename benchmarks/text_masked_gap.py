@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/text_masked_gap.py            # ~5 CPU min, 1 thread
     OMP_NUM_THREADS=1 python benchmarks/text_masked_gap.py --smoke    # < 1 min, plumbing only
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_gap.py --steps 600 --e2e ../shared/data/e2e/devset.csv
 
 On the built-in restaurant grammar (:mod:`diffkit.domains.text.grammar`, whose law is exact,
 so its entropy per text is the floor for both models) every variant is a model of one size
@@ -27,7 +28,8 @@ The learning rate of each family is chosen on validation; the chosen AR and mask
 are then scored once on held-out texts (a fresh draw from the grammar), next to the floor.
 Last, the bound's estimator on the chosen masked model: Gauss-Legendre with 4..32 times and
 Monte Carlo, each over several seeds (its mean should not move with the estimator, only its
-spread). Writes ``benchmarks/results/text-masked-gap.{json,md}``.
+spread). Writes ``benchmarks/results/text-masked-gap.{json,md}``; ``--e2e`` instead runs the
+conditional check on E2E (:func:`e2e`) into ``text-masked-gap-e2e.{json,md}``.
 """
 
 from __future__ import annotations
@@ -80,17 +82,19 @@ def variants() -> list[Variant]:
     return out
 
 
-def scores(net, model: str, ids: torch.Tensor, pad: torch.Tensor, num_t=16, masks=1, seed=0):
+def scores(net, model: str, ids, pad, num_t=16, masks=1, seed=0, cond=None):
     """Nats per text (N,): the AR model's exact NLL or the masked model's bound."""
     net.eval()
     out = []
     for i in range(0, len(ids), 256):
+        part = slice(i, i + 256)
+        c = None if cond is None else {k: x[part] for k, x in cond.items()}
         if model == "ar":
-            out.append(ar_nll(net, ids[i : i + 256], pad[i : i + 256]))
+            out.append(ar_nll(net, ids[part], pad[part], cond=c))
         else:
             g = torch.Generator().manual_seed(seed + i)
             out.append(
-                masked_nll(net, ids[i : i + 256], num_t=num_t, masks_per_t=masks, generator=g)
+                masked_nll(net, ids[part], cond=c, num_t=num_t, masks_per_t=masks, generator=g)
             )
     net.train()
     return torch.cat(out)
@@ -122,6 +126,11 @@ def train(v: Variant, config, data, val, s: dict) -> tuple[torch.nn.Module, list
         c0, w0 = time.process_time(), time.perf_counter()
         index = torch.randint(len(ids_all), (s["batch"],), generator=g)
         batch = {"ids": ids_all[index], "pad": pad_all[index]}
+        if data.train.conds is not None:
+            batch |= {
+                "cond_ids": data.train.conds.ids[index],
+                "cond_pad": data.train.conds.pad[index],
+            }
         for group in opt.param_groups:
             group["lr"] = v.lr * lr_factor(step, min(100, s["steps"] // 10), s["steps"])
         loss = loss_of(net, v, batch, g)
@@ -131,7 +140,9 @@ def train(v: Variant, config, data, val, s: dict) -> tuple[torch.nn.Module, list
         opt.step()
         cpu, wall = cpu + time.process_time() - c0, wall + time.perf_counter() - w0
         if step + 1 in checks:
-            nats = scores(net, v.model, *val, num_t=s["val_t"])
+            nats = scores(
+                net, v.model, *val[:2], num_t=s["val_t"], cond=val[2] if len(val) > 2 else None
+            )
             curve.append(
                 {
                     "step": step + 1,
@@ -257,12 +268,79 @@ def interpolate(curve: list[dict], cpu: float) -> float | None:
     return None
 
 
+def e2e(path: Path, s: dict) -> None:
+    """E2E's devset split 80/20 by MR, conditional models: AR, and the masked LM (PADs
+    modelled, as conditional models do) trained with MDLM's weighting and the per-masked one,
+    at the learning rate the grammar chose for the masked LM; bits per text on the held-out
+    MRs' texts at each checkpoint (no choice is made on them)."""
+    base = TextConfig(
+        model="masked",
+        text_column="ref",
+        cond_column="mr",
+        width=s["width"],
+        depth=s["depth"],
+        dropout=0.1,
+        val_fraction=0.2,
+    )
+    data = load_data(base, path)
+    v = data.val
+    n = s["val_texts"]
+    val = (
+        v.texts.ids[:n],
+        v.texts.pad[:n],
+        {"cond_ids": v.conds.ids[:n], "cond_pad": v.conds.pad[:n]},
+    )
+    runs = []
+    for variant in (
+        Variant("ar lr=0.004", model="ar", lr=4e-3),
+        Variant("pads lr=0.004", lengths="pads", lr=4e-3),
+        Variant("pads-permasked lr=0.004", lengths="pads", lr=4e-3, per_masked=True),
+    ):
+        net, curve = train(variant, data.config, data, val, s)
+        runs.append(
+            {
+                **dataclasses.asdict(variant),
+                "params": sum(p.numel() for p in net.parameters()),
+                "curve": curve,
+            }
+        )
+    tokens = (val[1].sum(1) - 1).double().mean().item()
+    lines = [
+        "# E2E, conditional: masked LM weightings against the AR model",
+        "",
+        f"devset split 80/20 by MR; {n} held-out texts ({tokens:.2f} tokens each with EOS); "
+        f"width {s['width']}, depth {s['depth']}, batch {s['batch']}, dropout 0.1; CPU seconds on "
+        "one "
+        "shared thread (2 cores, about 7 agents' jobs). Bits per text given the MR (bound for "
+        "the masked LM, exact for AR), and the perplexity ratio to AR at the last step.",
+        "",
+        "| variant | "
+        + " | ".join(f"step {c['step']}" for c in runs[0]["curve"])
+        + " | CPU s | ppl ratio |",
+        "|---|" + "---:|" * (len(runs[0]["curve"]) + 2),
+    ]
+    ar_last = runs[0]["curve"][-1]["bits_per_text"]
+    for r in runs:
+        c = r["curve"]
+        ratio = 2 ** ((c[-1]["bits_per_text"] - ar_last) / tokens)
+        lines.append(
+            f"| {r['name']} | "
+            + " | ".join(f"{p['bits_per_text']:.2f}" for p in c)
+            + f" | {c[-1]['cpu_s']:.0f} | {ratio:.3f} |"
+        )
+    out = {"settings": s, "tokens_per_text": tokens, "runs": runs}
+    (OUT / "text-masked-gap-e2e.json").write_text(json.dumps(out, indent=1) + "\n")
+    (OUT / "text-masked-gap-e2e.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny settings: plumbing only")
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--depth", type=int, default=2)
+    p.add_argument("--e2e", type=Path, help="E2E's devset.csv: run the conditional check only")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     s = {
@@ -279,6 +357,8 @@ def main(argv=None) -> None:
     }
     if a.smoke:
         s |= {"steps": 8, "val_texts": 32, "test_texts": 32, "seeds": 2}
+    if a.e2e is not None:
+        return e2e(a.e2e, s)
     base = TextConfig(model="masked", width=s["width"], depth=s["depth"], heads=4)
     data = load_data(base, None)
     config, tok = data.config, tokenizer_of(data.settings)
@@ -340,7 +420,7 @@ def main(argv=None) -> None:
             "models": table,
         },
         "equal_cpu": "; ".join(equal),
-        "estimator": estimator_check(nets[masked_best], *val, s["seeds"]),
+        "estimator": estimator_check(nets[masked_best], *val[:2], s["seeds"]),
     }
     suffix = "-smoke" if a.smoke else ""
     OUT.mkdir(exist_ok=True)
