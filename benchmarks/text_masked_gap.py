@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/text_masked_gap.py            # ~5 CPU min, 1 thread
     OMP_NUM_THREADS=1 python benchmarks/text_masked_gap.py --smoke    # < 1 min, plumbing only
-    OMP_NUM_THREADS=1 python benchmarks/text_masked_gap.py --steps 600 --e2e ../shared/data/e2e/devset.csv
+    python benchmarks/text_masked_gap.py --e2e ../shared/data/e2e/devset.csv --steps 600
 
 On the built-in restaurant grammar (:mod:`diffkit.domains.text.grammar`, whose law is exact,
 so its entropy per text is the floor for both models) every variant is a model of one size
