@@ -268,11 +268,13 @@ def interpolate(curve: list[dict], cpu: float) -> float | None:
     return None
 
 
-def e2e(path: Path, s: dict) -> None:
+def e2e(path: Path, s: dict, lengths: str = "pads") -> None:
     """E2E's devset split 80/20 by MR, conditional models: AR, and the masked LM (PADs
     modelled, as conditional models do) trained with MDLM's weighting and the per-masked one,
     at the learning rate the grammar chose for the masked LM; bits per text on the held-out
-    MRs' texts at each checkpoint (no choice is made on them)."""
+    MRs' texts at each checkpoint (no choice is made on them). ``lengths="prior"`` trains only
+    the masked LM with the (unconditional) length prior and the per-masked weighting, against
+    the AR run of an earlier ``pads`` run (same split and seed) read from its JSON."""
     base = TextConfig(
         model="masked",
         text_column="ref",
@@ -290,12 +292,18 @@ def e2e(path: Path, s: dict) -> None:
         v.texts.pad[:n],
         {"cond_ids": v.conds.ids[:n], "cond_pad": v.conds.pad[:n]},
     )
-    runs = []
-    for variant in (
-        Variant("ar lr=0.004", model="ar", lr=4e-3),
-        Variant("pads lr=0.004", lengths="pads", lr=4e-3),
-        Variant("pads-permasked lr=0.004", lengths="pads", lr=4e-3, per_masked=True),
-    ):
+    runs, todo = (
+        [],
+        [
+            Variant("ar lr=0.004", model="ar", lr=4e-3),
+            Variant("pads lr=0.004", lengths="pads", lr=4e-3),
+            Variant("pads-permasked lr=0.004", lengths="pads", lr=4e-3, per_masked=True),
+        ],
+    )
+    if lengths == "prior":
+        runs = json.loads((OUT / "text-masked-gap-e2e.json").read_text())["runs"][:1]
+        todo = [Variant("prior-permasked lr=0.004", lengths="prior", lr=4e-3, per_masked=True)]
+    for variant in todo:
         net, curve = train(variant, data.config, data, val, s)
         runs.append(
             {
@@ -329,8 +337,9 @@ def e2e(path: Path, s: dict) -> None:
             + f" | {c[-1]['cpu_s']:.0f} | {ratio:.3f} |"
         )
     out = {"settings": s, "tokens_per_text": tokens, "runs": runs}
-    (OUT / "text-masked-gap-e2e.json").write_text(json.dumps(out, indent=1) + "\n")
-    (OUT / "text-masked-gap-e2e.md").write_text("\n".join(lines) + "\n")
+    name = "text-masked-gap-e2e" + ("-prior" if lengths == "prior" else "")
+    (OUT / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+    (OUT / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -341,6 +350,7 @@ def main(argv=None) -> None:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--e2e", type=Path, help="E2E's devset.csv: run the conditional check only")
+    p.add_argument("--e2e-lengths", choices=("pads", "prior"), default="pads")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     s = {
@@ -358,7 +368,7 @@ def main(argv=None) -> None:
     if a.smoke:
         s |= {"steps": 8, "val_texts": 32, "test_texts": 32, "seeds": 2}
     if a.e2e is not None:
-        return e2e(a.e2e, s)
+        return e2e(a.e2e, s, a.e2e_lengths)
     base = TextConfig(model="masked", width=s["width"], depth=s["depth"], heads=4)
     data = load_data(base, None)
     config, tok = data.config, tokenizer_of(data.settings)
