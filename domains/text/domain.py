@@ -83,10 +83,12 @@ class TextConfig:
     infill_texts: int = 32
     teacher: str | None = None
     mask_schedule: str = "loglinear"  # --model masked: diffkit.discrete.get_schedule name
+    mask_lengths: str = "auto"  # --model masked: prior, pads, or auto (masked.mask_lengths)
 
     def __post_init__(self):
         check_choice("model.model", self.model, MODELS)
         check_choice("model.tokenizer_type", self.tokenizer_type, MODEL_TYPES)
+        check_choice("model.mask_lengths", self.mask_lengths, ("auto", "prior", "pads"))
         for name in ("max_length", "cond_length"):
             if getattr(self, name) is not None and not 3 <= getattr(self, name) <= 4096:
                 raise ConfigError(
