@@ -37,7 +37,8 @@ def test_the_e2e_case_skips_with_a_reason_without_the_data(tmp_path):
 
 def test_cases_per_suite():
     assert [c.id for c in bench.cases("smoke")] == ["text-grammar"]
-    assert [c.id for c in bench.cases("quick")] == ["text-grammar", "text-e2e"]
+    assert [c.id for c in bench.cases("quick")] == ["text-grammar"]
+    assert [c.id for c in bench.cases("full")] == ["text-grammar", "text-e2e"]
 
 
 @pytest.mark.slow
