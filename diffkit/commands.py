@@ -31,6 +31,23 @@ SPACING_HELP = (
 )
 
 
+def checkpoint_option():
+    """The ``--checkpoint`` of every command that reads a run."""
+    return typer.Option(..., help="Run directory or checkpoints/step-* folder.")
+
+
+def seed_option():
+    return typer.Option(0, min=0, max=SEED_MAX, help="Random seed.")
+
+
+def ema_option():
+    return typer.Option(True, help="Use the EMA weights (default) or the raw ones.")
+
+
+def device_option():
+    return typer.Option("auto", help=DEVICE_HELP)
+
+
 def spacing_option():
     return typer.Option(None, help=SPACING_HELP)
 
@@ -263,15 +280,15 @@ def train(
 
 
 def sample(
-    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    checkpoint: Path = checkpoint_option(),
     n: int = typer.Option(64, min=1, max=10_000_000, help="Number of samples."),
     sampler: str = typer.Option("ddim", help="Sampler name."),
     steps: int = typer.Option(50, min=1, max=100_000, help="Number of model evaluations."),
     spacing: Optional[str] = spacing_option(),
     out: Path = typer.Option(Path("samples.csv"), help="Output file (the domain's formats)."),
-    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
-    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    seed: int = seed_option(),
+    ema: bool = ema_option(),
+    device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
     """Draw samples from a trained checkpoint and save them.
@@ -302,7 +319,7 @@ def sample(
 
 
 def forecast(
-    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    checkpoint: Path = checkpoint_option(),
     data: Optional[Path] = typer.Option(
         None, help="Series to forecast past the end of; default the run's data."
     ),
@@ -312,10 +329,10 @@ def forecast(
     ),
     spacing: Optional[str] = spacing_option(),
     out: Path = typer.Option(Path("forecasts.csv"), help="Forecast table (.csv or .parquet)."),
-    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
+    seed: int = seed_option(),
     overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
-    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    ema: bool = ema_option(),
+    device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
     """Forecast the horizon after the data with a checkpoint that forecasts: table + chart.
@@ -347,17 +364,17 @@ def forecast(
 
 
 def impute(
-    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    checkpoint: Path = checkpoint_option(),
     data: Path = typer.Option(..., help="Table with missing values (empty cells) to fill."),
     out: Path = typer.Option(Path("filled.csv"), help="Filled table (.csv or .parquet)."),
     sampler: str = typer.Option("ddpm", help="Sampler name (dpmpp_2m for speed)."),
     steps: Optional[int] = typer.Option(
         None, min=1, max=100_000, help="Model calls per drawn step (default: all)."
     ),
-    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
+    seed: int = seed_option(),
     overwrite: bool = typer.Option(False, help="Replace --out and its chart if they exist."),
-    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    ema: bool = ema_option(),
+    device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
     """Sample the missing values of a table, given everything observed: table + chart.
@@ -389,13 +406,13 @@ def impute(
 
 
 def evaluate(
-    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    checkpoint: Path = checkpoint_option(),
     data: Optional[Path] = typer.Option(None, help="Data to compare with; default the run's."),
     out: Optional[Path] = typer.Option(None, help="Metrics JSON (default RUN/metrics.json)."),
     spacing: Optional[str] = spacing_option(),
-    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed."),
-    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    seed: int = seed_option(),
+    ema: bool = ema_option(),
+    device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
     """Compute the domain's metrics for a checkpoint; print them and save them as JSON.
@@ -428,15 +445,15 @@ def evaluate(
 
 
 def fit_steps(
-    checkpoint: Path = typer.Option(..., help="Run directory or checkpoints/step-* folder."),
+    checkpoint: Path = checkpoint_option(),
     sampler: str = typer.Option("dpmpp_2m", help="Deterministic sampler to fit the steps of."),
     nfe: int = typer.Option(10, help="Model calls per sample the steps may spend."),
     n: int = typer.Option(1024, help="Calibration samples (the domain's own generate)."),
     reference_steps: int = typer.Option(500, help="Steps of the reference solve."),
     max_evals: Optional[int] = typer.Option(None, help="Sampling runs the search may spend."),
     seed: int = typer.Option(0, help="Random seed of the calibration batch."),
-    ema: bool = typer.Option(True, help="Use the EMA weights (default) or the raw ones."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    ema: bool = ema_option(),
+    device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
     """Fit a sampler's step schedule to a checkpoint and store it there for --spacing fitted.
