@@ -36,8 +36,13 @@ def _holder(path: Path) -> int | None:
 
 @contextlib.contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/train.lock`` for the duration; a ConfigError if a live trainer holds it."""
+    """Hold ``out/train.lock`` for the duration; a ConfigError if a live trainer holds it.
+
+    A run directory this call created is removed again if the run left nothing in it (a
+    data error before the first checkpoint leaves no empty folder behind).
+    """
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK
     for _ in range(2):  # a stale lock is removed once, then taken
@@ -60,3 +65,5 @@ def run_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         path.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()

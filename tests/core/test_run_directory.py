@@ -131,3 +131,19 @@ def test_a_second_trainer_into_a_running_run_is_refused(tmp_path):
     result = runner.invoke(app, [*args, *SETS])
     assert result.exit_code == 0, result.output
     assert not (out / LOCK).exists()
+
+
+def test_a_data_error_leaves_no_run_directory_behind_but_keeps_an_existing_one(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n")  # a header and no rows
+    out = tmp_path / "new"
+    args = ["train", "--domain", "timeseries", "--data", str(bad), "--max-steps", "2"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--out", str(out)])
+    assert info.value.code == 2 and "the table is empty" in capsys.readouterr().err
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()  # the user's own folder is never removed, even when empty
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--out", str(kept)])
+    assert info.value.code == 2 and kept.is_dir()
