@@ -20,6 +20,8 @@ from diffkit import schedules, toy
 from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, result, row, steps_for
 from diffkit.bench import diffusers_ref as ref
 
+from . import overhead, targets
+
 SAMPLES = {"smoke": 2000, "quick": 10_000, "full": 20_000}
 UNIT = "sliced W1 to exact samples (data units)"
 
@@ -96,7 +98,10 @@ def run_mixture(make, n: int, context: Context) -> dict:
         f"(diffusers {ref.version() or 'not installed'}: use_lu_lambdas for logsnr, "
         "use_karras_sigmas for karras)."
     )
-    return result(rows, references, floor=floor, setup=setup, floor_label="exact samples")
+    notes = [targets.markdown(rows, floor["sw1"])]
+    return result(
+        rows, references, floor=floor, setup=setup, floor_label="exact samples", notes=notes
+    )
 
 
 def reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context) -> dict:
@@ -155,4 +160,4 @@ def cases(suite: str) -> list[Case]:
             labels={"mode_tv": "mode-weight total variation (fraction of samples)"},
         )
         for name, (title, make) in problems.items()
-    ]
+    ] + ([overhead.case(suite)] if suite != "smoke" else [])
