@@ -44,7 +44,7 @@ def markdown(rows: list[dict], floor: float, metric: str = "sw1") -> str:
         ratio = ours[metric] / against
         verdict = "met" if ratio <= limit else "**missed**"
         lines.append(
-            f"| {text} | {ours['method']} ({ours[metric]:.4g}) | {name} ({against:.4g}) | "
+            f"| {text} | {ours['method']}: {ours[metric]:.4g} | {name}: {against:.4g} | "
             f"{ratio:.2f} | {verdict} |"
         )
     return "\n".join(lines)
