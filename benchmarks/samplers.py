@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -64,7 +65,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default results/samplers-SUITE")
     parser.add_argument("--results", action="store_true", help="write RESULTS.md's sections")
     args, rest = parser.parse_known_args(argv)
-    out = args.out or RESULTS_DIR / f"samplers-{args.suite}"
+    out = args.out or Path(os.path.relpath(RESULTS_DIR / f"samplers-{args.suite}"))
     for name in reuse_cache(RESULTS_DIR / f"bench-{args.suite}", out):
         print(f"reusing bench-{args.suite}'s cached {name} if its settings match")
     if not any(a == "--threads" or a.startswith("--threads=") for a in rest):

@@ -39,13 +39,19 @@ def cpu_seconds(fn: Callable[[], object]) -> float:
     return time.process_time() - t0
 
 
-def interleaved(runs: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
-    """CPU seconds of each run, ``reps`` times in turn, so every run sees the same load."""
+def interleaved(
+    runs: dict[str, Callable[[], object]], reps: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """CPU seconds of each run, ``reps`` times in turn so every run sees the same load, and
+    each run's wall seconds in all."""
     times: dict[str, list[float]] = {name: [] for name in runs}
+    walls = dict.fromkeys(runs, 0.0)
     for _ in range(reps):
         for name, run in runs.items():
+            t0 = time.perf_counter()
             times[name].append(cpu_seconds(run))
-    return times
+            walls[name] += time.perf_counter() - t0
+    return times, walls
 
 
 def measure(sampler: str, nfe: int, batch: int, reps: int, have_ref: bool) -> dict[str, dict]:
@@ -72,13 +78,14 @@ def measure(sampler: str, nfe: int, batch: int, reps: int, have_ref: bool) -> di
         runs["diffusers"], counted["diffusers"] = theirs, Counted(zero_eps)
     for name, run in runs.items():  # warm-up, counting the model calls
         run(counted[name])
-    times = interleaved(runs, reps)
+    times, walls = interleaved(runs, reps)
     return {
         name: {
             "us": 1e6 * statistics.median(times[name]) / steps[name],
             "all_us": [1e6 * s / steps[name] for s in times[name]],
             "steps": steps[name],
             "calls": counted[name].calls,
+            "wall_s": walls[name],
         }
         for name in runs
     }
@@ -105,8 +112,10 @@ def run_overhead(reps: int, context: Context, batches: tuple[int, ...] = BATCHES
                         values[f"ratio_b{b}"] = point["diffkit"]["us"] / point["diffusers"]["us"]
                 extra = {"scheduler": ref.COUNTERPARTS[sampler][0]} if library != "diffkit" else {}
                 first = points[batches[0]][library]
+                wall = sum(point[library]["wall_s"] for point in points.values())
                 rows.append(
                     row(library, sampler, first["calls"], nfe_budget=nfe, steps=first["steps"])
+                    | {"wall_s": wall}
                     | extra
                     | values
                 )
