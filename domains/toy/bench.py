@@ -98,10 +98,7 @@ def run_mixture(make, n: int, context: Context) -> dict:
         f"(diffusers {ref.version() or 'not installed'}: use_lu_lambdas for logsnr, "
         "use_karras_sigmas for karras)."
     )
-    notes = [targets.markdown(rows, floor["sw1"])]
-    return result(
-        rows, references, floor=floor, setup=setup, floor_label="exact samples", notes=notes
-    )
+    return result(rows, references, floor=floor, setup=setup, floor_label="exact samples")
 
 
 def reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context) -> dict:
@@ -155,7 +152,7 @@ def cases(suite: str) -> list[Case]:
             metric="sw1",
             unit=UNIT,
             references=("diffusers", "exact samples"),
-            run=partial(run_mixture, make, SAMPLES[suite]),
+            run=targets.noted(partial(run_mixture, make, SAMPLES[suite])),
             metrics=("mode_tv",),
             labels={"mode_tv": "mode-weight total variation (fraction of samples)"},
         )

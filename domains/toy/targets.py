@@ -7,6 +7,9 @@ sliced W1 of diffusers' best; at 20 calls no more than diffusers' best; at 50 ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 # (NFE budget, what the best diffkit row is divided by, the largest ratio allowed, the target)
 TARGETS = (
     (10, "diffusers", 0.8, "10 NFE: diffkit best <= 0.8x diffusers best"),
@@ -48,3 +51,15 @@ def markdown(rows: list[dict], floor: float, metric: str = "sw1") -> str:
             f"{ratio:.2f} | {verdict} |"
         )
     return "\n".join(lines)
+
+
+def noted(run: Callable[..., dict]) -> Callable[..., dict]:
+    """``run`` (a mixture case's) with the targets table added to its result's notes."""
+
+    @wraps(run)
+    def with_targets(context) -> dict:
+        res = run(context)
+        res["notes"] = [*res.get("notes", []), markdown(res["rows"], res["floor"]["sw1"])]
+        return res
+
+    return with_targets
