@@ -32,8 +32,8 @@ from diffkit.sampling import SPACINGS, fit_steps_report
 from diffkit.sampling.fit import steps_within
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fit_steps_tables import DIFFKIT, DIFFUSERS, environment, run_diffusers, score
 from results_md import publish
-from samplers import DIFFKIT, DIFFUSERS, environment, run_diffusers, score
 
 NFES = (5, 10)
 FIT = ("dpmpp_2m", "dpmpp_3m", "unipc-2", "unipc-3")

@@ -103,15 +103,22 @@ def sample(
     sched = scheduler(sampler, alphas_cumprod, steps, variant)
     takes_generator = "generator" in inspect.signature(sched.step).parameters
     extra = {"generator": generator} if takes_generator and generator is not None else {}
-    x = x_T * sched.init_noise_sigma
-    for t in sched.timesteps:
-        x_in = sched.scale_model_input(x, t)
+
+    def model(x_in, t):
         if hasattr(sched, "sigmas"):  # the scheduler's own VE sigma at the current index
             s_ve = float(sched.sigmas[sched.step_index or 0])
         else:
             ac = float(alphas_cumprod[int(t)])
             s_ve = ((1 - ac) / ac) ** 0.5
         alpha = (1 + s_ve**2) ** -0.5
-        eps = eps_at(x_in, alpha, s_ve * alpha)
-        x = sched.step(eps, t, x, **extra).prev_sample
+        return eps_at(x_in, alpha, s_ve * alpha)
+
+    return loop(sched, model, x_T, **extra)
+
+
+def loop(sched, model: Callable[[Tensor, Tensor], Tensor], x_T: Tensor, **step_options) -> Tensor:
+    """diffusers' own sampling loop over ``sched`` (set to its steps); ``model(x_in, t)`` -> eps."""
+    x = x_T * sched.init_noise_sigma
+    for t in sched.timesteps:
+        x = sched.step(model(sched.scale_model_input(x, t), t), t, x, **step_options).prev_sample
     return x

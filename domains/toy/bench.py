@@ -20,6 +20,8 @@ from diffkit import schedules, toy
 from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, result, row, steps_for
 from diffkit.bench import diffusers_ref as ref
 
+from . import overhead, targets
+
 SAMPLES = {"smoke": 2000, "quick": 10_000, "full": 20_000}
 UNIT = "sliced W1 to exact samples (data units)"
 
@@ -150,9 +152,9 @@ def cases(suite: str) -> list[Case]:
             metric="sw1",
             unit=UNIT,
             references=("diffusers", "exact samples"),
-            run=partial(run_mixture, make, SAMPLES[suite]),
+            run=targets.noted(partial(run_mixture, make, SAMPLES[suite])),
             metrics=("mode_tv",),
             labels={"mode_tv": "mode-weight total variation (fraction of samples)"},
         )
         for name, (title, make) in problems.items()
-    ]
+    ] + ([overhead.case(suite)] if suite != "smoke" else [])
