@@ -17,9 +17,8 @@ import torch
 
 import diffkit
 from diffkit import schedules, toy
-from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, result, row, steps_for
+from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, fitted, result, row, steps_for
 from diffkit.bench import diffusers_ref as ref
-from diffkit.bench import fitted
 
 SAMPLES = {"smoke": 2000, "quick": 10_000, "full": 20_000}
 FIT_NFES = (5, 10)  # the budgets whose steps are fitted (of those the run asks for)
