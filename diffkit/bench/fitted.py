@@ -94,9 +94,11 @@ def fit_run(
     """Fit the steps of ``run(times, name=sampler) -> samples`` on its calibration batch.
 
     ``run`` must start every call from the same calibration noise and conditioning; it is
-    called once with ``name=REFERENCE_SAMPLER`` and ``reference_steps`` log-SNR times for
-    the reference, then with ``sampler``'s candidate times.
+    called once with ``name=REFERENCE_SAMPLER`` and ``reference_steps`` log-SNR times (at
+    most a discrete schedule's T) for the reference, then with ``sampler``'s candidate times.
     """
+    if schedule.discrete:  # no more steps than the schedule has
+        reference_steps = min(reference_steps, schedule.T)
     cpu, wall = time.process_time(), time.perf_counter()
     with torch.no_grad():
         reference = run(timesteps(schedule, reference_steps, "logsnr"), name=REFERENCE_SAMPLER)
@@ -115,13 +117,17 @@ def compare(
     sampler: str,
     nfe: int,
     steps: int,
+    target: Schedule | None = None,
 ) -> list[dict]:
     """The rows of each fixed spacing ``rows`` lacks at ``nfe``, and the fitted row.
 
-    ``evaluate(spacing, steps) -> (model calls, metric values)`` samples the case's own
-    evaluation x_T with ``spacing`` (a name of :data:`SPACINGS`, or explicit times) and
-    scores the result; ``steps`` is the fixed spacings' step count for ``nfe``. A spacing
-    the schedule refuses at that count (a ConfigError) gets no row.
+    ``evaluate(spacing, steps, name=sampler) -> (model calls, metric values)`` samples the
+    case's own evaluation x_T with sampler ``name`` and ``spacing`` (a name of
+    :data:`SPACINGS`, or explicit times) and scores the result; ``steps`` is the fixed
+    spacings' step count for ``nfe``. A spacing the schedule refuses at that count (a
+    ConfigError) gets no row. With ``target`` (the schedule) the fitted row also holds the
+    scores of the fit's target, the reference solve, on the evaluation noise (``target``):
+    what the fitted steps approach.
     """
     have = {(r["library"], r["method"], r.get("nfe_budget")) for r in rows}
     out = []
@@ -135,6 +141,10 @@ def compare(
         out.append(row("diffkit", method(sampler, spacing), calls, nfe_budget=nfe, steps=steps,
                        spacing=spacing, **values))  # fmt: skip
     calls, values = _timed(evaluate, fitted.times, len(fitted.times))
+    if target is not None:
+        n = fitted.record["reference_steps"]
+        _, aim = evaluate(timesteps(target, n, "logsnr"), n, name=REFERENCE_SAMPLER)
+        values["target"] = {"sampler": REFERENCE_SAMPLER, "steps": n, **aim}
     out.append(
         row(
             "diffkit",
@@ -183,7 +193,12 @@ def note(rows: list[dict], metric: str, *, sampler: str, nfe: int) -> str:
         if ratio < 1
         else f"does not beat the best fixed ({best}): {ratio:.2f}x"
     )
-    fit = fitted.get("fit", {})
+    fit, aim = fitted.get("fit", {}), fitted.get("target", {})
+    if metric in aim:
+        verdict += (
+            f"; the fit's target, the model's own ODE solution ({aim['sampler']}, "
+            f"{aim['steps']} log-SNR steps), scores {aim[metric]:.4g}"
+        )
     return (
         f"Fitted steps, {sampler} at NFE {nfe}: {metric} {fitted[metric]:.4g} against "
         f"{mine[best][metric]:.4g}, {verdict}; the fit cost {fitted['fit_cpu_s']:.1f} CPU s "

@@ -115,9 +115,9 @@ def fitted_rows(rows, mix, schedule, net, x_T, exact, context) -> list[str]:
     size, evals = FIT[context.suite]
     calibration = torch.randn(size, mix.dim, generator=g)
 
-    def evaluate(spacing, steps):
+    def evaluate(spacing, steps, name=sampler):
         counted = Counted(net)
-        x = diffkit.sample(counted, x_T, schedule, sampler=sampler, steps=steps, spacing=spacing,
+        x = diffkit.sample(counted, x_T, schedule, sampler=name, steps=steps, spacing=spacing,
                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
         return counted.calls, score(mix, x, exact)
 
@@ -126,7 +126,8 @@ def fitted_rows(rows, mix, schedule, net, x_T, exact, context) -> list[str]:
         steps = steps_for(sampler, nfe, schedule.T)
         fit = fitted.fit(net, schedule, sampler=sampler, nfe=nfe, x_T=calibration, seed=seed,
                          max_evals=evals * steps)  # fmt: skip
-        rows += fitted.compare(evaluate, fit, rows, sampler=sampler, nfe=nfe, steps=steps)
+        rows += fitted.compare(evaluate, fit, rows, sampler=sampler, nfe=nfe, steps=steps,
+                               target=schedule)  # fmt: skip
         notes.append(fitted.note(rows, "sw1", sampler=sampler, nfe=nfe))
     return notes
 
