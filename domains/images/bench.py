@@ -22,15 +22,19 @@ import diffkit
 from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, Skip, result, row, steps_for
 from diffkit.bench import diffusers_ref as ref
 from diffkit.config import DiffusionConfig
+from diffkit.process import convert
 
 from .evaluate import class_accuracy, feature_metrics, train_classifier
+from .recipes import RECIPES
 
 # suite -> training steps, U-Net width, samples per point, classifier steps
 BUDGETS = {
     "smoke": {"steps": 300, "width": 16, "samples": 200, "classifier": 200},
     "quick": {"steps": 1000, "width": 32, "samples": 300, "classifier": 300},
-    "full": {"steps": 6000, "width": 32, "samples": 2000, "classifier": 500},
+    "full": {"steps": 4000, "width": 32, "samples": 1000, "classifier": 500},
 }
+# MNIST (full suite only) costs about 10x the digits per step and per sample (28x28 px)
+MNIST = {"steps": 1500, "width": 32, "samples": 200, "classifier": 500}
 UNIT = "FD-classifier to held-out images (feature units²)"
 
 
@@ -40,15 +44,15 @@ def scores(clf, val_images, x, labels) -> dict[str, float]:
     return {"fd": fd, "class_accuracy": class_accuracy(clf, x, labels)}
 
 
-def run_images(path_of, suite: str, context: Context) -> dict:
+def run_images(path_of, b: dict, context: Context) -> dict:
     """Train on the images ``path_of(context)`` names (None: digits), then every point."""
     from .domain import ImagesConfig, domain  # it imports this module
 
-    b = BUDGETS[suite]
     path = path_of(context)
-    config = ImagesConfig(class_conditional=True, base_channels=b["width"])
+    cpu = RECIPES["cpu"]  # the domain's default recipe, at the suite's width
+    config = ImagesConfig(class_conditional=True, **{**cpu["model"], "base_channels": b["width"]})
     data = domain.load_data(config, path)
-    diffusion = DiffusionConfig()
+    diffusion = DiffusionConfig(**cpu["diffusion"])
     from diffkit.bench.train import train
 
     trained = train(
@@ -58,7 +62,7 @@ def run_images(path_of, suite: str, context: Context) -> dict:
         diffusion,
         steps=b["steps"],
         batch_size=64,
-        lr=2e-3,
+        lr=cpu["train"]["lr"],
         seed=context.seed,
         device=context.device,
     )
@@ -84,6 +88,7 @@ def run_images(path_of, suite: str, context: Context) -> dict:
                 schedule,
                 sampler=sampler,
                 steps=steps,
+                prediction=diffusion.prediction,
                 cond=cond,
                 generator=_generator(context),
             )
@@ -102,7 +107,19 @@ def run_images(path_of, suite: str, context: Context) -> dict:
             )
             if have_ref and sampler in ref.COUNTERPARTS:
                 rows.append(
-                    reference_row(sampler, nfe, net, schedule, x_T, cond, clf, val, labels, context)
+                    reference_row(
+                        sampler,
+                        nfe,
+                        net,
+                        diffusion.prediction,
+                        schedule,
+                        x_T,
+                        cond,
+                        clf,
+                        val,
+                        labels,
+                        context,
+                    )
                 )
             context.advance()
     floor_x = train_set.images[torch.randperm(len(train_set), generator=g)[:n]]
@@ -116,8 +133,9 @@ def run_images(path_of, suite: str, context: Context) -> dict:
         f"Class-conditional U-Net ({trained.summary()['params']} parameters, width "
         f"{b['width']}) trained {b['steps']} steps on {len(train_set)} {shape} images; "
         f"{n} samples per point ({n // config.num_classes} per class), linear schedule "
-        f"T={schedule.T}, eps prediction, no guidance and no x0 clip in either library "
-        "(one network for both: a sampler comparison, not the domain's cpu recipe); "
+        f"T={schedule.T}, the domain's cpu recipe (v-prediction, min-SNR-5 weighting, one "
+        "residual block per level), no guidance and no x0 clip in either library (one "
+        "network for both: a sampler comparison; diffusers gets the eps it expects); "
         f"classifier {b['classifier']} steps. Floor: real "
         "training images (FD) and the classifier's held-out accuracy."
     )
@@ -154,13 +172,19 @@ def _generator(context: Context) -> torch.Generator:
     return torch.Generator(device=context.device).manual_seed(context.seed + 2)
 
 
-def reference_row(sampler, nfe, net, schedule, x_T, cond, clf, val, labels, context) -> dict:
-    """diffusers' counterpart of ``sampler`` driving the same network from the same noise."""
+def reference_row(
+    sampler, nfe, net, prediction, schedule, x_T, cond, clf, val, labels, context
+) -> dict:
+    """diffusers' counterpart of ``sampler`` driving the same network from the same noise.
+
+    The network's ``prediction`` is converted to the eps diffusers' schedulers expect.
+    """
     steps = ref.steps_for(sampler, nfe)
 
     def eps_at(x, alpha, sigma):
         t = schedule.t_of_log_snr(torch.tensor(2 * math.log(alpha / sigma)))
-        return net(x, t.float().to(x.device).expand(x.shape[0]), **cond)
+        out = net(x, t.float().to(x.device).expand(x.shape[0]), **cond)
+        return convert(out, x, alpha, sigma, prediction, "eps")
 
     counted, t0 = Counted(eps_at), time.perf_counter()
     with torch.no_grad():
@@ -212,7 +236,7 @@ def cases(suite: str) -> list[Case]:
         Case(
             name="digits",
             title="class-conditional U-Net on the built-in 8x8 digits",
-            run=partial(run_images, _digits, suite),
+            run=partial(run_images, _digits, BUDGETS[suite]),
             **common,
         )
     ]
@@ -221,7 +245,7 @@ def cases(suite: str) -> list[Case]:
             Case(
                 name="mnist",
                 title="class-conditional U-Net on MNIST",
-                run=partial(run_images, _mnist, suite),
+                run=partial(run_images, _mnist, MNIST),
                 **common,
             )
         )
