@@ -169,6 +169,23 @@ def alphas_sigmas(schedule: Schedule, times) -> tuple[list[float], list[float]]:
     return [a for a, _ in pairs], [s for _, s in pairs]
 
 
+LOWER_ORDER_FINAL = 15  # fewer times than this: the step into t_min is first order
+
+
+def first_order_into_t_min(schedule: Schedule, times: list[float], i: int) -> bool:
+    """Whether step ``i`` (from ``times[i]``) is taken first order (DDIM's / Euler's).
+
+    It is when it is the step into a last time at the schedule's clean end ``t_min`` (as
+    ``leading`` and ``linspace`` place it) and there are fewer than
+    :data:`LOWER_ORDER_FINAL` times, as diffusers' ``lower_order_final`` does. The
+    higher-order stages of that step read eps where sigma is near 0, so an error of the
+    predicted point is amplified by 1 / sigma: Heun and DPM-Solver-2/3 scored SW1 2.4-5.5 on
+    the ring at 3 ``linspace`` steps, against 0.4-0.5 taken first order.
+    """
+    n = len(times)
+    return i == n - 2 and n < LOWER_ORDER_FINAL and times[-1] <= schedule.t_min
+
+
 def trajectory(schedule: Schedule, times: Tensor) -> tuple[list[float], list[float]]:
     """``alpha`` and ``sigma`` at each time, plus a last entry (1, 0) for clean data."""
     alphas, sigmas = alphas_sigmas(schedule, times)

@@ -11,6 +11,9 @@ buys each sampler the same compute: ``diffkit.sample(..., nfe=10)`` gives DDIM 1
 and Heun 5 (9 calls). From a first time at SNR 0 (zero terminal SNR) the samplers taken
 through :func:`diffkit.sampling.base.from_pure_noise` spend one call on their first step,
 ``1 + calls(steps - 1)``, which the counts here bound from above: a budget is never exceeded.
+So do Heun and DPM-Solver when their last time is ``t_min`` (``leading``, ``linspace``) and
+there are under 15 times: that step is first order, one call (see
+:func:`diffkit.sampling.base.first_order_into_t_min`).
 """
 
 from __future__ import annotations

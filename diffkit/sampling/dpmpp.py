@@ -15,6 +15,7 @@ from diffkit.errors import ConfigError
 from diffkit.sampling.base import (
     alphas_sigmas,
     combine,
+    first_order_into_t_min,
     from_pure_noise,
     half_log_snr,
     randn_like,
@@ -188,7 +189,8 @@ def dpm_solver(model_fn, x, times, schedule, *, generator=None, callback=None, o
             break
         a_t, h = alphas[i], lams[i + 1] - lams[i]
         a_s, s_s = alphas[i + 1], sigmas[i + 1]
-        if order == 1:  # DDIM: x_s = (a_s / a_t) x - s_s (e^h - 1) eps
+        # DDIM: x_s = (a_s / a_t) x - s_s (e^h - 1) eps
+        if order == 1 or first_order_into_t_min(schedule, times, i):
             x = (x * (a_s / a_t)).add_(eps, alpha=-s_s * math.expm1(h))
         elif order == 2:
             t_u, a_u, s_u = stages[i], stage_alphas[i], stage_sigmas[i]

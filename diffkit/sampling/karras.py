@@ -14,7 +14,14 @@ import math
 
 import torch
 
-from diffkit.sampling.base import from_pure_noise, randn_like, report, scalars, trajectory
+from diffkit.sampling.base import (
+    first_order_into_t_min,
+    from_pure_noise,
+    randn_like,
+    report,
+    scalars,
+    trajectory,
+)
 from diffkit.sampling.registry import register
 
 
@@ -108,6 +115,8 @@ def heun(
         x0, eps = model_fn(x, t_hat)
         if ves[i + 1] == 0:  # the last step is Euler's: x = x0
             x = x0
+        elif first_order_into_t_min(schedule, times, i):  # Euler's into t_min
+            x = (x * (alphas[i + 1] / a_hat)).add_(eps, alpha=alphas[i + 1] * (ves[i + 1] - ve_hat))
         else:
             a_next, step = alphas[i + 1], ves[i + 1] - ve_hat
             x = x * (a_next / a_hat)

@@ -19,7 +19,17 @@ from functools import partial
 import torch
 
 import diffkit
-from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, Skip, result, row, steps_for
+from diffkit.bench import (
+    NOT_INSTALLED,
+    Case,
+    Context,
+    Counted,
+    Skip,
+    fitted,
+    result,
+    row,
+    steps_for,
+)
 from diffkit.bench import diffusers_ref as ref
 from diffkit.config import DiffusionConfig
 from diffkit.process import convert
@@ -36,6 +46,9 @@ BUDGETS = {
 # MNIST (full suite only) costs about 10x the digits per step and per sample (28x28 px)
 MNIST = {"steps": 1500, "width": 32, "samples": 200, "classifier": 500}
 UNIT = "FD-classifier to held-out images (feature units²)"
+# suite -> budgets whose steps are fitted (of those the run asks for), calibration samples
+# (at most a quarter of the scored ones), sampling runs per fitted step, reference steps
+FIT = {"smoke": ((10,), 20, 2, 20), "quick": ((10,), 100, 20, 100), "full": ((10,), 200, 30, 200)}
 
 
 def scores(clf, val_images, x, labels) -> dict[str, float]:
@@ -129,6 +142,7 @@ def run_images(path_of, b: dict, context: Context) -> dict:
     }
     references = {"diffusers": "ok" if have_ref else NOT_INSTALLED, "real images": "ok"}
     notes = [throughput_note(config, train_set, have_ref, context)]
+    notes += fitted_rows(rows, net, diffusion.prediction, schedule, x_T, cond, clf, val, context)
     setup = (
         f"Class-conditional U-Net ({trained.summary()['params']} parameters, width "
         f"{b['width']}) trained {b['steps']} steps on {len(train_set)} {shape} images; "
@@ -149,6 +163,41 @@ def run_images(path_of, b: dict, context: Context) -> dict:
         train=trained.summary(),
         notes=notes,
     )
+
+
+def fitted_rows(rows, net, prediction, schedule, x_T, cond, clf, val, context) -> list[str]:
+    """Add every fixed spacing's and the fitted steps' rows of :data:`fitted.SAMPLER` at
+    :data:`FIT`'s budgets to ``rows`` (the fit on its own calibration noise and labels);
+    returns the notes."""
+    sampler, device, n = fitted.SAMPLER, context.device, len(x_T)
+    if sampler not in context.samplers:
+        return []
+    nfes, size, evals, reference_steps = FIT[context.suite]
+    size = min(size, n // 4)
+    g = torch.Generator().manual_seed(context.seed + fitted.CALIBRATION_SEED)
+    calibration = torch.randn(size, *x_T.shape[1:], generator=g).to(device)
+    calibration_cond = {"y": cond["y"][:size]}  # the classes in turn, as the scored ones
+
+    def evaluate(spacing, steps, name=sampler):
+        counted = Counted(net)
+        with torch.no_grad():
+            x = diffkit.sample(counted, x_T.to(device), schedule, sampler=name, steps=steps,
+                               spacing=spacing, prediction=prediction, cond=cond,
+                               generator=_generator(context))  # fmt: skip
+        x = net.decode(x).clamp(-1, 1).cpu()
+        return counted.calls, scores(clf, val.images, x, cond["y"].cpu())
+
+    notes = []
+    for nfe in (k for k in nfes if k in context.nfes):
+        steps = steps_for(sampler, nfe, schedule.T)
+        fit = fitted.fit(net, schedule, sampler=sampler, nfe=nfe, x_T=calibration,
+                         cond=calibration_cond, prediction=prediction, seed=context.seed + 2,
+                         reference_steps=reference_steps, max_evals=evals * steps)  # fmt: skip
+        target = schedule if context.suite != "smoke" else None  # smoke: no time for it
+        rows += fitted.compare(evaluate, fit, rows, sampler=sampler, nfe=nfe, steps=steps,
+                               target=target)  # fmt: skip
+        notes.append(fitted.note(rows, "fd", sampler=sampler, nfe=nfe))
+    return notes
 
 
 def throughput_note(config, train_set, have_ref: bool, context: Context) -> str:

@@ -19,10 +19,21 @@ from functools import partial
 import numpy as np
 import torch
 
-from diffkit.bench import NOT_INSTALLED, Case, Context, Skip, counting, result, row, steps_for
+from diffkit.bench import (
+    NOT_INSTALLED,
+    Case,
+    Context,
+    Skip,
+    counting,
+    fitted,
+    result,
+    row,
+    steps_for,
+)
 from diffkit.bench.train import train
 from diffkit.config import DiffusionConfig
 from diffkit.domain import DomainData
+from diffkit.sampling import using_spacing
 
 from .evaluate import evaluate as score
 from .module import TimeGradConfig
@@ -37,6 +48,10 @@ BUDGETS = {
     "full": {"steps": 2000, "batch": 64, "horizon": 24, "windows": 7, "paths": 100, "deepar": 1},
 }
 UNIT = "CRPS-sum (relative to the sum's scale)"
+# suite -> budgets whose steps are fitted (of those the run asks for), calibration windows
+# (from the training range), sample paths per window, and sampling runs per fitted step
+FIT = {"smoke": ((5,), 1, 8, 2), "quick": ((10,), 2, 16, 30), "full": ((10,), 2, 32, 40)}
+REFERENCE_STEPS = {"smoke": 20, "quick": 100, "full": 100}  # of the fit's reference solve
 METRICS = ("crps_sum", "crps")
 
 
@@ -150,6 +165,7 @@ def run_forecasts(load, season: int, suite: str, context: Context) -> dict:
                 )
             )
             context.advance()
+    notes = fitted_rows(rows, net, split, S, context)
     references = {"random walk": "ok", "seasonal naive": "ok"}
     t0 = time.perf_counter()
     rw = metrics(random_walk(split, S, context.seed), split)
@@ -183,7 +199,48 @@ def run_forecasts(load, season: int, suite: str, context: Context) -> dict:
         setup=setup,
         floor_label="true law",
         train=trained.summary(),
+        notes=notes,
     )
+
+
+def fitted_rows(rows, net, split: Split, S: int, context: Context) -> list[str]:
+    """Add every fixed spacing's and the fitted steps' rows of :data:`fitted.SAMPLER` at
+    :data:`FIT`'s budgets to ``rows``; returns the notes. The fit forecasts windows of the
+    training range with its own noise seed: neither the test windows nor their noise."""
+    from .domain import forecast_paths  # it imports this module
+
+    sampler, Th = fitted.SAMPLER, split.prediction_length
+    if sampler not in context.samplers:
+        return []
+    nfes, windows, paths, evals = FIT[context.suite]
+    calibration = list(rolling_windows(split.train, Th, windows).histories)
+
+    def forecast(histories, paths, seed, name, steps):
+        g = torch.Generator(device=context.device).manual_seed(seed)
+        samples, _ = forecast_paths(
+            net, histories, num_samples=paths, sampler=name, steps=steps, generator=g
+        )
+        return samples  # (B, paths, Th, D)
+
+    def run(times, name=sampler):
+        seed = context.seed + fitted.CALIBRATION_SEED
+        with using_spacing(times):
+            return forecast(calibration, paths, seed, name, len(times))
+
+    def evaluate(spacing, steps, name=sampler):
+        with counting(net.denoiser) as calls, torch.no_grad(), using_spacing(spacing):
+            samples = forecast(list(split.histories), S, context.seed + 1, name, steps)
+        return round(calls() / Th), metrics(list(samples.cpu().double().numpy()), split)
+
+    notes, T = [], net.schedule.T
+    for nfe in (n for n in nfes if n in context.nfes):
+        steps = steps_for(sampler, nfe, T)
+        fit = fitted.fit_run(run, net.schedule, sampler=sampler, nfe=nfe, max_evals=evals * steps,
+                             reference_steps=REFERENCE_STEPS[context.suite])  # fmt: skip
+        rows += fitted.compare(evaluate, fit, rows, sampler=sampler, nfe=nfe, steps=steps,
+                               target=net.schedule)  # fmt: skip
+        notes.append(fitted.note(rows, "crps_sum", sampler=sampler, nfe=nfe))
+    return notes
 
 
 def _deepar_row(rows, split, budget_s, context, S) -> str:

@@ -17,12 +17,15 @@ import torch
 
 import diffkit
 from diffkit import schedules, toy
-from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, result, row, steps_for
+from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, fitted, result, row, steps_for
 from diffkit.bench import diffusers_ref as ref
 
 from . import overhead, targets
 
 SAMPLES = {"smoke": 2000, "quick": 10_000, "full": 20_000}
+FIT_NFES = (5, 10)  # the budgets whose steps are fitted (of those the run asks for)
+# suite -> calibration samples of a fit, and its sampling runs per fitted step
+FIT = {"smoke": (256, 12), "quick": (2048, 80), "full": (2048, 80)}
 UNIT = "sliced W1 to exact samples (data units)"
 
 
@@ -91,6 +94,7 @@ def run_mixture(make, n: int, context: Context) -> dict:
                         reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context)
                     )
                 context.advance()
+    notes = fitted_rows(rows, mix, schedule, net, x_T, exact, context)
     references = {"diffusers": "ok" if have_ref else NOT_INSTALLED, "exact samples": "ok"}
     setup = (
         f"{n} samples of {mix.dim}-D mixture of {len(mix.weights)}, linear schedule T=1000, "
@@ -98,7 +102,36 @@ def run_mixture(make, n: int, context: Context) -> dict:
         f"(diffusers {ref.version() or 'not installed'}: use_lu_lambdas for logsnr, "
         "use_karras_sigmas for karras)."
     )
-    return result(rows, references, floor=floor, setup=setup, floor_label="exact samples")
+    return result(
+        rows, references, floor=floor, setup=setup, floor_label="exact samples", notes=notes
+    )
+
+
+def fitted_rows(rows, mix, schedule, net, x_T, exact, context) -> list[str]:
+    """Add every fixed spacing's and the fitted steps' rows of :data:`fitted.SAMPLER` at
+    :data:`FIT_NFES` to ``rows`` (the fit on its own calibration noise); returns the notes."""
+    sampler, seed = fitted.SAMPLER, context.seed + 2
+    if sampler not in context.samplers:
+        return []
+    g = torch.Generator().manual_seed(context.seed + fitted.CALIBRATION_SEED)
+    size, evals = FIT[context.suite]
+    calibration = torch.randn(size, mix.dim, generator=g)
+
+    def evaluate(spacing, steps, name=sampler):
+        counted = Counted(net)
+        x = diffkit.sample(counted, x_T, schedule, sampler=name, steps=steps, spacing=spacing,
+                           generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        return counted.calls, score(mix, x, exact)
+
+    notes = []
+    for nfe in (n for n in FIT_NFES if n in context.nfes):
+        steps = steps_for(sampler, nfe, schedule.T)
+        fit = fitted.fit(net, schedule, sampler=sampler, nfe=nfe, x_T=calibration, seed=seed,
+                         max_evals=evals * steps)  # fmt: skip
+        rows += fitted.compare(evaluate, fit, rows, sampler=sampler, nfe=nfe, steps=steps,
+                               target=schedule)  # fmt: skip
+        notes.append(fitted.note(rows, "sw1", sampler=sampler, nfe=nfe))
+    return notes
 
 
 def reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context) -> dict:

@@ -105,6 +105,18 @@ def test_rows_are_indexed_by_counted_network_calls(smoke):
     }
 
 
+def test_the_report_has_the_fitted_rows_and_their_notes(smoke):
+    case, text = report(smoke)["cases"][0], (smoke["out"] / "report.md").read_text()
+    fits = {r["nfe_budget"]: r for r in case["rows"] if r["method"] == "dpmpp_2m fitted"}
+    assert set(fits) == {5, 10}  # the toy case fits at NFE 5 and 10, of those asked for
+    for nfe, r in fits.items():
+        assert r["fit_cpu_s"] > 0 and r["nfe"] == nfe and len(r["times"]) == nfe
+        assert f"Fitted steps, dpmpp_2m at NFE {nfe}: sw1" in text
+        for spacing in ("leading", "linspace", "logsnr", "karras"):
+            assert [x for x in case["rows"] if x["method"] == f"dpmpp_2m ({spacing})"]
+    assert "| dpmpp_2m fitted | diffkit |" in text
+
+
 def test_second_run_reads_the_cache(smoke):
     assert "toy-ring: cached" in smoke["second"]
     assert smoke["cache"].stat().st_mtime_ns == smoke["stamp"]

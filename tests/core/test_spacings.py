@@ -82,3 +82,23 @@ def test_spacing_is_an_argument_of_sample():
     torch.testing.assert_close(
         torch.tensor(seen, dtype=torch.float64), diffkit.timesteps(s, 5, "karras")
     )
+
+
+@pytest.mark.parametrize("spacing", ["leading", "linspace"])
+@pytest.mark.parametrize(
+    ("sampler", "options"),
+    [("heun", {}), ("dpm_solver", {"order": 2}), ("dpm_solver", {"order": 3})],
+)
+def test_spacings_ending_at_t_min_stay_sensible_at_three_to_five_steps(spacing, sampler, options):
+    # 'leading' and 'linspace' evaluate at t = 0, where a higher-order stage reads eps at
+    # sigma 0.01: SW1 2.4 (Heun) and 5.5 (DPM-Solver-3) at 3 linspace steps on the ring until
+    # that step was taken first order; 0.3-0.5 since, as trailing's 0.3-0.4.
+    s, ring = schedules.linear(), diffkit.toy.ring()
+    g = torch.Generator().manual_seed(0)
+    x_T, exact = torch.randn(1000, 2, generator=g), ring.sample(1000, g)
+    for steps in (3, 4, 5):
+        x = diffkit.sample(
+            ring.denoiser(s), x_T, s, sampler=sampler, steps=steps, spacing=spacing, **options
+        )
+        assert torch.isfinite(x).all()
+        assert diffkit.toy.sliced_wasserstein(x, exact, 64, g) < 0.8, (steps, spacing)
