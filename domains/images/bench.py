@@ -39,7 +39,7 @@ from .recipes import RECIPES
 
 # suite -> training steps, U-Net width, samples per point, classifier steps
 BUDGETS = {
-    "smoke": {"steps": 300, "width": 16, "samples": 200, "classifier": 200},
+    "smoke": {"steps": 300, "width": 16, "samples": 100, "classifier": 200},
     "quick": {"steps": 1000, "width": 32, "samples": 300, "classifier": 300},
     "full": {"steps": 4000, "width": 32, "samples": 1000, "classifier": 500},
 }
