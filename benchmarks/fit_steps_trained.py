@@ -32,8 +32,8 @@ from diffkit.sampling import SPACINGS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_steps import figure
+from fit_steps_tables import environment, score
 from results_md import publish
-from samplers import environment, score
 
 SAMPLERS = ("dpmpp_2m", "dpmpp_3m", "unipc")
 NFE = 10
