@@ -20,7 +20,7 @@ from diffkit import schedules, toy
 from diffkit.bench import NOT_INSTALLED, Case, Context, Counted, fitted, result, row, steps_for
 from diffkit.bench import diffusers_ref as ref
 
-from . import overhead, targets
+from . import overhead, targets, trained
 
 SAMPLES = {"smoke": 2000, "quick": 10_000, "full": 20_000}
 FIT_NFES = (5, 10)  # the budgets whose steps are fitted (of those the run asks for)
@@ -51,15 +51,26 @@ def spacings(sampler: str) -> list[str]:
     return ["trailing", *(s for m, s in ref.VARIANTS if m == sampler)]
 
 
-def run_mixture(make, n: int, context: Context) -> dict:
-    """Every (sampler, spacing, NFE) of both libraries on the mixture ``make()``."""
+def exact(mix, schedule, context: Context) -> tuple:
+    """The mixture's exact eps: ``(net, eps_at, extra)``, with ``eps_at(x, alpha, sigma)``
+    read at a diffusers scheduler's own noise level (no rounding to a time step)."""
+
+    def eps_at(x, alpha, sigma):
+        return mix.eps(x, torch.zeros(()), FixedNoise(alpha, sigma))
+
+    return mix.denoiser(schedule), eps_at, {}
+
+
+def run_mixture(make, n: int, context: Context, network=exact) -> dict:
+    """Every (sampler, spacing, NFE) of both libraries on the mixture ``make()``, sampling
+    the model ``network(mix, schedule, context)`` builds (:func:`exact` or a trained one)."""
     mix, schedule = make(), schedules.linear()
     g = torch.Generator().manual_seed(context.seed)
     exact = [mix.sample(n, g) for _ in range(3)]
     floors = [score(mix, mix.sample(n, g), exact) for _ in range(3)]
     floor = {k: sum(f[k] for f in floors) / 3 for k in floors[0]}
     x_T = torch.randn(n, mix.dim, generator=g)
-    net = mix.denoiser(schedule)
+    net, eps_at, extra = network(mix, schedule, context)
     have_ref = ref.installed()
     rows = []
     for sampler in context.samplers:
@@ -91,19 +102,28 @@ def run_mixture(make, n: int, context: Context) -> dict:
                 )
                 if have_ref and sampler in ref.COUNTERPARTS:
                     rows.append(
-                        reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context)
+                        reference_row(
+                            sampler, spacing, method, nfe, eps_at, mix, x_T, exact, context
+                        )
                     )
                 context.advance()
     notes = fitted_rows(rows, mix, schedule, net, x_T, exact, context)
     references = {"diffusers": "ok" if have_ref else NOT_INSTALLED, "exact samples": "ok"}
+    model = "exact eps" if not extra else f"the toy MLP trained {extra['train']['steps']} steps"
     setup = (
         f"{n} samples of {mix.dim}-D mixture of {len(mix.weights)}, linear schedule T=1000, "
-        "exact eps; diffkit and diffusers both 'trailing' unless the method names a spacing "
+        f"{model}; diffkit and diffusers both 'trailing' unless the method names a spacing "
         f"(diffusers {ref.version() or 'not installed'}: use_lu_lambdas for logsnr, "
         "use_karras_sigmas for karras)."
     )
     return result(
-        rows, references, floor=floor, setup=setup, floor_label="exact samples", notes=notes
+        rows,
+        references,
+        floor=floor,
+        setup=setup,
+        floor_label="exact samples",
+        notes=notes,
+        **extra,
     )
 
 
@@ -134,13 +154,9 @@ def fitted_rows(rows, mix, schedule, net, x_T, exact, context) -> list[str]:
     return notes
 
 
-def reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context) -> dict:
+def reference_row(sampler, spacing, method, nfe, eps_at, mix, x_T, exact, context) -> dict:
     """diffusers' counterpart of ``sampler`` (and ``spacing``) on the same start noise."""
     steps, schedule = ref.steps_for(sampler, nfe), schedules.linear()
-
-    def eps_at(x, alpha, sigma):
-        return mix.eps(x, torch.zeros(()), FixedNoise(alpha, sigma))
-
     counted, t0 = Counted(eps_at), time.perf_counter()
     name = ref.COUNTERPARTS[sampler][0]
     try:
@@ -170,13 +186,26 @@ def reference_row(sampler, spacing, method, nfe, mix, x_T, exact, context) -> di
 
 
 def cases(suite: str) -> list[Case]:
-    """The toy cases of ``suite``: the 2-D ring always, the 16-D mixture beyond smoke."""
-    problems = {"ring": ("8-mode 2-D ring, exact denoiser", toy.ring)}
+    """The toy cases of ``suite``: the 2-D ring always; beyond smoke the 16-D mixture, the
+    ring sampled through a trained MLP (:mod:`.trained`) and the per-step overhead."""
+    problems = {"ring": ("8-mode 2-D ring, exact denoiser", toy.ring, exact)}
     if suite != "smoke":
         problems["mixture16"] = (
             "16-D mixture of 8, exact denoiser",
             partial(toy.random_mixture, 16, 8),
+            exact,
         )
+        steps = trained.STEPS[suite]
+        problems["ring-mlp"] = (
+            f"8-mode 2-D ring, the toy MLP trained {steps} steps",
+            toy.ring,
+            partial(trained.mlp, steps),
+        )
+
+    def run(make, network):
+        run = partial(run_mixture, make, SAMPLES[suite], network=network)
+        return targets.noted(run) if network is exact else run  # targets: the exact eps
+
     return [
         Case(
             domain="toy",
@@ -185,9 +214,9 @@ def cases(suite: str) -> list[Case]:
             metric="sw1",
             unit=UNIT,
             references=("diffusers", "exact samples"),
-            run=targets.noted(partial(run_mixture, make, SAMPLES[suite])),
+            run=run(make, network),
             metrics=("mode_tv",),
             labels={"mode_tv": "mode-weight total variation (fraction of samples)"},
         )
-        for name, (title, make) in problems.items()
+        for name, (title, make, network) in problems.items()
     ] + ([overhead.case(suite)] if suite != "smoke" else [])
