@@ -44,7 +44,7 @@ BUDGETS = {
     "full": {"steps": 4000, "width": 32, "samples": 1000, "classifier": 500},
 }
 # MNIST (full suite only) costs about 10x the digits per step and per sample (28x28 px)
-MNIST = {"steps": 1500, "width": 32, "samples": 200, "classifier": 500}
+MNIST = {"steps": 800, "width": 32, "samples": 120, "classifier": 300}
 UNIT = "FD-classifier to held-out images (feature units²)"
 # suite -> budgets whose steps are fitted (of those the run asks for), calibration samples
 # (at most a quarter of the scored ones), sampling runs per fitted step, reference steps
