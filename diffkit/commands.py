@@ -509,6 +509,9 @@ def bench(
     out: Path = typer.Option(Path("report"), help="Folder for report.md, report.json, PNGs."),
     seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Random seed of every case."),
     fresh: bool = typer.Option(False, help="Rerun every case instead of reusing --out's cache."),
+    report_only: bool = typer.Option(
+        False, help="Write the report of the cases --out has cached; run none (e.g. mid-run)."
+    ),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
 ) -> None:
@@ -524,6 +527,8 @@ def bench(
     from diffkit.errors import check_choice
     from diffkit.sampling import SAMPLERS
 
+    if fresh and report_only:
+        raise ConfigError("--fresh reruns every case and --report-only runs none; pass one.")
     set_threads(threads)
     names = _csv(samplers, "samplers")
     for name in names:
@@ -552,6 +557,7 @@ def bench(
         out,
         _csv(domains, "domains") if domains else None,
         fresh=fresh,
+        report_only=report_only,
         command=[
             f"--suite {suite}",
             *([f"--domains {domains}"] if domains else []),

@@ -71,12 +71,14 @@ def run(
     out: Path,
     *,
     fresh: bool = False,
+    report_only: bool = False,
     echo: Callable[[str], None] = print,
     progress: bool = True,
 ) -> list[dict]:
     """Run ``cases`` in order, reusing cached results in ``out`` unless ``fresh``.
 
-    Each result carries ``"cached": True`` when it was read back instead of run.
+    Each result carries ``"cached": True`` when it was read back instead of run. With
+    ``report_only`` no case runs: one not cached is reported as skipped (and not cached).
     """
     results = []
     for i, case in enumerate(cases, 1):
@@ -85,6 +87,11 @@ def run(
         if stored is not None:
             echo(f"[{i}/{len(cases)}] {case.id}: cached in {path}, skipped")
             results.append({**stored, "cached": True})
+            continue
+        if report_only:
+            res = run_case(dataclasses.replace(case, run=_not_run), context)
+            echo(f"[{i}/{len(cases)}] {case.id}: not cached, reported as not run")
+            results.append({**res, "cached": False})
             continue
         echo(f"[{i}/{len(cases)}] {case.id}: {case.title}")
         with _bar(case.id, len(context.samplers) * len(context.nfes), progress) as advance:
@@ -97,6 +104,10 @@ def run(
         )
         results.append({**res, "cached": False})
     return results
+
+
+def _not_run(context: Context) -> dict:
+    raise Skip("not run yet (the report was written with --report-only); rerun without it.")
 
 
 class _bar:

@@ -47,6 +47,7 @@ def bench(
     domains: list[str] | None = None,
     *,
     fresh: bool = False,
+    report_only: bool = False,
     command: list[str] | None = None,
     echo: Callable[[str], None] = print,
     progress: bool = True,
@@ -57,7 +58,9 @@ def bench(
     """
     cases = collect(domains, context.suite)
     out = Path(out)
-    results = run(cases, context, out, fresh=fresh, echo=echo, progress=progress)
+    results = run(
+        cases, context, out, fresh=fresh, report_only=report_only, echo=echo, progress=progress
+    )
     figs = plots.figures(results, out)
     head = header(context, command)
     path = report.write(head, results, out, figs)

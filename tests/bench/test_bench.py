@@ -160,6 +160,11 @@ def test_an_interrupted_run_resumes_with_the_unfinished_case(tmp_path):
     assert calls == ["a", "b", "b"] and [r["cached"] for r in results] == [True, False]
     other = Context(samplers=("ddim",), nfes=(10,))  # other settings: the cache does not apply
     assert not runner.run([make("a")], other, tmp_path, progress=False)[0]["cached"]
+    # --report-only: the cached case is read, the new one is reported as not run, none runs
+    calls.clear()
+    results = runner.run([make("a"), make("c")], other, tmp_path, report_only=True, progress=False)
+    assert calls == [] and results[0]["cached"] and "not run yet" in results[1]["skipped"]
+    assert not (tmp_path / "cases" / "fake-c.json").exists()  # a later run still runs it
 
 
 @pytest.mark.parametrize(
@@ -170,6 +175,7 @@ def test_an_interrupted_run_resumes_with_the_unfinished_case(tmp_path):
         (["--nfe", "5,x"], "--nfe must be whole numbers"),
         (["--nfe", "0"], "--nfe budgets must lie in 1..1000"),
         (["--domains", "nope"], "unknown domain 'nope'"),
+        (["--fresh", "--report-only"], "--fresh reruns every case and --report-only runs none"),
     ],
 )
 def test_bad_bench_options_are_one_line_errors(args, message, tmp_path, capsys):
