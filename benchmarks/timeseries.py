@@ -71,13 +71,20 @@ DATASETS = {
 REFERENCE = {"target": "level"}  # TimeGrad's own formulation: the scaled level
 # --tune: name -> model overrides given the data set's settings (scored on validation only)
 CANDIDATES = {
-    "level (TimeGrad)": lambda m: {"target": "level"},
+    "level": lambda m: {"target": "level"},  # TimeGrad's own
     "difference": lambda m: {"target": "difference"},
-    "difference, context 3 x horizon": lambda m: {
+    "difference-context3": lambda m: {
         "target": "difference",
         "context_length": 3 * m["prediction_length"],
     },
-    "difference, DeepAR's lags": lambda m: {"target": "difference", "lags": deepar_lags(m["freq"])},
+    "difference-deepar-lags": lambda m: {"target": "difference", "lags": deepar_lags(m["freq"])},
+    "seasonal": lambda m: {"target": "seasonal"},  # the residual of the seasonal naive forecast
+    "seasonal-deepar-lags": lambda m: {"target": "seasonal", "lags": deepar_lags(m["freq"])},
+    "seasonal-context3": lambda m: {
+        "target": "seasonal",
+        "context_length": 3 * m["prediction_length"],
+    },
+    "auto": lambda m: {"target": "auto"},  # chosen on the validation windows' naive errors
 }
 
 
@@ -100,14 +107,16 @@ def train_timegrad(path, model, seed, out, sections=None):
         "train": {"seed": seed, **sections.get("train", {})},
     }
     run = resolve_config(ts_domain, merged, str(path))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fit(ts_domain, run, out=out, quiet=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     domain, net, _, found = load_model(out, which="best")
     data = domain.load_data(run.model, path)
     steps = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("step-*"))
     info = {
+        "target": net.config.target,  # what "auto" chose
         "train_s": wall,
+        "train_cpu_s": cpu,
         "best_step": int(found.path.name.split("-")[1]),
         "last_step": steps[-1],
         "val_loss": float(json.loads((out / "checkpoints" / "best.json").read_text())["val_loss"]),
@@ -229,18 +238,39 @@ def run_dataset(
     return rows
 
 
-def tune_dataset(name, folder, seed, root, sections):
-    """Every candidate trained once and scored on the validation windows only."""
+def tune_dataset(name, folder, seed, root, sections, labels, earlier=(), saved=None):
+    """The candidates ``labels`` trained once each and scored on the validation windows only.
+
+    Rows of earlier runs (``earlier``) are kept in front; ``saved(result)`` is called after
+    each candidate, so an interrupted run keeps what it measured. The choice is the lowest
+    validation CRPS-sum among the rows trained for as many steps as this run's.
+    """
     file, model = DATASETS[name]
-    rows = []
-    for k, (label, overrides) in enumerate(CANDIDATES.items()):
-        settings = {**model, **overrides(model)}
-        net, split, info = train_timegrad(folder / file, settings, seed, root / f"c{k}", sections)
+    rows, steps = list(earlier), sections.get("train", {}).get("max_steps", _default_steps())
+    for label in labels:
+        overrides = CANDIDATES[label](model)
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        settings, out = {**model, **overrides}, root / f"c{len(rows)}"
+        net, split, info = train_timegrad(folder / file, settings, seed, out, sections)
+        c0 = time.process_time()
         val = validation_metrics(net, split, seed)
-        rows.append({"candidate": label, "settings": overrides(model), "seed": seed, **info, **val})
+        val["val_cpu_s"] = time.process_time() - c0
+        rows.append(
+            {"candidate": label, "settings": overrides, "seed": seed, "steps": steps}
+            | {"load": load, **info, **val}
+        )
         print(json.dumps(rows[-1]), flush=True)
-    best = min(rows, key=lambda r: r["val_crps_sum"])
-    return {"rows": rows, "chosen": best["candidate"]}
+        (saved or (lambda result: None))(_tuned(rows, steps))
+    return _tuned(rows, steps)
+
+
+def _tuned(rows: list[dict], steps: int) -> dict:
+    same = [r for r in rows if r.get("steps") == steps] or rows
+    return {"rows": rows, "chosen": min(same, key=lambda r: r["val_crps_sum"])["candidate"]}
+
+
+def _default_steps() -> int:
+    return ts_domain.defaults["train"]["max_steps"]
 
 
 def diagnose_dataset(name, folder) -> dict:
@@ -280,6 +310,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Exchange, 1 seed, 300 steps")
     parser.add_argument("--tune", action="store_true", help="score CANDIDATES on validation")
+    parser.add_argument(
+        "--candidates", nargs="+", default=None, help="--tune only these CANDIDATES (labels)"
+    )
     parser.add_argument(
         "--diagnose", action="store_true", help="untrained forecasts on validation and test"
     )
@@ -337,6 +370,14 @@ def main():
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     stem = "timeseries-tune" if args.tune else "timeseries-quick" if args.quick else "timeseries"
     stem = "timeseries-diagnose" if args.diagnose else stem
+    labels = args.candidates or list(CANDIDATES)
+    for label in labels:
+        if label not in CANDIDATES:
+            parser.error(f"unknown candidate {label!r}; choose from {', '.join(CANDIDATES)}")
+    earlier_rows = {}
+    if args.tune and (args.out / f"{stem}.json").exists():  # every measurement is kept
+        earlier_rows = json.loads((args.out / f"{stem}.json").read_text())["datasets"]
+        results["datasets"] = dict(earlier_rows)
     if args.append and (args.out / f"{stem}.json").exists():  # a run continued in parts
         saved = json.loads((args.out / f"{stem}.json").read_text())
         results["datasets"] = {k: v for k, v in saved["datasets"].items() if k not in args.datasets}
@@ -349,8 +390,14 @@ def main():
             if args.diagnose:
                 results["datasets"][name] = diagnose_dataset(name, folder)
             elif args.tune:
+
+                def tuned(result, name=name):
+                    results["datasets"][name] = result
+                    write(results, args.out, stem)
+
+                earlier = earlier_rows.get(name, {}).get("rows", [])
                 results["datasets"][name] = tune_dataset(
-                    name, folder, args.seeds[0], root, sections
+                    name, folder, args.seeds[0], root, sections, labels, earlier, tuned
                 )
             else:
 

@@ -33,6 +33,7 @@ from .module import TimeGradConfig, TimeGradModel
 from .output import FORMATS, forecast_frame, save_fan_chart, save_frame
 from .series import Series, Split, check_series, rolling_windows
 from .synthetic import seasonal_var, synthetic, true_predictive_samples
+from .target_choice import AUTO, chosen_target
 from .windows import WindowDataset, check_compatible, forecast_inputs
 
 Tensor = torch.Tensor
@@ -183,9 +184,17 @@ def complete(config: TimeSeriesConfig, series: Series, covariates=None) -> TimeS
 def load_data(config: TimeSeriesConfig, path: Path | None) -> DomainData:
     series, covariates = read_inputs(config, path)
     config = complete(config, series, covariates)
-    net = config.network
     split = data_split(series, config)
     settings = {"source": str(path) if path else "synthetic", "names": list(series.names)}
+    if config.network.target == AUTO:  # chosen on the validation windows, before training
+        config, settings["target_choice"] = chosen_target(config, split)
+    net = config.network
+    if net.target_lag + net.context_length + net.prediction_length > split.train.length:
+        raise DataError(
+            f"the seasonal target's season of {net.season} steps reaches before the "
+            f"{split.train.length} training steps (with a context of {net.context_length} and "
+            f"a horizon of {net.prediction_length}); pass a shorter --season or a longer series."
+        )
     train = WindowDataset(split, net)
     val = WindowDataset(split, net, validation=True) if split.validation else None
     if covariates is not None:
