@@ -50,6 +50,7 @@ from diffkit.runner import fit, resolve_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from results_md import RESULTS
 from timeseries_report import markdown, plot, report, update_section
+from timeseries_tune import CANDIDATES, tune_dataset
 
 SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20))
 VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
@@ -69,30 +70,6 @@ DATASETS = {
     "etth1": ("ett/ETTh1.csv", {"prediction_length": 24, "freq": "h", "test_windows": 7}),
 }
 REFERENCE = {"target": "level"}  # TimeGrad's own formulation: the scaled level
-# --tune: name -> model overrides given the data set's settings (scored on validation only)
-CANDIDATES = {
-    "level": lambda m: {"target": "level"},  # TimeGrad's own
-    "difference": lambda m: {"target": "difference"},
-    "difference-context3": lambda m: {
-        "target": "difference",
-        "context_length": 3 * m["prediction_length"],
-    },
-    "difference-deepar-lags": lambda m: {"target": "difference", "lags": deepar_lags(m["freq"])},
-    "seasonal": lambda m: {"target": "seasonal"},  # the residual of the seasonal naive forecast
-    "seasonal-deepar-lags": lambda m: {"target": "seasonal", "lags": deepar_lags(m["freq"])},
-    "seasonal-context3": lambda m: {
-        "target": "seasonal",
-        "context_length": 3 * m["prediction_length"],
-    },
-    "auto": lambda m: {"target": "auto"},  # chosen on the validation windows' naive errors
-}
-
-
-def deepar_lags(freq: str) -> list[int]:
-    """GluonTS's lag set for ``freq`` (DeepAR's default; 40 lags up to 721 for hourly data)."""
-    from gluonts.time_feature import get_lags_for_frequency
-
-    return [int(lag) for lag in get_lags_for_frequency(freq)]
 
 
 def train_timegrad(path, model, seed, out, sections=None):
@@ -238,41 +215,6 @@ def run_dataset(
     return rows
 
 
-def tune_dataset(name, folder, seed, root, sections, labels, earlier=(), saved=None):
-    """The candidates ``labels`` trained once each and scored on the validation windows only.
-
-    Rows of earlier runs (``earlier``) are kept in front; ``saved(result)`` is called after
-    each candidate, so an interrupted run keeps what it measured. The choice is the lowest
-    validation CRPS-sum among the rows trained for as many steps as this run's.
-    """
-    file, model = DATASETS[name]
-    rows, steps = list(earlier), sections.get("train", {}).get("max_steps", _default_steps())
-    for label in labels:
-        overrides = CANDIDATES[label](model)
-        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-        settings, out = {**model, **overrides}, root / f"c{len(rows)}"
-        net, split, info = train_timegrad(folder / file, settings, seed, out, sections)
-        c0 = time.process_time()
-        val = validation_metrics(net, split, seed)
-        val["val_cpu_s"] = time.process_time() - c0
-        rows.append(
-            {"candidate": label, "settings": overrides, "seed": seed, "steps": steps}
-            | {"load": load, **info, **val}
-        )
-        print(json.dumps(rows[-1]), flush=True)
-        (saved or (lambda result: None))(_tuned(rows, steps))
-    return _tuned(rows, steps)
-
-
-def _tuned(rows: list[dict], steps: int) -> dict:
-    same = [r for r in rows if r.get("steps") == steps] or rows
-    return {"rows": rows, "chosen": min(same, key=lambda r: r["val_crps_sum"])["candidate"]}
-
-
-def _default_steps() -> int:
-    return ts_domain.defaults["train"]["max_steps"]
-
-
 def diagnose_dataset(name, folder) -> dict:
     """Forecasts that need no training on the validation and the test windows (a few seconds).
 
@@ -332,6 +274,12 @@ def main():
         "--append", action="store_true", help="keep the saved run's other data sets (one file)"
     )
     parser.add_argument(
+        "--keep-models",
+        nargs="+",
+        default=[],
+        help="with --append: the saved rows of these models stay in the data sets measured",
+    )
+    parser.add_argument(
         "--reference-seeds", type=int, default=1, help="seeds of the TimeGrad reference"
     )
     parser.add_argument("--deepar-seeds", type=int, default=1, help="seeds of DeepAR")
@@ -378,10 +326,14 @@ def main():
     if args.tune and (args.out / f"{stem}.json").exists():  # every measurement is kept
         earlier_rows = json.loads((args.out / f"{stem}.json").read_text())["datasets"]
         results["datasets"] = dict(earlier_rows)
+    kept = {}  # data set -> the saved rows of --keep-models, carried into this run's
     if args.append and (args.out / f"{stem}.json").exists():  # a run continued in parts
         saved = json.loads((args.out / f"{stem}.json").read_text())
         results["datasets"] = {k: v for k, v in saved["datasets"].items() if k not in args.datasets}
         results["parts"] = [*saved.get("parts", []), saved["args"]]
+        for name in args.datasets:
+            rows = saved["datasets"].get(name, {}).get("rows", [])
+            kept[name] = [{**r, "earlier": True} for r in rows if r["model"] in args.keep_models]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = args.keep or tmp
@@ -397,11 +349,20 @@ def main():
 
                 earlier = earlier_rows.get(name, {}).get("rows", [])
                 results["datasets"][name] = tune_dataset(
-                    name, folder, args.seeds[0], root, sections, labels, earlier, tuned
+                    name,
+                    folder,
+                    args.seeds[0],
+                    root,
+                    sections,
+                    labels,
+                    earlier,
+                    tuned,
+                    run=(DATASETS, train_timegrad, validation_metrics),
                 )
             else:
 
                 def saved(rows, name=name):
+                    rows = rows + kept.get(name, [])
                     results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
                     results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
                     write(results, args.out, stem)
@@ -418,6 +379,7 @@ def main():
                     saved,
                     args.deepar_seeds,
                 )
+                rows += kept.get(name, [])
                 results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
             results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
             text = write(results, args.out, stem)  # after each data set: a partial run is kept

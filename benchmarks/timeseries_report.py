@@ -86,7 +86,7 @@ def tune_markdown(results: dict) -> list[str]:
         ]
         for r in res["rows"]:
             cpu = f"{r['train_cpu_s']:.0f}" if "train_cpu_s" in r else ""
-            label = r["candidate"] + (f" ({r['target']})" if r.get("target") else "")
+            label = r["candidate"] + (f" -> {r['target']}" if r["candidate"] == "auto" else "")
             lines.append(
                 f"| {label} | {r.get('steps', '')} | {r['val_crps_sum']:.4g} | "
                 f"{r['val_crps']:.4g} | {r['val_loss']:.4f} | {r['best_step']} / "
