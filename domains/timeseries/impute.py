@@ -122,7 +122,7 @@ def next_log_density(net, window: Tensor, feats, dynamic, static, b: int, genera
     cond = net.cond_projection(hidden[:, 0])  # (S, H)
     x = seq[:, -1]  # (S, D) scaled level
     if c.target_lag:
-        base = net._base(seq, Tp, last_observed(scaled, observed))
+        base = net._base(seq, obs, Tp, last_observed(scaled, observed))
         x = (x - base) / net._step_scale(scaled, observed)[:, 0]
 
     def denoiser(x_t, t, cond):  # the bound works in float64, the network in its own dtype

@@ -133,15 +133,18 @@ class TimeGradModel(nn.Module):
         change = (seq[:, -length:] - base) / step_scale
         return change, obs[:, -length:] & obs[:, -length - lag : -lag]
 
-    def _base(self, seq: Tensor, position: int, previous: Tensor) -> Tensor:
+    def _base(self, seq: Tensor, obs: Tensor, position: int, previous: Tensor) -> Tensor:
         """The value the target at ``position`` of seq is measured from (B, D).
 
-        ``previous`` is the last observed value (differences skip a missing last step).
+        ``previous`` is the last observed (or drawn) value: differences skip a missing
+        last step, and a seasonal base that is missing falls back on it.
         """
         lag = self.config.target_lag
         if lag == 0:
             return torch.zeros_like(previous)
-        return previous if lag == 1 else seq[:, position - lag]
+        if lag == 1:
+            return previous
+        return torch.where(obs[:, position - lag], seq[:, position - lag], previous)
 
     def _rnn_inputs(self, seq: Tensor, observed: Tensor, time_feat: Tensor) -> Tensor:
         """RNN inputs for the last ``time_feat.shape[1]`` positions of seq (B, T_in, D)."""
@@ -343,7 +346,7 @@ class TimeGradModel(nn.Module):
             hidden, state = self.rnn(inputs, _from_tuple(state))  # (B*S, 1, C)
             state = _as_tuple(state)
             cond = self.cond_projection(hidden[:, 0])  # (B*S, H)
-            known, base = {}, self._base(seq, Tp + k, previous)  # base (B*S, D)
+            known, base = {}, self._base(seq, obs, Tp + k, previous)  # (B*S, D)
             if future_known is not None and torch.isfinite(future_known[:, k]).any():
                 mask = torch.isfinite(future_known[:, k])  # (B*S, D)
                 value = fill_missing(future_known[:, k], mask)

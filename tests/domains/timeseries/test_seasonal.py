@@ -94,6 +94,12 @@ def test_a_denoiser_that_predicts_no_change_forecasts_the_seasonal_naive_path():
     last_day = past[0, -24:]  # (24, D)
     naive = torch.stack([last_day[h % 24] for h in range(30)])  # (30, D)
     torch.testing.assert_close(paths[0], naive.expand(3, 30, 2), rtol=1e-5, atol=1e-4)
+    # a missing value a season back: that step starts from the value just before it instead
+    past[0, -24 + 3, 0] = float("nan")
+    paths = net.forecast(past, None, past_feat, future_feat, num_samples=2, sampler="ddim", steps=4)
+    naive[3, 0] = naive[2, 0]  # step 2's draw
+    naive[27, 0] = naive[3, 0]  # a season after step 3
+    torch.testing.assert_close(paths[0], naive.expand(2, 30, 2), rtol=1e-5, atol=1e-4)
 
 
 def test_the_seasonal_target_of_a_periodic_series_is_zero_and_its_loss_reads_it():
