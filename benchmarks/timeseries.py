@@ -240,7 +240,7 @@ def summary(rows):
     out = {}
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
-        keys = [k for k in mine[0] if k not in ("model", "seed")]
+        keys = [k for k, v in mine[0].items() if k != "seed" and isinstance(v, (int, float))]
         out[model] = {
             k: (float(np.mean([r[k] for r in mine])), float(np.std([r[k] for r in mine])))
             for k in keys

@@ -115,8 +115,9 @@ def dataset_markdown(name: str, res: dict) -> list[str]:
         spread = many and len([r for r in rows if r["model"] == model]) > 1
         val = _value(m["val_crps_sum"], digits, spread) if "val_crps_sum" in m else ""
         best = f"{m['best_step'][0]:.0f}" if "best_step" in m else ""
+        earlier = " (earlier part)" if m.get("earlier", (0,))[0] else ""  # --keep-models
         lines.append(
-            f"| {label(model)} | {_value(m['crps_sum'], digits, spread)} | "
+            f"| {label(model)}{earlier} | {_value(m['crps_sum'], digits, spread)} | "
             f"{m['crps_sum'][0] / ancestral:.3f} | {_value(m['crps'], digits, spread)} | "
             f"{_value(m['energy_score'], 4 if digits == 5 else 2, spread)} | "
             f"{_value(m['nd'], digits, spread)} | {val} | {best} | {m['train_s'][0]:.0f} | "
