@@ -68,17 +68,21 @@ def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
 
 def tune_markdown(results: dict) -> list[str]:
     """Every candidate measured on the validation windows, and the choice, per data set."""
-    lines = _header(results["args"], "timeseries-tune")
-    lines += [
-        "Every row is one training (seed 0) scored on the validation windows only (100 paths, "
-        "DPM-Solver++(2M) 20, one draw); rows accumulate over runs of `--tune`, each with the "
-        "load average when it started. CPU s is the training process's CPU time (the wall "
-        "time was 3-4x longer on the shared machine).",
+    args = results["args"]
+    lines = [
+        "Rows accumulate over runs of `python benchmarks/timeseries.py --tune --candidates "
+        f"...`; the latest: `{args['command']}` ({args.get('machine', '')}). Every row is one "
+        "training (seed 0, the data set's settings plus the candidate's, the rest the domain "
+        "defaults) scored on the validation windows only (100 paths, DPM-Solver++(2M) 20, one "
+        "draw), never on the test windows. CPU s is the training process's CPU time; the "
+        "wall time was 3-4x longer on the shared machine, whose load average at each row's "
+        "start is given.",
         "",
     ]
     for name, res in results["datasets"].items():
         lines += [
-            f"**{NAMES.get(name, name)}**: chosen at the latest run's budget: **{res['chosen']}**.",
+            f"**{NAMES.get(name, name)}**: lowest validation CRPS-sum at the latest run's "
+            f"budget: **{res['chosen']}**.",
             "",
             "| candidate | steps | val CRPS-sum | val CRPS | val loss | best / last step "
             "| train CPU s | load |",
