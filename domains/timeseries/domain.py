@@ -82,13 +82,14 @@ class TimeSeriesConfig:
 # training: batches of 64 windows, lr 1e-3; 1,000 steps (the benchmark's length), the
 # validation loss measured every 100, stopping after 3 checks without a better one.
 DIFFUSION_DEFAULTS = {"schedule": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.1}
-# The target is chosen from the data (target_choice): the scaled change since the last step
-# where the series moves like a random walk (Exchange), since last season's value where the
-# season dominates (ETTh1), TimeGrad's scaled level where neither naive forecast helps. On
-# the validation windows at 300 steps (benchmarks/results/timeseries-tune.md) the seasonal
-# target scored ETTh1's CRPS-sum 0.115 against the difference's 0.216 and the level's 0.179;
-# on Exchange "auto" is the former default, difference.
-MODEL_DEFAULTS = {"target": "auto"}
+# The denoiser models each step's scaled change, not TimeGrad's scaled level (``--target
+# level``): the change's scale (the context's mean |change|) matches the conditional spread,
+# which the level's does not on slowly moving series (see TimeGradConfig.target). Chosen on
+# the validation windows of Exchange and ETTh1. ``--target auto`` (target_choice) picks
+# seasonal on ETTh1, which won its validation windows at 300 steps (CRPS-sum 0.115 against
+# 0.216) but only ties on Exchange (it picks difference there), so it is not the default
+# (benchmarks/results/timeseries-tune.md, timeseries-auto.md).
+MODEL_DEFAULTS = {"target": "difference"}
 TRAIN_DEFAULTS = {
     "batch_size": 64,
     "lr": 1e-3,
