@@ -50,6 +50,7 @@ from diffkit.runner import fit, resolve_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from results_md import RESULTS
 from timeseries_report import markdown, plot, report, update_section
+from timeseries_tune import CANDIDATES, tune_dataset
 
 SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20))
 VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
@@ -69,23 +70,6 @@ DATASETS = {
     "etth1": ("ett/ETTh1.csv", {"prediction_length": 24, "freq": "h", "test_windows": 7}),
 }
 REFERENCE = {"target": "level"}  # TimeGrad's own formulation: the scaled level
-# --tune: name -> model overrides given the data set's settings (scored on validation only)
-CANDIDATES = {
-    "level (TimeGrad)": lambda m: {"target": "level"},
-    "difference": lambda m: {"target": "difference"},
-    "difference, context 3 x horizon": lambda m: {
-        "target": "difference",
-        "context_length": 3 * m["prediction_length"],
-    },
-    "difference, DeepAR's lags": lambda m: {"target": "difference", "lags": deepar_lags(m["freq"])},
-}
-
-
-def deepar_lags(freq: str) -> list[int]:
-    """GluonTS's lag set for ``freq`` (DeepAR's default; 40 lags up to 721 for hourly data)."""
-    from gluonts.time_feature import get_lags_for_frequency
-
-    return [int(lag) for lag in get_lags_for_frequency(freq)]
 
 
 def train_timegrad(path, model, seed, out, sections=None):
@@ -100,14 +84,16 @@ def train_timegrad(path, model, seed, out, sections=None):
         "train": {"seed": seed, **sections.get("train", {})},
     }
     run = resolve_config(ts_domain, merged, str(path))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fit(ts_domain, run, out=out, quiet=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     domain, net, _, found = load_model(out, which="best")
     data = domain.load_data(run.model, path)
     steps = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("step-*"))
     info = {
+        "target": net.config.target,  # what "auto" chose
         "train_s": wall,
+        "train_cpu_s": cpu,
         "best_step": int(found.path.name.split("-")[1]),
         "last_step": steps[-1],
         "val_loss": float(json.loads((out / "checkpoints" / "best.json").read_text())["val_loss"]),
@@ -229,20 +215,6 @@ def run_dataset(
     return rows
 
 
-def tune_dataset(name, folder, seed, root, sections):
-    """Every candidate trained once and scored on the validation windows only."""
-    file, model = DATASETS[name]
-    rows = []
-    for k, (label, overrides) in enumerate(CANDIDATES.items()):
-        settings = {**model, **overrides(model)}
-        net, split, info = train_timegrad(folder / file, settings, seed, root / f"c{k}", sections)
-        val = validation_metrics(net, split, seed)
-        rows.append({"candidate": label, "settings": overrides(model), "seed": seed, **info, **val})
-        print(json.dumps(rows[-1]), flush=True)
-    best = min(rows, key=lambda r: r["val_crps_sum"])
-    return {"rows": rows, "chosen": best["candidate"]}
-
-
 def diagnose_dataset(name, folder) -> dict:
     """Forecasts that need no training on the validation and the test windows (a few seconds).
 
@@ -268,7 +240,7 @@ def summary(rows):
     out = {}
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
-        keys = [k for k in mine[0] if k not in ("model", "seed")]
+        keys = [k for k, v in mine[0].items() if k != "seed" and isinstance(v, (int, float))]
         out[model] = {
             k: (float(np.mean([r[k] for r in mine])), float(np.std([r[k] for r in mine])))
             for k in keys
@@ -280,6 +252,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Exchange, 1 seed, 300 steps")
     parser.add_argument("--tune", action="store_true", help="score CANDIDATES on validation")
+    parser.add_argument(
+        "--candidates", nargs="+", default=None, help="--tune only these CANDIDATES (labels)"
+    )
     parser.add_argument(
         "--diagnose", action="store_true", help="untrained forecasts on validation and test"
     )
@@ -297,6 +272,12 @@ def main():
     parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
     parser.add_argument(
         "--append", action="store_true", help="keep the saved run's other data sets (one file)"
+    )
+    parser.add_argument(
+        "--keep-models",
+        nargs="+",
+        default=[],
+        help="with --append: the saved rows of these models stay in the data sets measured",
     )
     parser.add_argument(
         "--reference-seeds", type=int, default=1, help="seeds of the TimeGrad reference"
@@ -337,10 +318,22 @@ def main():
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     stem = "timeseries-tune" if args.tune else "timeseries-quick" if args.quick else "timeseries"
     stem = "timeseries-diagnose" if args.diagnose else stem
+    labels = args.candidates or list(CANDIDATES)
+    for label in labels:
+        if label not in CANDIDATES:
+            parser.error(f"unknown candidate {label!r}; choose from {', '.join(CANDIDATES)}")
+    earlier_rows = {}
+    if args.tune and (args.out / f"{stem}.json").exists():  # every measurement is kept
+        earlier_rows = json.loads((args.out / f"{stem}.json").read_text())["datasets"]
+        results["datasets"] = dict(earlier_rows)
+    kept = {}  # data set -> the saved rows of --keep-models, carried into this run's
     if args.append and (args.out / f"{stem}.json").exists():  # a run continued in parts
         saved = json.loads((args.out / f"{stem}.json").read_text())
         results["datasets"] = {k: v for k, v in saved["datasets"].items() if k not in args.datasets}
         results["parts"] = [*saved.get("parts", []), saved["args"]]
+        for name in args.datasets:
+            rows = saved["datasets"].get(name, {}).get("rows", [])
+            kept[name] = [{**r, "earlier": True} for r in rows if r["model"] in args.keep_models]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = args.keep or tmp
@@ -349,12 +342,27 @@ def main():
             if args.diagnose:
                 results["datasets"][name] = diagnose_dataset(name, folder)
             elif args.tune:
+
+                def tuned(result, name=name):
+                    results["datasets"][name] = result
+                    write(results, args.out, stem)
+
+                earlier = earlier_rows.get(name, {}).get("rows", [])
                 results["datasets"][name] = tune_dataset(
-                    name, folder, args.seeds[0], root, sections
+                    name,
+                    folder,
+                    args.seeds[0],
+                    root,
+                    sections,
+                    labels,
+                    earlier,
+                    tuned,
+                    run=(DATASETS, train_timegrad, validation_metrics),
                 )
             else:
 
                 def saved(rows, name=name):
+                    rows = rows + kept.get(name, [])
                     results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
                     results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
                     write(results, args.out, stem)
@@ -371,6 +379,7 @@ def main():
                     saved,
                     args.deepar_seeds,
                 )
+                rows += kept.get(name, [])
                 results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
             results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
             text = write(results, args.out, stem)  # after each data set: a partial run is kept

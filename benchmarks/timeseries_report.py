@@ -24,7 +24,13 @@ DEEPAR = "DeepAR (GluonTS)"
 REFERENCE = "TimeGrad reference ddpm 100"
 # Issue 19's targets on the default model, mean over seeds: data set -> (CRPS-sum, CRPS).
 TARGETS = {"exchange": (0.0040, 0.0065), "etth1": (0.145, 0.18)}
-STEMS = ("timeseries-diagnose", "timeseries-tune", "timeseries-quick", "timeseries")
+STEMS = (
+    "timeseries-diagnose",
+    "timeseries-tune",
+    "timeseries-quick",
+    "timeseries",
+    "timeseries-auto",
+)
 
 
 def label(model: str) -> str:
@@ -67,21 +73,34 @@ def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
 
 
 def tune_markdown(results: dict) -> list[str]:
-    """The candidates' validation scores and the choice, per data set."""
-    lines = _header(results["args"], "timeseries-tune")
+    """Every candidate measured on the validation windows, and the choice, per data set."""
+    args = results["args"]
+    lines = [
+        "Rows accumulate over runs of `python benchmarks/timeseries.py --tune --candidates "
+        f"...`; the latest: `{args['command']}` ({args.get('machine', '')}). Every row is one "
+        "training (seed 0, the data set's settings plus the candidate's, the rest the domain "
+        "defaults) scored on the validation windows only (100 paths, DPM-Solver++(2M) 20, one "
+        "draw), never on the test windows. CPU s is the training process's CPU time; the "
+        "wall time was 3-4x longer on the shared machine, whose load average at each row's "
+        "start is given.",
+        "",
+    ]
     for name, res in results["datasets"].items():
         lines += [
-            f"**{NAMES.get(name, name)}**: validation windows only (one seed). "
-            f"Chosen: **{res['chosen']}**.",
+            f"**{NAMES.get(name, name)}**: lowest validation CRPS-sum at the latest run's "
+            f"budget: **{res['chosen']}**.",
             "",
-            "| candidate | val CRPS-sum | val CRPS | val loss | best / last step | train s |",
-            "|---|---|---|---|---|---|",
+            "| candidate | steps | val CRPS-sum | val CRPS | val loss | best / last step "
+            "| train CPU s | load |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in res["rows"]:
+            cpu = f"{r['train_cpu_s']:.0f}" if "train_cpu_s" in r else ""
+            label = r["candidate"] + (f" -> {r['target']}" if r["candidate"] == "auto" else "")
             lines.append(
-                f"| {r['candidate']} | {r['val_crps_sum']:.4g} | {r['val_crps']:.4g} | "
-                f"{r['val_loss']:.4f} | {r['best_step']} / {r['last_step']} | "
-                f"{r['train_s']:.0f} |"
+                f"| {label} | {r.get('steps', '')} | {r['val_crps_sum']:.4g} | "
+                f"{r['val_crps']:.4g} | {r['val_loss']:.4f} | {r['best_step']} / "
+                f"{r['last_step']} | {cpu} | {r.get('load', '')} |"
             )
         lines.append("")
     return lines
@@ -106,8 +125,9 @@ def dataset_markdown(name: str, res: dict) -> list[str]:
         spread = many and len([r for r in rows if r["model"] == model]) > 1
         val = _value(m["val_crps_sum"], digits, spread) if "val_crps_sum" in m else ""
         best = f"{m['best_step'][0]:.0f}" if "best_step" in m else ""
+        earlier = " (earlier part)" if m.get("earlier", (0,))[0] else ""  # --keep-models
         lines.append(
-            f"| {label(model)} | {_value(m['crps_sum'], digits, spread)} | "
+            f"| {label(model)}{earlier} | {_value(m['crps_sum'], digits, spread)} | "
             f"{m['crps_sum'][0] / ancestral:.3f} | {_value(m['crps'], digits, spread)} | "
             f"{_value(m['energy_score'], 4 if digits == 5 else 2, spread)} | "
             f"{_value(m['nd'], digits, spread)} | {val} | {best} | {m['train_s'][0]:.0f} | "

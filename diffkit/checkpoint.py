@@ -186,6 +186,21 @@ def resolve(path: Path, which: str = "latest") -> Path:
     return ckpts[-1]
 
 
+def describe(path: Path, which: str = "best") -> str:
+    """One line naming the checkpoint :func:`resolve` picks for ``path`` and why."""
+    chosen = resolve(path, which)
+    if chosen == Path(path):
+        return f"loaded {chosen} (named directly)"
+    root, b = chosen.parent, best(chosen.parent)
+    latest = list_checkpoints(root)[-1].name
+    if which == "best" and b and b["name"] == chosen.name:
+        why = f"the best by validation loss, {b['val_loss']:.6g}"
+        why += "; it is also the latest" if latest == chosen.name else f"; the latest is {latest}"
+    else:
+        why = "the latest" + ("" if b or which != "best" else "; the run has no best.json")
+    return f"loaded {chosen} ({why})"
+
+
 def _load_tensors(path: Path) -> dict:
     if not path.is_file():
         raise MissingFileError(

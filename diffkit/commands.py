@@ -311,10 +311,11 @@ def sample(
         device=device,
         spacing=spacing,
     )
-    from diffkit.checkpoint import load_checkpoint
+    from diffkit.checkpoint import describe, load_checkpoint
     from diffkit.registry import get_domain
 
     get_domain(load_checkpoint(checkpoint).domain).save_samples(samples, out)
+    typer.echo(describe(checkpoint))
     typer.echo(f"saved {n} samples to {out}")
 
 
@@ -339,6 +340,7 @@ def forecast(
 
     The checkpoint's domain adds its own options (`--checkpoint RUN --help` lists them).
     """
+    from diffkit.checkpoint import describe
     from diffkit.devices import set_threads
     from diffkit.inference import forecast_checkpoint
 
@@ -359,6 +361,7 @@ def forecast(
         device=device,
         spacing=spacing,
     )
+    typer.echo(describe(checkpoint))
     for path in written:
         typer.echo(f"saved {path}")
 
@@ -381,6 +384,7 @@ def impute(
 
     The checkpoint's domain adds its own options (`--checkpoint RUN --help` lists them).
     """
+    from diffkit.checkpoint import describe
     from diffkit.devices import set_threads
     from diffkit.inference import impute_checkpoint
 
@@ -401,6 +405,7 @@ def impute(
         options=DOMAIN_OPTIONS.get(),
         device=device,
     )
+    typer.echo(describe(checkpoint))
     for path in written:
         typer.echo(f"saved {path}")
 
@@ -420,7 +425,7 @@ def evaluate(
     The checkpoint's domain adds its own options, such as the sampler, its steps and the
     number of samples where it samples (`--checkpoint RUN --help` lists them).
     """
-    from diffkit.checkpoint import resolve
+    from diffkit.checkpoint import describe, resolve
     from diffkit.devices import set_threads
     from diffkit.inference import evaluate_checkpoint, write_metrics
 
@@ -438,6 +443,7 @@ def evaluate(
         device=device,
         spacing=spacing,
     )
+    typer.echo(describe(checkpoint))
     for key, value in metrics.items():
         typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
     write_metrics(metrics, path)

@@ -31,7 +31,8 @@ from diffkit.registry import get_domain
 def load_model(checkpoint: Path | str, *, ema: bool = True, which: str = "latest", device="cpu"):
     """``(domain, net, schedule, checkpoint)`` from a checkpoint; EMA weights by default.
 
-    The network is in eval mode on ``device``.
+    The network is in eval mode on ``device``. ``which`` is ``"latest"`` or ``"best"`` (by
+    validation loss) for a run directory; the commands read the best (:data:`CHOSEN`).
     """
     return _load(checkpoint, ema, which, device)[:4]
 
@@ -111,8 +112,13 @@ def command_options(domain: Domain, command: str, values=None):
         raise ConfigError(f"{str(e).rstrip('.')} ({where}).") from None
 
 
+# A run directory is read at the checkpoint its validation loss chose (checkpoints/best.json),
+# else at its latest; checkpoint.describe says which.
+CHOSEN = "best"
+
+
 def _context(checkpoint, ema: bool, device, seed: int):
-    domain, net, schedule, found, model_cfg = _load(checkpoint, ema, "latest", device)
+    domain, net, schedule, found, model_cfg = _load(checkpoint, ema, CHOSEN, device)
     common = {
         "config": model_cfg,
         "settings": run_settings(found),

@@ -92,6 +92,19 @@ def default_lags(freq: str) -> tuple[int, ...]:
     return _LAGS.get(granularity(freq), (1,))
 
 
+def default_season(freq: str) -> int:
+    """Steps in one season of a frequency: a day of hourly or minute steps, a minute of
+    seconds, else a week of days (7), of business days (5), a year of weeks (52) or
+    months (12); 1 when unknown.
+
+    The frequency's multiple counts: "15min" gives 96, "2h" 12.
+    """
+    offset = to_offset(normalise_freq(freq))
+    key, n = granularity(freq), max(int(getattr(offset, "n", 1)), 1)
+    steps = {"h": 24, "min": 24 * 60, "s": 60, "D": 7, "B": 5, "W": 52, "M": 12}
+    return max(steps.get(key, 1) // n, 1)
+
+
 def time_feature_names(freq: str) -> tuple[str, ...]:
     """Names of the calendar fields encoded for a frequency (each gives a cos and a sin)."""
     return _FIELDS.get(granularity(freq), ())

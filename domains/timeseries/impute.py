@@ -121,8 +121,9 @@ def next_log_density(net, window: Tensor, feats, dynamic, static, b: int, genera
     hidden, _ = net.rnn(net._rnn_inputs(seq, obs, future), state)
     cond = net.cond_projection(hidden[:, 0])  # (S, H)
     x = seq[:, -1]  # (S, D) scaled level
-    if c.target == "difference":
-        x = (x - last_observed(scaled, observed)) / net._step_scale(scaled, observed)[:, 0]
+    if c.target_lag:
+        base = net._base(seq, obs, Tp, last_observed(scaled, observed))
+        x = (x - base) / net._step_scale(scaled, observed)[:, 0]
 
     def denoiser(x_t, t, cond):  # the bound works in float64, the network in its own dtype
         return net.denoiser(x_t.to(cond.dtype), t, cond=cond).double()

@@ -111,22 +111,40 @@ class TimeGradModel(nn.Module):
         return observed, scale, scaled, self.covariates(ctx_feat, past_dynamic, static, "past")
 
     def _step_scale(self, scaled: Tensor, observed: Tensor) -> Tensor:
-        """Mean |change| per series over the context's observed pairs (B, 1, D); 1 for levels."""
-        c = self.config
-        if c.target == "level":
+        """Mean |change| per series over the context's observed pairs (B, 1, D); 1 for levels.
+
+        The change is over ``target_lag`` steps: 1 for differences, the season for the
+        seasonal target.
+        """
+        c, lag = self.config, self.config.target_lag
+        if lag == 0:
             return torch.ones_like(scaled[:, :1])
         ctx = slice(-c.context_length, None)
-        change = scaled[:, 1:] - scaled[:, :-1]  # (B, Tp - 1, D)
-        pairs = observed[:, 1:] & observed[:, :-1]
+        change = scaled[:, lag:] - scaled[:, :-lag]  # (B, Tp - lag, D)
+        pairs = observed[:, lag:] & observed[:, :-lag]
         return mean_scale(change[:, ctx], pairs[:, ctx], c.min_scale)  # (B, 1, D)
 
     def _diffused(self, seq: Tensor, obs: Tensor, length: int, step_scale: Tensor):
         """What the diffusion models at the last ``length`` positions of seq, and its mask."""
-        if self.config.target == "level":
+        lag = self.config.target_lag
+        if lag == 0:
             return seq[:, -length:], obs[:, -length:]
-        previous = seq[:, -length - 1 : -1]  # (B, length, D)
-        change = (seq[:, -length:] - previous) / step_scale
-        return change, obs[:, -length:] & obs[:, -length - 1 : -1]
+        base = seq[:, -length - lag : -lag]  # (B, length, D): the values lag steps before
+        change = (seq[:, -length:] - base) / step_scale
+        return change, obs[:, -length:] & obs[:, -length - lag : -lag]
+
+    def _base(self, seq: Tensor, obs: Tensor, position: int, previous: Tensor) -> Tensor:
+        """The value the target at ``position`` of seq is measured from (B, D).
+
+        ``previous`` is the last observed (or drawn) value: differences skip a missing
+        last step, and a seasonal base that is missing falls back on it.
+        """
+        lag = self.config.target_lag
+        if lag == 0:
+            return torch.zeros_like(previous)
+        if lag == 1:
+            return previous
+        return torch.where(obs[:, position - lag], seq[:, position - lag], previous)
 
     def _rnn_inputs(self, seq: Tensor, observed: Tensor, time_feat: Tensor) -> Tensor:
         """RNN inputs for the last ``time_feat.shape[1]`` positions of seq (B, T_in, D)."""
@@ -328,12 +346,12 @@ class TimeGradModel(nn.Module):
             hidden, state = self.rnn(inputs, _from_tuple(state))  # (B*S, 1, C)
             state = _as_tuple(state)
             cond = self.cond_projection(hidden[:, 0])  # (B*S, H)
-            known = {}
+            known, base = {}, self._base(seq, obs, Tp + k, previous)  # (B*S, D)
             if future_known is not None and torch.isfinite(future_known[:, k]).any():
                 mask = torch.isfinite(future_known[:, k])  # (B*S, D)
                 value = fill_missing(future_known[:, k], mask)
-                if c.target == "difference":
-                    value = (value - previous) / step_scale[:, 0]
+                if c.target_lag:
+                    value = (value - base) / step_scale[:, 0]
                 known = {"known": value, "mask": mask.to(seq.dtype)}
             draw = sample(
                 self.denoiser,
@@ -349,8 +367,8 @@ class TimeGradModel(nn.Module):
                 **known,
                 **sampler_options,
             )  # (B*S, D)
-            if c.target == "difference":
-                draw = previous + step_scale[:, 0] * draw
+            if c.target_lag:
+                draw = base + step_scale[:, 0] * draw
             seq[:, Tp + k] = previous = draw
         paths = seq[:, Tp:].reshape(B, S, Th, D)  # (B, S, Th, D) scaled
         return paths * scale[:, :, None, :]  # scale (B, 1, 1, D)

@@ -12,8 +12,10 @@ from diffkit.errors import ConfigError, check_choice
 from diffkit.schedules import Schedule, from_config
 
 from .denoiser import DenoiserConfig
-from .features import default_lags, num_time_features
+from .features import default_lags, default_season, num_time_features
 from .series import normalise_freq
+
+TARGETS = ("level", "difference", "seasonal", "auto")
 
 
 def _reference_schedule() -> dict:
@@ -38,7 +40,8 @@ class TimeGradConfig:
         Pandas frequency string; it picks the default lags and the time features (None
         until the data are known).
     lags
-        Positive lags of the RNN input; ``default_lags(freq)`` when omitted.
+        Positive lags of the RNN input; ``default_lags(freq)`` when omitted. The seasonal
+        target adds its season.
     cell_type, num_layers, num_cells, dropout
         The RNN: "gru" or "lstm", 2 layers of 40 cells by default.
     embedding_dim
@@ -96,6 +99,7 @@ class TimeGradConfig:
     scaling: bool = True
     min_scale: float = 1e-5
     target: str = "level"
+    season: int | None = None
     num_feat_dynamic_real: int = 0
     num_feat_static_real: int = 0
     cardinality: tuple[int, ...] = ()
@@ -104,10 +108,11 @@ class TimeGradConfig:
 
     def __post_init__(self):
         lags = self.lags or (default_lags(self.freq) if self.freq else None)
+        season = default_season(self.freq) if self.freq else None
         fill = {
             "freq": normalise_freq(self.freq) if self.freq else None,  # "H" and "h" alike
             "context_length": self.context_length or self.prediction_length,
-            "lags": tuple(sorted(set(lags))) if lags else None,
+            "season": self.season if self.season is not None or not self.freq else season,
             "cardinality": tuple(int(c) for c in self.cardinality),
             # canonical form (every parameter spelled out) so equal schedules compare equal
             "schedule": (
@@ -116,11 +121,16 @@ class TimeGradConfig:
         }
         if isinstance(self.denoiser, dict):  # read back from JSON
             fill["denoiser"] = DenoiserConfig(**self.denoiser)
+        if lags and self.target == "seasonal" and fill["season"]:
+            lags = (*lags, fill["season"])  # the RNN reads the value the target starts from
+        fill["lags"] = tuple(sorted(set(lags))) if lags else None
         for name, value in fill.items():
             object.__setattr__(self, name, value)
         check_choice("cell type", self.cell_type, ("gru", "lstm"))
         check_choice("prediction", self.prediction, ("eps", "x0", "v"))
-        check_choice("target", self.target, ("level", "difference"))
+        check_choice("target", self.target, TARGETS)
+        if self.season is not None and self.season < 1:
+            raise ConfigError(f"season must be at least 1 step; got {self.season}.")
         for name in ("target_dim", "prediction_length", "num_layers", "num_cells", "cond_dim"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -150,18 +160,28 @@ class TimeGradConfig:
             raise ConfigError(f"lags must be positive (1 = the previous step); got {self.lags}.")
 
     def check_complete(self) -> None:
-        """ConfigError unless the data-dependent ``target_dim`` and ``freq`` are set."""
+        """ConfigError unless the data-dependent ``target_dim``, ``freq`` and target are set."""
         if self.target_dim is None or self.freq is None:
             raise ConfigError(
                 "the number of series and the frequency are not known yet; load the data "
                 "first (they are filled in from it) or set target_dim and freq."
             )
+        if self.target == "auto":
+            raise ConfigError(
+                "target 'auto' is chosen from the data by `diffkit train`; pass level, "
+                "difference or seasonal to a network built directly."
+            )
+
+    @property
+    def target_lag(self) -> int:
+        """How far back the value the target is measured from lies: 0 for the level."""
+        return {"level": 0, "difference": 1}.get(self.target, self.season or 1)
 
     @property
     def history_length(self) -> int:
-        """Past steps the model needs: the context plus the largest lag."""
+        """Past steps the model needs: the context plus the largest lag (or the season)."""
         self.check_complete()
-        return self.context_length + max(self.lags)
+        return self.context_length + max(*self.lags, self.target_lag)
 
     @property
     def num_time_features(self) -> int:

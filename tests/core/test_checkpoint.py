@@ -10,6 +10,7 @@ import torch
 from diffkit.checkpoint import (
     FORMAT_VERSION,
     best,
+    describe,
     list_checkpoints,
     load_checkpoint,
     mark_best,
@@ -50,6 +51,24 @@ def test_a_run_directory_resolves_to_its_latest_or_best_checkpoint(tmp_path):
     mark_best(root, p1, 0.5)
     assert load_checkpoint(tmp_path).step == 2
     assert load_checkpoint(tmp_path, which="best").step == 1
+
+
+def test_describe_names_the_chosen_checkpoint_and_why(tmp_path):
+    root = tmp_path / "checkpoints"
+    p1, _ = _save(root, 1)
+    p2, _ = _save(root, 2)
+    assert describe(tmp_path) == f"loaded {p2} (the latest; the run has no best.json)"
+    mark_best(root, p1, 0.5)
+    assert (
+        describe(tmp_path)
+        == f"loaded {p1} (the best by validation loss, 0.5; the latest is {p2.name})"
+    )
+    assert describe(tmp_path, which="latest") == f"loaded {p2} (the latest)"
+    assert describe(p2) == f"loaded {p2} (named directly)"
+    mark_best(root, p2, 0.25)
+    assert (
+        describe(root) == f"loaded {p2} (the best by validation loss, 0.25; it is also the latest)"
+    )
 
 
 def test_prune_keeps_the_last_n_and_the_best(tmp_path):

@@ -1,0 +1,77 @@
+"""``python benchmarks/timeseries.py --tune``: candidate settings scored on validation windows.
+
+Each candidate is a function of the data set's own settings returning model overrides; every
+one trains once (seed 0) and forecasts the validation windows only, never the test windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+# --tune: name -> model overrides given the data set's settings (scored on validation only)
+CANDIDATES = {
+    "level": lambda m: {"target": "level"},  # TimeGrad's own
+    "difference": lambda m: {"target": "difference"},
+    "difference-context3": lambda m: {
+        "target": "difference",
+        "context_length": 3 * m["prediction_length"],
+    },
+    "difference-deepar-lags": lambda m: {"target": "difference", "lags": deepar_lags(m["freq"])},
+    "seasonal": lambda m: {"target": "seasonal"},  # the residual of the seasonal naive forecast
+    "seasonal-deepar-lags": lambda m: {"target": "seasonal", "lags": deepar_lags(m["freq"])},
+    "seasonal-context3": lambda m: {
+        "target": "seasonal",
+        "context_length": 3 * m["prediction_length"],
+    },
+    "auto": lambda m: {"target": "auto"},  # chosen on the validation windows' naive errors
+}
+
+
+def deepar_lags(freq: str) -> list[int]:
+    """GluonTS's lag set for ``freq`` (DeepAR's default; 40 lags up to 721 for hourly data)."""
+    from gluonts.time_feature import get_lags_for_frequency
+
+    return [int(lag) for lag in get_lags_for_frequency(freq)]
+
+
+def tune_dataset(name, folder, seed, root, sections, labels, earlier=(), saved=None, *, run):
+    """The candidates ``labels`` trained once each and scored on the validation windows only.
+
+    ``run`` is ``(datasets, train, validate)`` of :mod:`timeseries`: its DATASETS, its
+    ``train_timegrad`` and its ``validation_metrics``.
+
+    Rows of earlier runs (``earlier``) are kept in front; ``saved(result)`` is called after
+    each candidate, so an interrupted run keeps what it measured. The choice is the lowest
+    validation CRPS-sum among the rows trained for as many steps as this run's.
+    """
+    datasets, train, validate = run
+    file, model = datasets[name]
+    rows, steps = list(earlier), sections.get("train", {}).get("max_steps", _default_steps())
+    for label in labels:
+        overrides = CANDIDATES[label](model)
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        settings, out = {**model, **overrides}, root / f"c{len(rows)}"
+        net, split, info = train(folder / file, settings, seed, out, sections)
+        c0 = time.process_time()
+        val = validate(net, split, seed)
+        val["val_cpu_s"] = time.process_time() - c0
+        rows.append(
+            {"candidate": label, "settings": overrides, "seed": seed, "steps": steps}
+            | {"load": load, **info, **val}
+        )
+        print(json.dumps(rows[-1]), flush=True)
+        (saved or (lambda result: None))(_tuned(rows, steps))
+    return _tuned(rows, steps)
+
+
+def _tuned(rows: list[dict], steps: int) -> dict:
+    same = [r for r in rows if r.get("steps") == steps] or rows
+    return {"rows": rows, "chosen": min(same, key=lambda r: r["val_crps_sum"])["candidate"]}
+
+
+def _default_steps() -> int:
+    from diffkit.domains.timeseries.domain import domain
+
+    return domain.defaults["train"]["max_steps"]
