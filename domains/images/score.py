@@ -1,9 +1,11 @@
 """``diffkit evaluate`` for images: FD-classifier, precision/recall, class accuracy, bits/dim.
 
 A classifier trained on the run's training split gives the feature space (see
-:mod:`.evaluate`); the FD of the training images against the held-out ones is reported next
+:mod:`.evaluate`; trained once per data set and then read from the cache, :mod:`.judges`);
+the FD of the training images against the held-out ones is reported next
 to the samples' as the floor. Class-conditional models also get the classifier's accuracy on
-their samples at each of ``model.guidance_scales``. Pixel models get bits/dim from the core's
+their samples at each of ``model.guidance_scales``, and beside it that of a perceptron
+trained independently (``class_accuracy_mlp_g3``). Pixel models get bits/dim from the core's
 variational bound on uniformly dequantised held-out images.
 """
 
@@ -16,8 +18,9 @@ from diffkit.likelihood import bits_per_dim, variational_bound
 from diffkit.schedules import Schedule
 
 from .data import dequantize
-from .evaluate import class_accuracy, feature_metrics, noise_tiles, train_classifier
+from .evaluate import class_accuracy, feature_metrics, noise_tiles
 from .generate import SampleOptions, class_labels, generate
+from .judges import judge
 
 Tensor = torch.Tensor
 
@@ -101,21 +104,19 @@ def evaluate(
     samples = _sample(net, schedule, n, config, settings, prediction, generator)
     out["noise_tiles"] = float(noise_tiles(samples, train.images).float().mean())
     if train.labels is not None:  # unlabelled data have no classifier to measure with
-        g = torch.Generator().manual_seed(0)
-        with torch.enable_grad():  # the engine evaluates under no_grad; the classifier trains
-            clf = train_classifier(
-                train.images, train.labels, steps=config.classifier_steps, generator=g
-            )
+        clf = judge(train.images, train.labels, steps=config.classifier_steps)
         reference = train.images[:n]
         out.update(feature_metrics(clf, val.images, samples))
         out["fd_floor"] = feature_metrics(clf, val.images, reference)["fd"]
         if conditional:
+            mlp = judge(train.images, train.labels, arch="mlp", steps=config.classifier_steps)
             for scale in config.guidance_scales:
                 x = _sample(
                     net, schedule, n, config, settings, prediction, generator, guidance=scale
                 )
-                key = f"class_accuracy_g{scale:g}"
-                out[key] = class_accuracy(clf, x, class_labels(net, n, None, settings))
+                wanted = class_labels(net, n, None, settings)
+                out[f"class_accuracy_g{scale:g}"] = class_accuracy(clf, x, wanted)
+                out[f"class_accuracy_mlp_g{scale:g}"] = class_accuracy(mlp, x, wanted)
     if net.autoencoder is None and config.bpd_steps >= 2 and settings.get("levels"):
         out["bits_per_dim"] = held_out_bits_per_dim(
             net,

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from diffkit.checkpoint import load_checkpoint
 from diffkit.cli import app, main
+from diffkit.domains.images import judges
 from diffkit.domains.images.data import load_digits_set
 from diffkit.inference import load_model
 from tests.tiny import SETS as TOY_SETS
@@ -68,7 +69,13 @@ def run_main(capsys, *args) -> tuple[int, str]:
     return info.value.code, capsys.readouterr().err
 
 
-def test_train_sample_evaluate_on_the_built_in_digits(cond_run, tmp_path):
+def test_train_sample_evaluate_on_the_built_in_digits(cond_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFKIT_CACHE", str(tmp_path / "cache"))
+    trained = []
+    real = judges.train_classifier
+    monkeypatch.setattr(
+        judges, "train_classifier", lambda *a, **k: trained.append(k["arch"]) or real(*a, **k)
+    )
     saved = json.loads((cond_run / "config.json").read_text())
     assert saved["domain"] == "images" and saved["model"]["class_conditional"] is True
     x = sample(cond_run, tmp_path / "s.npy", "--n", "6")
@@ -81,15 +88,19 @@ def test_train_sample_evaluate_on_the_built_in_digits(cond_run, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     keys = {"fd", "fd_floor", "precision", "recall", "bits_per_dim"}
-    assert keys | {"class_accuracy_g0", "class_accuracy_g3"} <= set(metrics)
+    accuracy = {f"class_accuracy{by}_g{s}" for by in ("", "_mlp") for s in (0, 3)}
+    assert keys | accuracy <= set(metrics)
     assert all(np.isfinite(metrics[k]) for k in keys) and metrics["fd"] > 0
     assert 0 <= metrics["precision"] <= 1 and metrics["bits_per_dim"] > 0
-    # Seeded end to end (samples, classifier, dequantisation): a second evaluate repeats it.
+    assert sorted(trained) == ["cnn", "mlp"]
+    # Seeded end to end (samples, classifier, dequantisation): a second evaluate repeats it,
+    # with both classifiers read from the cache instead of trained again.
     again = runner.invoke(
         app, ["evaluate", "--checkpoint", str(cond_run), "--out", str(tmp_path / "m2.json")]
     )
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "m2.json").read_text()) == metrics
+    assert sorted(trained) == ["cnn", "mlp"]
 
 
 def test_class_and_guidance_change_the_samples_and_the_seed_fixes_them(cond_run, tmp_path):
