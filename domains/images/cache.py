@@ -72,6 +72,7 @@ def cached_module(
     key: str,
     empty: Callable[[], nn.Module],
     train: Callable[[], tuple[nn.Module, dict]],
+    needs: tuple[str, ...] = (),
 ) -> tuple[nn.Module, dict, bool]:
     """``(module, extra, hit)``: the cached module of ``kind``/``key``, else a trained one.
 
@@ -86,6 +87,8 @@ def cached_module(
     train : callable
         ``() -> (module, extra)`` trains it; ``extra`` is a dict of floats kept beside the
         weights (an autoencoder's latent scale).
+    needs : tuple of str
+        Keys of ``extra`` an entry must hold as numbers to be used.
 
     Returns
     -------
@@ -95,11 +98,13 @@ def cached_module(
     folder = cache_dir()
     path = folder / kind / f"{key}.pt" if folder is not None else None
     entry = _read(path) if path is not None and path.is_file() else None
-    if entry is not None:
+    extra = entry.get("extra") if entry is not None else None
+    usable = isinstance(extra, dict) and all(isinstance(extra.get(k), float) for k in needs)
+    if entry is not None and usable:
         module = empty()
         try:
             module.load_state_dict(entry["state"])
-            return module.eval(), dict(entry.get("extra") or {}), True
+            return module.eval(), dict(extra), True
         except (RuntimeError, KeyError, TypeError):
             pass  # weights of another shape under this key: rebuilt below
     module, extra = train()
