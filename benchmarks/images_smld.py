@@ -52,8 +52,9 @@ def cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "diffkit.cli", *args], check=True, env=env)
 
 
-def run(steps: int, tmp: Path, samples: int) -> dict:
-    """Train each model into ``tmp`` (a run already there is reused) and evaluate it."""
+def run(steps: int, tmp: Path, samples: int, reuse_only: bool = False) -> dict:
+    """Train each model into ``tmp`` (a run already there is reused) and evaluate it; a
+    metrics file already there is read back, and ``reuse_only`` evaluates nothing new."""
     results: dict = {"steps": steps, "samples": samples, "models": {}}
     for name, flags in MODELS.items():
         out = tmp / name.split()[0]
@@ -74,11 +75,17 @@ def run(steps: int, tmp: Path, samples: int) -> dict:
         model = {"train_seconds": time.perf_counter() - t0, "reused": reused, "rows": {}}
         for sampler, n in ROWS[name]:
             metrics = tmp / f"{out.name}-{sampler}-{n}.json"
-            t0 = time.perf_counter()
-            cli("evaluate", "--checkpoint", str(out), "--sampler", sampler, "--steps", str(n),
-                "--num-samples", str(samples), "--out", str(metrics))  # fmt: skip
+            if not metrics.exists() and reuse_only:
+                continue  # left for a later invocation
+            if not metrics.exists():
+                t0 = time.perf_counter()
+                cli("evaluate", "--checkpoint", str(out), "--sampler", sampler, "--steps", str(n),
+                    "--num-samples", str(samples), "--out", str(metrics))  # fmt: skip
+                row = json.loads(metrics.read_text())
+                row.update(calls=calls(sampler, n), seconds=time.perf_counter() - t0)
+                metrics.write_text(json.dumps(row))  # an interrupted run keeps its rows
             row = json.loads(metrics.read_text())
-            row.update(calls=calls(sampler, n), seconds=time.perf_counter() - t0)
+            row.setdefault("calls", calls(sampler, n))
             model["rows"][f"{sampler} {n}"] = row
             print(name, sampler, n, json.dumps(row), flush=True)
         results["models"][name] = model
@@ -104,7 +111,8 @@ def markdown(r: dict) -> str:
             ]
             lines.append(
                 f"| {name} | {label} | {m['calls']} | {m['fd']:.1f} ({m['fd_floor']:.1f}) | "
-                f"{' | '.join(acc)} | {m['noise_tiles']:.3f} | {m['seconds']:.0f} |"
+                f"{' | '.join(acc)} | {m['noise_tiles']:.3f} | "
+                + (f"{m['seconds']:.0f} |" if "seconds" in m else "- |")
             )
     seconds = ", ".join(
         f"{k} {m['train_seconds']:.0f} s"
@@ -121,11 +129,14 @@ def main():
     parser.add_argument("--samples", type=int, default=128, help="samples per evaluation")
     parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temp folder)")
     parser.add_argument("--report-only", action="store_true", help="re-render the saved JSON")
+    parser.add_argument(
+        "--reuse-only", action="store_true", help="with --runs: only the rows already evaluated"
+    )
     args = parser.parse_args()
     if args.report_only:
         results = json.loads((OUT / f"{NAME}.json").read_text())
     elif args.runs is not None:
-        results = run(args.steps, args.runs, args.samples)
+        results = run(args.steps, args.runs, args.samples, args.reuse_only)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             results = run(args.steps, Path(tmp), args.samples)
