@@ -38,6 +38,7 @@ saved run without training anything).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -55,6 +56,7 @@ import diffkit
 from diffkit import schedules
 from diffkit.config import merge
 from diffkit.domains.images.data import mnist_split
+from diffkit.domains.images.domain import auto_ae_channels
 from diffkit.domains.images.evaluate import (
     class_accuracy,
     feature_metrics,
@@ -213,6 +215,8 @@ def train_engine(
     probe = resolve_config(domain, one, where)
     m = probe.model
     side = 28 if data is not None else 8
+    if m.latent and not m.ae_channels:  # chosen from the images' size, as load_data does
+        m = dataclasses.replace(m, ae_channels=auto_ae_channels(side, side))
     side = side // m.autoencoder().factor if m.latent else side  # latent U-Nets: 7x7
     shape = (m.latent_channels if m.latent else m.channels, side, side)
     rate = throughput_of(domain.build_network(m), probe, batch, shape=shape)

@@ -16,10 +16,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffkit.errors import DataError, ShapeError
+from diffkit.errors import DataError, ShapeError, check_choice
 
 
-class Classifier(nn.Module):
+class _Judge(nn.Module):
+    """``body`` gives the features, ``head`` the class logits."""
+
+    body: nn.Module
+    head: nn.Module
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features (B, feature_dim)."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class Classifier(_Judge):
     """Small CNN for (B, C, H, W) images of any size >= 2x2; ``features`` is its penultimate layer.
 
     Two conv blocks (the second after a 2x max-pool), adaptive average pooling to 4x4, then a
@@ -45,12 +59,38 @@ class Classifier(nn.Module):
         )
         self.head = nn.Linear(feature_dim, num_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate-layer features (B, feature_dim)."""
-        return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+class MLPClassifier(_Judge):
+    """A two-hidden-layer perceptron on the flattened pixels: the second judge of samples.
+
+    It shares no layer type with :class:`Classifier` (no convolution, no pooling), so the
+    two make different mistakes and a sample both assign to its class is more likely a
+    digit than an adversarial texture one of them happens to accept. ``features`` is its
+    second hidden layer, ``feature_dim`` wide.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Flatten(),  # (B, C * H * W), C * H * W = in_features
+            nn.Linear(in_features, 8 * width),
+            nn.ReLU(),
+            nn.Linear(8 * width, feature_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, num_classes)
+
+
+ARCHS = {"cnn": Classifier, "mlp": MLPClassifier}
+
+
+def build_classifier(arch: str, image_shape, num_classes: int, width: int = 32) -> nn.Module:
+    """An untrained classifier ``arch`` ("cnn" or "mlp") for (C, H, W) images."""
+    check_choice("classifier", arch, ARCHS)
+    c, h, w = image_shape
+    if arch == "cnn":
+        return Classifier(c, num_classes, width=width)
+    return MLPClassifier(c * h * w, num_classes, width=width)
 
 
 def train_classifier(
@@ -62,8 +102,10 @@ def train_classifier(
     batch_size: int = 128,
     lr: float = 2e-3,
     width: int = 32,
-) -> Classifier:
-    """Train a :class:`Classifier` on (images, labels) with Adam and return it in eval mode.
+    arch: str = "cnn",
+) -> nn.Module:
+    """Train a classifier (``arch``: :class:`Classifier` "cnn" or :class:`MLPClassifier`
+    "mlp") on (images, labels) with Adam and return it in eval mode.
 
     A pure function of its arguments: the initial weights and the batches come from
     ``generator`` only (global RNG state is left as it was).
@@ -79,11 +121,14 @@ def train_classifier(
     generator : torch.Generator, optional
         Source of all randomness; a fresh one seeded 0 when omitted.
     batch_size, lr, width : int, float, int
-        Mini-batch size, Adam learning rate, channel width of the first conv block.
+        Mini-batch size, Adam learning rate, channel width of the first conv block (the
+        MLP's first layer is 8x as wide).
+    arch : str
+        "cnn" or "mlp".
 
     Returns
     -------
-    Classifier
+    nn.Module
     """
     if images.ndim != 4 or labels.shape != (images.shape[0],):
         raise ShapeError(
@@ -95,7 +140,7 @@ def train_classifier(
     seed = int(torch.randint(2**62, (1,), generator=generator))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Classifier(images.shape[1], num_classes, width=width)
+        model = build_classifier(arch, images.shape[1:], num_classes, width=width)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
@@ -110,7 +155,7 @@ def train_classifier(
 
 
 @torch.no_grad()
-def features(model: Classifier, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+def features(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     """Penultimate features (N, D) of ``images`` as float64 numpy, computed in batches."""
     chunks = [model.features(b) for b in images.split(batch_size)]
     return torch.cat(chunks).double().numpy()
@@ -118,7 +163,7 @@ def features(model: Classifier, images: torch.Tensor, batch_size: int = 512) -> 
 
 @torch.no_grad()
 def class_accuracy(
-    model: Classifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
 ) -> float:
     """Fraction of ``images`` that ``model`` assigns to the class in ``labels``."""
     preds = torch.cat([model(b).argmax(-1) for b in images.split(batch_size)])
@@ -208,7 +253,7 @@ def precision_recall(
 
 
 def feature_metrics(
-    model: Classifier, real: torch.Tensor, fake: torch.Tensor, k: int = 3
+    model: nn.Module, real: torch.Tensor, fake: torch.Tensor, k: int = 3
 ) -> dict[str, float]:
     """FD-classifier, precision and recall of ``fake`` against ``real`` images."""
     fr, ff = features(model, real), features(model, fake)

@@ -40,8 +40,9 @@ class SampleOptions:
     mask: Path | None = option(None, "Mask for --inpaint: non-zero = known.")
     x0_clip: str | None = option(
         None,
-        "Keep each x0 prediction in the pixel range [-1, 1]: static (clip), dynamic "
-        "(Imagen's thresholding) or off; default the run's model.x0_clip.",
+        "Keep each x0 prediction in the data's range (pixels [-1, 1], latents their "
+        "training range): static (clip), dynamic (Imagen's thresholding) or off; default "
+        "the run's model.x0_clip.",
     )
 
     def __post_init__(self):
@@ -49,16 +50,28 @@ class SampleOptions:
             check_choice("--x0-clip", self.x0_clip, X0_CLIPS)
 
 
-def x0_transform(net, clip: str):
-    """The x0 transform sampling uses: pixels lie in [-1, 1], so pixel models clip there
-    (``"auto"``: static); latents have no known range, so latent models keep x0 as it is."""
-    if clip == "auto":
-        clip = "off" if net.autoencoder is not None else "static"
-    elif clip != "off" and net.autoencoder is not None:
-        raise ConfigError(
-            f"--x0-clip {clip} needs a pixel model; latents have no fixed range, use off."
-        )
-    return data_range(clip, -1.0, 1.0)
+def x0_transform(net, clip: str, settings: dict | None = None):
+    """The x0 transform sampling uses: ``clip`` ("auto", "static", "dynamic", "off") applied
+    to the range the U-Net's data lie in.
+
+    Pixels lie in [-1, 1]; latents in ``settings["latent_range"]``, the range of the training
+    latents that ``prepare`` saved (``"auto"``: static clipping for both). A latent run saved
+    without that range keeps x0 as it is under ``"auto"`` and refuses the other clips.
+    """
+    low, high = -1.0, 1.0
+    if net.autoencoder is not None:
+        found = (settings or {}).get("latent_range")
+        valid = isinstance(found, list) and len(found) == 2
+        if valid and all(isinstance(v, float | int) for v in found) and found[0] < found[1]:
+            low, high = float(found[0]), float(found[1])
+        elif clip == "auto":
+            clip = "off"
+        elif clip != "off":
+            raise ConfigError(
+                f"--x0-clip {clip} needs the latents' range, which this latent run did not "
+                "save; use --x0-clip off or train it again."
+            )
+    return data_range("static" if clip == "auto" else clip, low, high)
 
 
 MAX_SIDE = 4096  # pixels per side of a sample; a checkpoint asking for more is damaged
@@ -175,7 +188,9 @@ def generate(
         cond={"y": labels.to(device)} if labels is not None else None,
         generator=generator,
         device=device,
-        x0_transform=x0_transform(net, options.x0_clip or getattr(config, "x0_clip", "auto")),
+        x0_transform=x0_transform(
+            net, options.x0_clip or getattr(config, "x0_clip", "auto"), settings
+        ),
         **extra,
     )
     return net.decode(x).clamp(-1.0, 1.0)

@@ -1,25 +1,49 @@
 """``diffkit evaluate`` for images: FD-classifier, precision/recall, class accuracy, bits/dim.
 
 A classifier trained on the run's training split gives the feature space (see
-:mod:`.evaluate`); the FD of the training images against the held-out ones is reported next
+:mod:`.evaluate`; trained once per data set and then read from the cache, :mod:`.judges`);
+the FD of the training images against the held-out ones is reported next
 to the samples' as the floor. Class-conditional models also get the classifier's accuracy on
-their samples at each of ``model.guidance_scales``. Pixel models get bits/dim from the core's
-variational bound on uniformly dequantised held-out images.
+their samples at each of ``model.guidance_scales``, and beside it that of a perceptron
+trained independently (``class_accuracy_mlp_g3``). Pixel models get bits/dim from the core's
+variational bound on uniformly dequantised held-out images; latent models get a sentence
+saying why they have none.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
-from diffkit.domain import DomainData, EvaluateOptions
+from diffkit.domain import DomainData, EvaluateOptions, option
 from diffkit.likelihood import bits_per_dim, variational_bound
 from diffkit.schedules import Schedule
 
 from .data import dequantize
-from .evaluate import class_accuracy, feature_metrics, noise_tiles, train_classifier
+from .evaluate import class_accuracy, feature_metrics, noise_tiles
+from .fid import fid, load_feature_network
 from .generate import SampleOptions, class_labels, generate
+from .judges import judge
 
 Tensor = torch.Tensor
+# what evaluate reports for a latent model instead of a number
+LATENT_BPD = (
+    "not defined for a latent model: it models the autoencoder's latents, and the "
+    "autoencoder, trained on squared error, gives no likelihood of the pixels"
+)
+
+
+@dataclass(frozen=True)
+class ImagesEvaluateOptions(EvaluateOptions):
+    """``diffkit evaluate``'s flags for images: the core's, and FID by a network on disk."""
+
+    fid_weights: Path | None = option(
+        None,
+        "TorchScript feature network for FID (e.g. StyleGAN's inception-2015-12-05.pt); "
+        "reported beside the classifier FD, never downloaded.",
+    )
 
 
 def bound_times(schedule: Schedule, steps: int) -> Tensor:
@@ -88,8 +112,12 @@ def evaluate(
     (:func:`~diffkit.domains.images.evaluate.noise_tiles`).
 
     ``options`` (``--sampler``, ``--steps``, ``--num-samples``) override the run's
-    ``eval_sampler``, ``eval_steps`` and ``n_eval``.
+    ``eval_sampler``, ``eval_steps`` and ``n_eval``; with ``--fid-weights`` the FID of the
+    samples and its floor (training against held-out images) in that network's features
+    are added as ``fid`` and ``fid_floor`` (:mod:`.fid`).
     """
+    weights = getattr(options, "fid_weights", None)
+    inception = load_feature_network(weights) if weights is not None else None  # fail early
     if options is not None:
         config = options.onto(
             config, sampler="eval_sampler", steps="eval_steps", num_samples="n_eval"
@@ -100,23 +128,26 @@ def evaluate(
     conditional = net.num_classes is not None
     samples = _sample(net, schedule, n, config, settings, prediction, generator)
     out["noise_tiles"] = float(noise_tiles(samples, train.images).float().mean())
+    if inception is not None:
+        out["fid"] = fid(inception, val.images, samples)
+        out["fid_floor"] = fid(inception, val.images, train.images[:n])
     if train.labels is not None:  # unlabelled data have no classifier to measure with
-        g = torch.Generator().manual_seed(0)
-        with torch.enable_grad():  # the engine evaluates under no_grad; the classifier trains
-            clf = train_classifier(
-                train.images, train.labels, steps=config.classifier_steps, generator=g
-            )
+        clf = judge(train.images, train.labels, steps=config.classifier_steps)
         reference = train.images[:n]
         out.update(feature_metrics(clf, val.images, samples))
         out["fd_floor"] = feature_metrics(clf, val.images, reference)["fd"]
         if conditional:
+            mlp = judge(train.images, train.labels, arch="mlp", steps=config.classifier_steps)
             for scale in config.guidance_scales:
                 x = _sample(
                     net, schedule, n, config, settings, prediction, generator, guidance=scale
                 )
-                key = f"class_accuracy_g{scale:g}"
-                out[key] = class_accuracy(clf, x, class_labels(net, n, None, settings))
-    if net.autoencoder is None and config.bpd_steps >= 2 and settings.get("levels"):
+                wanted = class_labels(net, n, None, settings)
+                out[f"class_accuracy_g{scale:g}"] = class_accuracy(clf, x, wanted)
+                out[f"class_accuracy_mlp_g{scale:g}"] = class_accuracy(mlp, x, wanted)
+    if net.autoencoder is not None:
+        out["bits_per_dim"] = LATENT_BPD
+    elif config.bpd_steps >= 2 and settings.get("levels"):
         out["bits_per_dim"] = held_out_bits_per_dim(
             net,
             schedule,

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from diffkit.checkpoint import load_checkpoint
 from diffkit.cli import app, main
+from diffkit.domains.images import judges
 from diffkit.domains.images.data import load_digits_set
 from diffkit.inference import load_model
 from tests.tiny import SETS as TOY_SETS
@@ -68,7 +69,13 @@ def run_main(capsys, *args) -> tuple[int, str]:
     return info.value.code, capsys.readouterr().err
 
 
-def test_train_sample_evaluate_on_the_built_in_digits(cond_run, tmp_path):
+def test_train_sample_evaluate_on_the_built_in_digits(cond_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFKIT_CACHE", str(tmp_path / "cache"))
+    trained = []
+    real = judges.train_classifier
+    monkeypatch.setattr(
+        judges, "train_classifier", lambda *a, **k: trained.append(k["arch"]) or real(*a, **k)
+    )
     saved = json.loads((cond_run / "config.json").read_text())
     assert saved["domain"] == "images" and saved["model"]["class_conditional"] is True
     x = sample(cond_run, tmp_path / "s.npy", "--n", "6")
@@ -81,15 +88,35 @@ def test_train_sample_evaluate_on_the_built_in_digits(cond_run, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     keys = {"fd", "fd_floor", "precision", "recall", "bits_per_dim"}
-    assert keys | {"class_accuracy_g0", "class_accuracy_g3"} <= set(metrics)
+    accuracy = {f"class_accuracy{by}_g{s}" for by in ("", "_mlp") for s in (0, 3)}
+    assert keys | accuracy <= set(metrics)
     assert all(np.isfinite(metrics[k]) for k in keys) and metrics["fd"] > 0
     assert 0 <= metrics["precision"] <= 1 and metrics["bits_per_dim"] > 0
-    # Seeded end to end (samples, classifier, dequantisation): a second evaluate repeats it.
+    assert sorted(trained) == ["cnn", "mlp"]
+    # Seeded end to end (samples, classifier, dequantisation): a second evaluate repeats it,
+    # with both classifiers read from the cache instead of trained again.
     again = runner.invoke(
         app, ["evaluate", "--checkpoint", str(cond_run), "--out", str(tmp_path / "m2.json")]
     )
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "m2.json").read_text()) == metrics
+    assert sorted(trained) == ["cnn", "mlp"]
+
+
+def test_evaluate_reports_fid_in_a_user_supplied_network(cond_run, tmp_path, capsys):
+    from .test_fid import StandIn, saved
+
+    weights = saved(StandIn(), tmp_path / "inception.pt")
+    out = tmp_path / "m.json"
+    code, err = run_main(capsys, "evaluate", "--checkpoint", cond_run, "--fid-weights", weights,
+                         "--num-samples", 20, "--out", out)  # fmt: skip
+    assert code in (0, None), err
+    metrics = json.loads(out.read_text())
+    assert metrics["fid"] > 0 and metrics["fid_floor"] >= 0 and np.isfinite(metrics["fd"])
+    torch.save({"w": torch.zeros(1)}, tmp_path / "state.pt")
+    for bad in (tmp_path / "state.pt", tmp_path / "missing.pt"):
+        code, err = run_main(capsys, "evaluate", "--checkpoint", cond_run, "--fid-weights", bad)
+        assert code == 2 and err.startswith("error:") and err.count("\n") == 1
 
 
 def test_class_and_guidance_change_the_samples_and_the_seed_fixes_them(cond_run, tmp_path):
@@ -192,7 +219,36 @@ def test_latent_run_holds_its_trained_autoencoder_and_decodes_samples(latent_run
     result = runner.invoke(app, ["evaluate", "--checkpoint", str(latent_run), "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())  # image-space metrics; no pixel likelihood
-    assert np.isfinite(metrics["fd"]) and "bits_per_dim" not in metrics
+    assert np.isfinite(metrics["fd"]) and metrics["bits_per_dim"].startswith("not defined")
+    assert "bits_per_dim: not defined for a latent model" in result.output
+
+
+def test_the_autoencoder_halves_mnist_twice_and_small_digits_once():
+    from diffkit.domains.images.domain import auto_ae_channels
+
+    assert auto_ae_channels(28, 28) == (32, 64) and auto_ae_channels(32, 32) == (32, 64)
+    assert auto_ae_channels(8, 8) == (32,) and auto_ae_channels(30, 30) == (32,)
+
+
+def test_a_second_latent_run_on_the_same_data_reuses_the_autoencoder(
+    latent_run, tmp_path, monkeypatch
+):
+    from diffkit.domains.images import domain
+
+    calls = []
+    real = domain.train_autoencoder
+    monkeypatch.setattr(
+        domain, "train_autoencoder", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    again = train(tmp_path / "again", "--latent", steps=2)  # latent_run trained it already
+    first, second = load_checkpoint(latent_run).model, load_checkpoint(again).model
+    assert calls == [] and torch.equal(first["latent_scale"], second["latent_scale"])
+    assert all(torch.equal(first[k], second[k]) for k in first if k.startswith("autoencoder."))
+    saved = load_checkpoint(again).config
+    low, high = saved["settings"]["latent_range"]
+    assert saved["model"]["ae_channels"] == [32] and low < 0 < high  # 8x8: one halving
+    train(tmp_path / "other", "--latent", "--set=ae_kl_weight=0.002", steps=2)  # other settings
+    assert calls == [1]
 
 
 @pytest.mark.parametrize(
@@ -278,3 +334,20 @@ def test_an_idx_folder_trains_class_conditional_and_samples_at_its_size(idx_fold
     assert settings["class_names"] == [str(c) for c in range(10)]
     x = sample(run, tmp_path / "s.npy", "--n", "2", "--class", "9")
     assert x.shape == (2, 1, 28, 28) and np.isfinite(x).all()
+
+
+def test_an_smld_model_trains_on_the_ve_schedule_and_samples_by_langevin_and_pc(tmp_path):
+    from diffkit.config import DiffusionConfig
+    from diffkit.domains.images.domain import ImagesConfig, build_network
+
+    ve = ["--set=diffusion.schedule=ve", "--set=diffusion.prediction=eps"]
+    run = train(tmp_path / "ve", "--class-conditional", *ve, steps=6)
+    _, net, schedule, _ = load_model(run)
+    # continuous times in [0, 1] are embedded as finely as DDPM's steps 0..999
+    assert not schedule.discrete and net.unet.config.time_scale == 1000.0
+    assert build_network(ImagesConfig(), DiffusionConfig()).unet.config.time_scale == 1.0
+    assert build_network(ImagesConfig(time_scale=3.0), None).unet.config.time_scale == 3.0
+    for sampler in ("langevin", "pc"):
+        x = sample(run, tmp_path / f"{sampler}.npy", "--n", "3", "--sampler", sampler,
+                   "--class", "3", "--guidance", "1")  # fmt: skip
+        assert x.shape == (3, 1, 8, 8) and np.isfinite(x).all() and np.abs(x).max() <= 1

@@ -13,7 +13,7 @@ from torch import nn
 from diffkit import schedules
 from diffkit.domains.images.domain import ImagesConfig
 from diffkit.domains.images.evaluate import noise_tiles, total_variation
-from diffkit.domains.images.generate import SampleOptions, generate
+from diffkit.domains.images.generate import SampleOptions, generate, x0_transform
 from diffkit.errors import ConfigError
 from diffkit.guidance import data_range
 
@@ -114,11 +114,20 @@ def test_bad_clip_settings_are_one_clear_error(make, message):
         make()
 
 
-def test_a_latent_model_refuses_a_pixel_clip():
+def test_a_latent_model_clips_to_its_training_latents_range():
     net = BadAtHighNoise(0.0, 500)
-    net.autoencoder = nn.Identity()  # any autoencoder: latents have no fixed range
-    with pytest.raises(ConfigError, match="pixel model"):
-        draw(net, "static")
+    net.autoencoder = nn.Identity()  # any autoencoder: latents have their own range
+    far = torch.tensor([-9.0, -0.5, 0.0, 2.0, 9.0])
+    clip = x0_transform(net, "auto", {"latent_range": [-0.5, 2.0]})
+    assert clip(far).tolist() == [-0.5, -0.5, 0.0, 2.0, 2.0]
+    assert x0_transform(net, "off", {"latent_range": [-0.5, 2.0]}) is None
+    dynamic = x0_transform(net, "dynamic", {"latent_range": [-0.5, 2.0]})(far[None])
+    assert dynamic.min() >= -0.5 and dynamic.max() <= 2.0
+    # a latent run saved before the range was: no clip by default, and none on demand
+    assert x0_transform(net, "auto", {}) is None
+    for bad in ({}, {"latent_range": [1.0, -1.0]}, {"latent_range": "x"}):
+        with pytest.raises(ConfigError, match="needs the latents' range"):
+            x0_transform(net, "static", bad)
 
 
 def test_the_flag_value_off_reaches_generate_as_off():
