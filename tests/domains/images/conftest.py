@@ -1,6 +1,5 @@
 """Shared fixtures for the images domain: the built-in digits and the optional MNIST folder."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -37,17 +36,3 @@ def digits_split(digits) -> tuple[ImageSet, ImageSet]:
 def mnist_dir() -> Path:
     """The real MNIST folder (skip when absent); ``synthetic_mnist`` stands in for it."""
     return reference_file("mnist/t10k-images-idx3-ubyte.gz").parent
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _own_cache(tmp_path_factory):
-    """Every test caches its classifiers and autoencoders in a folder of its session, never in
-    the user's ~/.cache (a test that counts training calls points it at its own folder).
-    Session scope so that the module-scoped training fixtures use it too."""
-    before = os.environ.get("DIFFKIT_CACHE")
-    os.environ["DIFFKIT_CACHE"] = str(tmp_path_factory.mktemp("diffkit-cache"))
-    yield
-    if before is None:
-        del os.environ["DIFFKIT_CACHE"]
-    else:
-        os.environ["DIFFKIT_CACHE"] = before
