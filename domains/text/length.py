@@ -24,7 +24,7 @@ a distribution for every ``c`` (the null condition of classifier-free guidance g
 On E2E's devset (80/20 by MR) it costs 4.82 bits per text on the held-out MRs against 5.16
 for ``p(k)``; counts per set of MR slots gave 4.84, a bag-of-condition-tokens softmax 4.84
 (linear) and 4.74 (an early-stopped MLP, unstable), so the plain count table won on
-simplicity (benchmarks/text_masked_gap.py's study, weights 0.5-128 tried: 32 best).
+simplicity (`python benchmarks/text_masked_cond.py --priors`; weights 0.5-128 tried: 32 best).
 """
 
 from __future__ import annotations
