@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--mrs", type=int, default=100, help="test MRs scored for BLEU")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "text-masked-cond")
     ap.add_argument("--priors", action="store_true", help="only the length-law comparison")
+    ap.add_argument("--rates", type=float, nargs="+", default=RATES, help="learning rates tried")
     args = ap.parse_args()
     torch.set_num_threads(1)
     base = TextConfig(text_column="ref", cond_column="mr", val_fraction=0.2, dropout=0.1,
@@ -110,7 +111,7 @@ def main() -> None:
     for label, (model, lengths) in MODELS.items():
         config = dataclasses.replace(data.config, model=model, mask_lengths=lengths)
         tried, best = {}, None
-        for lr in RATES:
+        for lr in args.rates:
             c0 = time.process_time()
             trained = train(domain, config, data, diffusion, steps=args.steps, lr=lr, seed=0)
             g = torch.Generator().manual_seed(0)

@@ -23,7 +23,7 @@ def e2e(path: Path, s: dict, lengths: str = "pads") -> None:
     modelled, as conditional models do) trained with MDLM's weighting and the per-masked one,
     at the learning rate the grammar chose for the masked LM; bits per text on the held-out
     MRs' texts at each checkpoint (no choice is made on them). ``lengths="prior"`` trains only
-    the masked LM with the (unconditional) length prior and the per-masked weighting, against
+    the masked LM with the length prior (now p(k | c)) and the per-masked weighting, against
     the AR run of an earlier ``pads`` run (same split and seed) read from its JSON."""
     base = TextConfig(
         model="masked",
