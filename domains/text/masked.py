@@ -6,14 +6,15 @@ MDLM (Sahoo et al. 2024) on the text domain's transformer block, through
 predicts the clean tokens at the masked positions. How a text's length is modelled is the
 ``lengths`` choice (``model.mask_lengths``):
 
-- ``"prior"`` (the default without a condition): a length prior ``p(k)`` over the token count,
-  the training texts' add-one smoothed histogram (:mod:`.length`), and the network models the
-  k tokens given it: BOS, the EOS and the PADs are given, never masked, never paid for; the
-  sampler draws k first. On the built-in grammar this closed most of the gap to the AR model
-  at equal steps (benchmarks/results/text-masked-gap.md).
-- ``"pads"`` (the default for conditional models, whose lengths depend on the condition the
-  prior ignores): PAD and EOS are ordinary tokens, so the model learns where a text ends
-  under masking, and the bound pays for every position after BOS.
+- ``"prior"`` (the default): a length prior over the token count, ``p(k)`` the training
+  texts' add-one smoothed histogram, or ``p(k | c)`` for a conditional model, smoothed counts
+  per condition size (:mod:`.length`), and the network models the k tokens given it: BOS,
+  the EOS and the PADs are given, never masked, never paid for; the sampler draws k first.
+  On the built-in grammar this closed most of the gap to the AR model at equal steps
+  (benchmarks/results/text-masked-gap.md).
+- ``"pads"``: PAD and EOS are ordinary tokens, so the model learns where a text ends under
+  masking, and the bound pays for every position after BOS (conditional checkpoints saved
+  before ``p(k | c)`` existed load as this).
 
 - **network** :class:`MaskedLM`: token and position embeddings over ``V + 1`` ids (the text
   pieces and the mask, ``mask_id = V``), ``depth`` :class:`~.blocks.Block` s without a causal
@@ -48,6 +49,7 @@ from diffkit.errors import ConfigError, ShapeError, check_choice
 
 from . import length as length_prior
 from .blocks import Block, attention_mask
+from .length import drawn_lengths, length_nats
 from .loss import condition
 
 Tensor = torch.Tensor
@@ -106,6 +108,9 @@ class MaskedLM(nn.Module):
         self.lengths, self.pad_id, self.eos_id = lengths, pad_id, eos_id
         # the training texts' token counts, counted as batches pass (:mod:`.length`)
         self.register_buffer("length_counts", torch.zeros(max_length, dtype=torch.float64))
+        if cond_length is not None and lengths == "prior":  # (c, k) counts for p(k | c)
+            shape = (cond_length + 1, max_length)
+            self.register_buffer("cond_length_counts", torch.zeros(shape, dtype=torch.float64))
         self.vocab_size, self.max_length, self.cond_dropout = vocab_size, max_length, cond_dropout
         self.embed = nn.Embedding(vocab_size + 1, width)  # the last row is the mask token
         self.position = nn.Embedding(max_length, width)
@@ -119,6 +124,13 @@ class MaskedLM(nn.Module):
             self.cond_position = nn.Embedding(cond_length, width)
             self.null = nn.Parameter(torch.zeros(width))  # the learned null condition
         self.apply(_init)
+
+    def _load_from_state_dict(self, state, prefix, *args, **kwargs):
+        # a conditional checkpoint from before p(k | c) modelled its PADs: keep it so
+        if hasattr(self, "cond_length_counts") and prefix + "cond_length_counts" not in state:
+            del self.cond_length_counts
+            self.lengths = "pads"
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
     @property
     def mask_id(self) -> int:
@@ -200,11 +212,9 @@ def build_masked(config) -> MaskedLM:
 
 
 def mask_lengths(config) -> str:
-    """The config's ``mask_lengths``; ``"auto"`` is the length prior for unconditional models
-    and PADs for conditional ones, whose lengths depend on the condition the prior ignores."""
-    if config.mask_lengths != "auto":
-        return config.mask_lengths
-    return "pads" if config.conditional else "prior"
+    """The config's ``mask_lengths``; ``"auto"`` is the length prior, ``p(k | c)`` for
+    conditional models (on E2E it beat PADs: benchmarks/results/text-masked-cond.md)."""
+    return "prior" if config.mask_lengths == "auto" else config.mask_lengths
 
 
 def bos_kept(ids: Tensor) -> Tensor:
@@ -220,14 +230,6 @@ def given(net, ids: Tensor) -> Tensor:
     if getattr(net, "lengths", "pads") == "prior":
         return length_prior.paid_keep(ids, net.eos_id)
     return bos_kept(ids)
-
-
-def length_nats(net, ids: Tensor) -> Tensor:
-    """``-log p(k)`` per row (B,), float64, under the network's length prior (0 with PADs)."""
-    if getattr(net, "lengths", "pads") != "prior":
-        return torch.zeros(ids.shape[0], dtype=torch.float64, device=ids.device)
-    log_p = length_prior.length_log_probs(net.length_counts).to(ids.device)
-    return -log_p[length_prior.token_counts(ids, net.eos_id)]
 
 
 def masked_loss(
@@ -255,6 +257,9 @@ def masked_loss(
     ids = batch["ids"]
     if net.training and getattr(net, "lengths", "pads") == "prior":
         length_prior.count_lengths(net.length_counts, ids, net.eos_id)
+        if hasattr(net, "cond_length_counts") and "cond_pad" in batch:  # the true condition
+            c = length_prior.condition_sizes(batch["cond_pad"])
+            length_prior.count_cond_lengths(net.cond_length_counts, ids, c, net.eos_id)
     cond = condition(net, batch, generator) or {}
     t = discrete.stratified_t(ids.shape[0], generator, ids.device)
     keep = given(net, ids)
@@ -269,7 +274,7 @@ def masked_loss(
         loss = cross_entropy * ((~keep).sum(-1) + 1) / hidden
     return {
         "loss": loss / (ids.shape[1] - 1),
-        "nats": nats.detach() + length_nats(net, ids).to(nats),
+        "nats": nats.detach() + length_nats(net, ids, cond).to(nats),
     }
 
 
@@ -291,36 +296,7 @@ def masked_nll(
         net, ids, net.schedule, mask_id=net.mask_id, num_t=num_t, masks_per_t=masks_per_t,
         keep=given(net, ids), cond=cond, generator=generator,
     )  # fmt: skip
-    return bound.nats + length_nats(net, ids)
-
-
-def drawn_lengths(net, n: int, template, generator=None):
-    """``template`` with a length drawn from the prior for each row whose length it leaves
-    open (EOS allowed at some unknown position): ``BOS ? x k EOS PAD..``, the ``--length``
-    frame, with ``k`` from the prior on ``1..L - 2`` (a frame needs a token and its EOS)."""
-    if getattr(net, "lengths", "pads") != "prior":
-        return template
-    length = template.ids.shape[-1]
-    ids = template.ids.expand(n, length).clone()  # (n, L)
-    known = template.known.expand(n, length).clone()
-    allowed = template.allowed.expand(n, length, -1).clone()  # (n, L, V)
-    open_rows = (allowed[..., net.eos_id] & ~known).any(1)  # (n,)
-    if not open_rows.any():
-        return template
-    where = generator.device if generator is not None else "cpu"
-    seed = int(torch.randint(2**62, (1,), generator=generator, device=where))
-    log_p = length_prior.length_log_probs(net.length_counts)
-    k = length_prior.sample_counts(log_p, n, 1, length - 2, torch.Generator().manual_seed(seed))
-    positions = torch.arange(length)[None]  # (1, L)
-    text = (positions >= 1) & (positions <= k[:, None]) & open_rows[:, None]  # (n, L)
-    frame = (positions > k[:, None]) & open_rows[:, None]
-    ids[frame] = net.pad_id
-    ids[(positions == k[:, None] + 1) & open_rows[:, None]] = net.eos_id
-    known = torch.where(text, False, known | frame)
-    no_end = torch.zeros(allowed.shape[-1], dtype=torch.bool)
-    no_end[[net.pad_id, net.eos_id, int(ids[0, 0])]] = True  # nor BOS, the first id
-    allowed[text] &= ~no_end
-    return type(template)(ids, known, allowed)
+    return bound.nats + length_nats(net, ids, cond)
 
 
 def masked_sampler(name: str) -> str:
@@ -365,14 +341,14 @@ def sample_masked(
     """
     name = masked_sampler(sampler)
     device = next(net.parameters()).device
-    template = drawn_lengths(net, n, template, generator)
+    if cond is not None:
+        cond = {k: v.to(device).expand(n, -1) for k, v in cond.items()}
+    template = drawn_lengths(net, n, template, generator, cond, guidance)
     length = template.ids.shape[-1]
     known_ids = template.ids.to(device).expand(n, length)  # (n, L)
     known = template.known.to(device).expand(n, length)  # (n, L)
     allowed = template.allowed.to(device)  # (L, V) or (n, L, V): what each position may draw
     allowed = torch.cat([allowed, torch.zeros_like(allowed[..., :1])], dim=-1)  # mask: never
-    if cond is not None:
-        cond = {k: v.to(device).expand(n, -1) for k, v in cond.items()}
     model = net
     if guidance is not None:
         if cond is None:

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -135,9 +136,10 @@ def test_training_counts_lengths_and_sampling_draws_them(data):
     assert (out[tail] == tok.pad_id).all() and (out[torch.arange(200), drawn + 1] == EOS).all()
 
 
-def test_a_conditional_model_keeps_its_pads_and_the_choice_is_checked():
-    assert build_network(TextConfig(model="masked", vocab_size=8, max_length=6, cond_column="mr",
-                                    cond_length=4)).lengths == "pads"  # fmt: skip
+def test_a_conditional_model_gets_the_conditional_prior_and_the_choice_is_checked():
+    config = TextConfig(model="masked", vocab_size=8, max_length=6, cond_column="mr", cond_length=4)
+    assert build_network(config).cond_length_counts.shape == (5, 6)  # p(k | c), c = 0..4
+    assert build_network(replace(config, mask_lengths="pads")).lengths == "pads"
     with pytest.raises(Exception, match="mask_lengths"):
         TextConfig(model="masked", mask_lengths="nope")
 

@@ -1,5 +1,6 @@
 """The masked diffusion LM (``--model masked``): loss, bound, sampling controls, CLI."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -160,17 +161,24 @@ def test_infilling_keeps_the_known_tokens_and_length_hits_the_length(data, sampl
 
 
 def test_each_position_draws_only_what_its_template_allows(data):
-    net, tok = small_net(data.config), tokenizer_of(data.settings)
-    length = data.config.max_length
+    tok, length = tokenizer_of(data.settings), data.config.max_length
     only = torch.zeros(length, tok.vocab_size, dtype=torch.bool)
     only[:, tok.eos_id] = True
     only[1:4, 300] = True  # positions 1..3: piece 300 or EOS; the rest: EOS only
     known = torch.zeros(length, dtype=torch.bool)
     known[0] = True
     tpl = Template(torch.full((length,), tok.bos_id), known, only)
-    ids = sample_masked(net, 16, tpl, steps=5, generator=torch.Generator().manual_seed(1))
-    assert (ids[:, 0] == tok.bos_id).all() and (ids[:, 4:] == tok.eos_id).all()
-    assert torch.isin(ids[:, 1:4], torch.tensor([300, tok.eos_id])).all()
+    for lengths in ("pads", "prior"):  # the prior draws only the lengths 1..3 that fit
+        net = small_net(dataclasses.replace(data.config, mask_lengths=lengths))
+        ids = sample_masked(net, 16, tpl, steps=5, generator=torch.Generator().manual_seed(1))
+        assert (ids[:, 0] == tok.bos_id).all()
+        first = (ids == tok.eos_id).int().argmax(1)  # (16,) the first EOS, by position 4
+        assert (ids[torch.arange(16), first] == tok.eos_id).all() and (first <= 4).all()
+        position = torch.arange(length)[None]
+        assert (ids[(position > 0) & (position < first[:, None])] == 300).all()
+        after = position > first[:, None]
+        tail = tok.eos_id if lengths == "pads" else tok.pad_id  # the prior's frame: PADs
+        assert (ids[after] == tail).all()
 
 
 def test_the_cached_sampler_draws_what_ancestral_draws_with_fewer_calls(data):
