@@ -570,6 +570,7 @@ def bench(
             f"--samplers {','.join(names)} --nfe {','.join(map(str, budgets))}",
             *([f"--data-dir {data_dir}"] if data_dir else []),
             f"--seed {seed} --device {context.device} --out {out}",
+            *(["--report-only"] if report_only else []),
         ],
         echo=typer.echo,
     )
