@@ -16,8 +16,8 @@ import torch
 
 from diffkit import checkpoint as ckpt
 from diffkit.errors import ConfigError, DataError, check_choice
-from diffkit.sampling.fit import REFERENCE_SAMPLER, FitResult, fit_times
-from diffkit.sampling.timesteps import FITTED, SPACINGS, fitted_entry, timesteps, using_spacing
+from diffkit.sampling.fit import REFERENCE_SAMPLER, FitResult, fit_times, reference_times
+from diffkit.sampling.timesteps import FITTED, SPACINGS, fitted_entry, using_spacing
 
 KEY = "fitted_steps"
 CHOICES = (*SPACINGS, FITTED)
@@ -71,7 +71,8 @@ def fit_checkpoint(
 
     The calibration batch is ``n`` samples of the domain's own ``generate`` with seed
     ``seed``: every candidate schedule and the reference (DPM-Solver++(3M) with
-    ``reference_steps`` log-SNR steps) start from the same noise and conditioning.
+    ``reference_steps`` steps of :func:`~diffkit.sampling.fit.reference_times`) start from the
+    same noise and conditioning.
     """
     from diffkit.devices import generator_on
     from diffkit.inference import _context
@@ -95,7 +96,7 @@ def fit_checkpoint(
         return x
 
     with torch.no_grad():
-        reference = run(timesteps(schedule, reference_steps, "logsnr"), REFERENCE_SAMPLER)
+        reference = run(reference_times(schedule, reference_steps), REFERENCE_SAMPLER)
         result = fit_times(run, reference, schedule, sampler, nfe, max_evals=max_evals)
     path = store(found.path, result, nfe, n=n, seed=seed, reference_steps=reference_steps)
     return path, result

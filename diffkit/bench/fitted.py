@@ -22,13 +22,14 @@ import torch
 
 from diffkit.bench.case import row
 from diffkit.errors import ConfigError
-from diffkit.sampling.fit import REFERENCE_SAMPLER, fit_times
-from diffkit.sampling.timesteps import SPACINGS, timesteps
+from diffkit.sampling.fit import REFERENCE_SAMPLER, fit_times, reference_times
+from diffkit.sampling.timesteps import SPACINGS
 from diffkit.schedules import Schedule
 
 Tensor = torch.Tensor
 SAMPLER = "dpmpp_2m"  # the sampler whose steps the cases fit
-REFERENCE_STEPS = 200  # steps of the reference solve (DPM-Solver++(3M), uniform log-SNR)
+REFERENCE_STEPS = 200  # steps of the reference solve (DPM-Solver++(3M), fit.reference_times)
+SPACING_WORDS = {"logsnr": "log-SNR", "trailing": "integer"}  # of the reference's times
 CALIBRATION_SEED = 1000  # added to the case's seed: never the evaluation noise's
 
 
@@ -94,18 +95,18 @@ def fit_run(
     """Fit the steps of ``run(times, name=sampler) -> samples`` on its calibration batch.
 
     ``run`` must start every call from the same calibration noise and conditioning; it is
-    called once with ``name=REFERENCE_SAMPLER`` and ``reference_steps`` log-SNR times (at
-    most a discrete schedule's T) for the reference, then with ``sampler``'s candidate times.
+    called once with ``name=REFERENCE_SAMPLER`` on ``reference_times(schedule,
+    reference_steps)`` for the reference, then with ``sampler``'s candidate times.
     """
-    if schedule.discrete:  # no more steps than the schedule has
-        reference_steps = min(reference_steps, schedule.T)
+    ref_times = reference_times(schedule, reference_steps)
     cpu, wall = time.process_time(), time.perf_counter()
     with torch.no_grad():
-        reference = run(timesteps(schedule, reference_steps, "logsnr"), name=REFERENCE_SAMPLER)
+        reference = run(ref_times, name=REFERENCE_SAMPLER)
         res = fit_times(run, reference, schedule, sampler, nfe, max_evals=max_evals)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     record = {k: v for k, v in res.to_json().items() if k not in ("times", "seconds")}
-    record["reference_steps"] = reference_steps
+    record["reference_steps"] = len(ref_times)
+    record["reference_spacing"] = "trailing" if schedule.discrete else "logsnr"
     return Fitted(times=res.times, cpu_s=cpu, wall_s=wall, record=record)
 
 
@@ -143,8 +144,9 @@ def compare(
     calls, values = _timed(evaluate, fitted.times, len(fitted.times))
     if target is not None:
         n = fitted.record["reference_steps"]
-        _, aim = evaluate(timesteps(target, n, "logsnr"), n, name=REFERENCE_SAMPLER)
-        values["target"] = {"sampler": REFERENCE_SAMPLER, "steps": n, **aim}
+        _, aim = evaluate(reference_times(target, n), n, name=REFERENCE_SAMPLER)
+        spacing = fitted.record.get("reference_spacing", "logsnr")
+        values["target"] = {"sampler": REFERENCE_SAMPLER, "steps": n, "spacing": spacing, **aim}
     out.append(
         row(
             "diffkit",
@@ -197,7 +199,8 @@ def note(rows: list[dict], metric: str, *, sampler: str, nfe: int) -> str:
     if metric in aim:
         verdict += (
             f"; the fit's target, the model's own ODE solution ({aim['sampler']}, "
-            f"{aim['steps']} log-SNR steps), scores {aim[metric]:.4g}"
+            f"{aim['steps']} {SPACING_WORDS[aim.get('spacing', 'logsnr')]} steps), scores "
+            f"{aim[metric]:.4g}"
         )
     return (
         f"Fitted steps, {sampler} at NFE {nfe}: {metric} {fitted[metric]:.4g} against "

@@ -50,7 +50,7 @@ BUDGETS = {
 UNIT = "CRPS-sum (relative to the sum's scale)"
 # suite -> budgets whose steps are fitted (of those the run asks for), calibration windows
 # (from the training range), sample paths per window, and sampling runs per fitted step
-FIT = {"smoke": ((5,), 1, 8, 2), "quick": ((10,), 2, 16, 30), "full": ((10,), 2, 32, 40)}
+FIT = {"smoke": ((5,), 1, 8, 2), "quick": ((10,), 2, 16, 12), "full": ((10,), 2, 16, 15)}
 REFERENCE_STEPS = {"smoke": 20, "quick": 100, "full": 100}  # of the fit's reference solve
 METRICS = ("crps_sum", "crps")
 

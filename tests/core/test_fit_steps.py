@@ -12,7 +12,7 @@ from diffkit import ConfigError, schedules, toy
 from diffkit.checkpoint import read_config, save_checkpoint
 from diffkit.fitted import spacing_context, store, stored
 from diffkit.sampling import SPACINGS, fit_steps, fit_steps_report, using_spacing
-from diffkit.sampling.fit import steps_within
+from diffkit.sampling.fit import on_grid, reference_times, steps_within
 
 S = schedules.linear()
 MU, STD, DIM = 0.7, 0.2, 3
@@ -65,6 +65,48 @@ def test_the_fit_is_reproducible_for_a_seed():
 
     a, b = fit(), fit()
     assert torch.equal(a, b) and a.dtype == torch.float64 and (a[1:] < a[:-1]).all()
+
+
+def off_grid_is_wrong(model):
+    """``model`` at a discrete schedule's integer steps, wrong by +3 between them: a network
+    trained at those steps only, whose step embedding never saw a fractional one."""
+
+    def net(x, t):
+        t = torch.as_tensor(t, dtype=torch.float64)
+        off = (t - t.round()).abs().gt(1e-6).to(x.dtype).reshape(-1, *[1] * (x.ndim - 1))
+        return model(x, t) + 3.0 * off
+
+    return net
+
+
+def test_a_discrete_model_is_fitted_and_referenced_on_its_integer_steps():
+    S100 = schedules.linear(T=100, beta_end=0.1)  # TimeGrad's schedule
+    exact = ONE.denoiser(S100)
+    net = off_grid_is_wrong(exact)
+    ref_t = reference_times(S100, 500)
+    assert len(ref_t) == 100 and torch.equal(ref_t, ref_t.round())  # at most T, all integer
+    x_T = torch.randn(500, DIM, generator=torch.Generator().manual_seed(3))
+    ref = diffkit.sample(net, x_T, S100, sampler="dpmpp_3m", spacing=ref_t)
+    assert torch.allclose(ref, diffkit.sample(exact, x_T, S100, sampler="dpmpp_3m", spacing=ref_t))
+    log_snr = diffkit.sample(net, x_T, S100, sampler="dpmpp_3m", steps=100, spacing="logsnr")
+    assert (log_snr - ref).abs().mean() > 1  # fractional times: the old reference was off
+
+    g = torch.Generator().manual_seed(0)
+    times = fit_steps(net, S100, sampler="dpmpp_2m", nfe=5, shape=(256, DIM), generator=g,
+                      reference_steps=100, max_evals=120)  # fmt: skip
+    assert torch.equal(times, times.round()) and (times[1:] < times[:-1]).all()
+    x = diffkit.sample(net, x_T, S100, sampler="dpmpp_2m", spacing=times)
+    for spacing in ("trailing", "linspace", "leading"):  # the fixed spacings on the grid
+        fixed = diffkit.sample(net, x_T, S100, sampler="dpmpp_2m", steps=5, spacing=spacing)
+        assert (x - ref).norm(dim=1).mean() < (fixed - ref).norm(dim=1).mean(), spacing
+
+
+def test_on_grid_rounds_and_keeps_the_times_strictly_decreasing():
+    S100 = schedules.linear(T=100)
+    t = torch.tensor([99.0, 50.4, 50.2, 0.6], dtype=torch.float64)
+    assert on_grid(S100, t).tolist() == [99.0, 50.0, 49.0, 1.0]
+    c = torch.tensor([0.9, 0.5004], dtype=torch.float64)
+    assert torch.equal(on_grid(schedules.vp(), c), c)  # a continuous schedule keeps its times
 
 
 def test_samplers_with_several_calls_per_step_get_fewer_steps():
