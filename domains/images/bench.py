@@ -43,8 +43,9 @@ BUDGETS = {
     "quick": {"steps": 1000, "width": 32, "samples": 300, "classifier": 300},
     "full": {"steps": 4000, "width": 32, "samples": 1000, "classifier": 500},
 }
-# MNIST (full suite only) costs about 10x the digits per step and per sample (28x28 px)
-MNIST = {"steps": 800, "width": 32, "samples": 120, "classifier": 300}
+# MNIST (full suite only) costs about 10x the digits per step and per sample (28x28 px), so
+# its fit (a FIT entry) spends a third of the sampling runs on a 100-step reference
+MNIST = {"steps": 800, "width": 32, "samples": 120, "classifier": 300, "fit": ((10,), 200, 10, 100)}
 UNIT = "FD-classifier to held-out images (feature units²)"
 # suite -> budgets whose steps are fitted (of those the run asks for), calibration samples
 # (at most a quarter of the scored ones), sampling runs per fitted step, reference steps
@@ -142,7 +143,8 @@ def run_images(path_of, b: dict, context: Context) -> dict:
     }
     references = {"diffusers": "ok" if have_ref else NOT_INSTALLED, "real images": "ok"}
     notes = [throughput_note(config, train_set, have_ref, context)]
-    notes += fitted_rows(rows, net, diffusion.prediction, schedule, x_T, cond, clf, val, context)
+    notes += fitted_rows(rows, net, diffusion.prediction, schedule, x_T, cond, clf, val, context,
+                         b.get("fit"))  # fmt: skip
     setup = (
         f"Class-conditional U-Net ({trained.summary()['params']} parameters, width "
         f"{b['width']}) trained {b['steps']} steps on {len(train_set)} {shape} images; "
@@ -165,14 +167,16 @@ def run_images(path_of, b: dict, context: Context) -> dict:
     )
 
 
-def fitted_rows(rows, net, prediction, schedule, x_T, cond, clf, val, context) -> list[str]:
+def fitted_rows(
+    rows, net, prediction, schedule, x_T, cond, clf, val, context, budget=None
+) -> list[str]:
     """Add every fixed spacing's and the fitted steps' rows of :data:`fitted.SAMPLER` at
-    :data:`FIT`'s budgets to ``rows`` (the fit on its own calibration noise and labels);
-    returns the notes."""
+    the budgets of ``budget`` (a :data:`FIT` entry; default the suite's) to ``rows`` (the
+    fit on its own calibration noise and labels); returns the notes."""
     sampler, device, n = fitted.SAMPLER, context.device, len(x_T)
     if sampler not in context.samplers:
         return []
-    nfes, size, evals, reference_steps = FIT[context.suite]
+    nfes, size, evals, reference_steps = budget or FIT[context.suite]
     size = min(size, n // 4)
     g = torch.Generator().manual_seed(context.seed + fitted.CALIBRATION_SEED)
     calibration = torch.randn(size, *x_T.shape[1:], generator=g).to(device)
