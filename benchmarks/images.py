@@ -1,7 +1,8 @@
-"""diffkit's image U-Net on MNIST: training throughput against diffusers, then sample quality.
+"""diffkit's image U-Net on MNIST: issue 18's targets (throughput and held-out error against
+diffusers, sample quality judged by two classifiers) in one run.
 
-    python benchmarks/images.py --quick    # about 4 min on a shared 2-core CPU: a smoke run
-    python benchmarks/images.py            # 30 min of training + 1000-step sampling: hours on CPU
+    python benchmarks/images.py --quick    # about 6 min on a shared 2-core CPU: a smoke run
+    python benchmarks/images.py            # issue 18's protocol: ~2 h of one core (below)
     python benchmarks/images.py --quick --budget 600   # quick settings, 10-min models: ~25 min
     python benchmarks/images.py --medium --threads 2   # 15-min pixel model, 200 samples, ~45 min
     python benchmarks/images.py --digits-cli           # the README's digits CLI commands, timed
@@ -14,25 +15,45 @@ for training and the last 2,000 held out. Steps:
    U-Net against diffusers' ``UNet2DModel`` + ``DDPMScheduler`` training loop with the same
    layout (32/64/64 channels, two blocks per level, attention at 7x7; parameter counts within
    10%) at the same batch size, interleaved repeats, best of each.
-2. The pixel model trained by the engine (``diffkit.fit``, as ``diffkit train`` does: AdamW,
+2. Held-out noise-prediction error at equal steps: diffkit's U-Net of the recipe's layout and
+   a ``UNet2DModel`` of the same layout (within 10% in parameters) trained interleaved on the
+   same batches, times and noise (eps loss, AdamW 1e-3), then scored on the held-out images
+   at fixed times with the same noise; the images/s of both in the same loop
+   (:func:`diffkit.domains.images.throughput.held_out_error`).
+3. Two judges trained on the 8,000 training images (:mod:`diffkit.domains.images.judges`,
+   cached): the CNN, whose features give FD-classifier and precision/recall and whose
+   predictions the class accuracy, and an MLP of another architecture, whose class accuracy
+   is reported beside it. "Floor" is the FD of training images against the held-out ones,
+   for 2,000 of them and for as many as samples per row (the targets use the latter).
+4. The pixel model trained by the engine (``diffkit.fit``, as ``diffkit train`` does: AdamW,
    warm-up + cosine decay, EMA) with ``--recipe`` (default ``cpu``, see
    :mod:`diffkit.domains.images.recipes`) for a wall-clock budget (its throughput is probed
    and the cosine schedule set to the steps the budget buys), then FD-classifier /
-   precision / recall / noise tiles of its samples, drawn through the domain's ``generate``
-   (the sample command's path, x0 clipped to the pixel range), against the held-out images
-   with ancestral (DDPM), DDIM 50, DPM-Solver++(2M) 20 and 10; class accuracy at guidance
-   0, 1, 2 and 3; bits/dim from the variational bound on dequantised held-out images.
-3. The latent variant as ``diffkit train --latent`` runs it: the KL autoencoder (4x7x7
+   precision / recall / class accuracy / noise tiles of its samples, drawn through the
+   domain's ``generate`` (the sample command's path, x0 clipped to the pixel range), against
+   the held-out images with ancestral (DDPM), DDIM 50, DPM-Solver++(2M) 20 and 10; the same
+   for DPM-Solver++(2M) 20 at guidance 0, 1, 2 and 3 (1 is the plain conditional draw,
+   reused); bits/dim from the variational bound on dequantised held-out images.
+5. The latent variant as ``diffkit train --latent`` runs it: the KL autoencoder (4x7x7
    latents) trained in the domain's ``prepare``, then a smaller U-Net on its latents by the
-   engine for its budget; samples decoded; FD with DPM-Solver++ 20, accuracy by guidance.
+   engine for its budget; samples decoded; DPM-Solver++(2M) 20 at each guidance scale.
 
-The classifier behind FD, precision/recall and class accuracy is trained on the 8,000
-training images; "floor" is the FD of training images against the held-out ones. Writes
-``benchmarks/results/images[-quick|-medium].{json,md}`` and ``...-inpaint.png`` (held-out
-digits with the right half masked, completed by the pixel model, and the originals), and
-renders the run's table into its section of ``benchmarks/RESULTS.md`` (between the
-``<!-- begin NAME -->`` / ``<!-- end NAME -->`` markers; ``--report-only`` re-renders every
-saved run without training anything).
+Writes ``benchmarks/results/images[-quick|-medium].{json,md}`` with a targets table
+(``images_targets.py``), the DPM-Solver++(2M) 20 grids at the best guidance scale (10x10 of
+28x28, a class per column) as ``images-PRESET-pixel.png`` and ``images-PRESET-latent.png``,
+and ``images-PRESET-inpaint.png`` (held-out digits with the right half masked, completed by
+the pixel model, and the originals); and renders the run's markdown into its section of
+``benchmarks/RESULTS.md`` (between the ``<!-- begin NAME -->`` / ``<!-- end NAME -->``
+markers; ``--report-only`` re-renders every saved run without training anything).
+
+The full preset on one core (``--threads 1``), from the quick run's per-step and per-sample
+CPU times on this 2-core machine while shared: 30 min of pixel and 30 min of latent
+training (wall-clock budgets), the autoencoder's 400 steps (the CLI's default) ~2 min, the
+throughput probes ~1 min, the held-out comparison (300 steps at batch 64 for each library)
+~12 min, the judges (1,000 steps each; cached after) ~4 min, and sampling 300 images per row
+at ~7 ms of CPU per image and network call: the 1,000-step ancestral row ~35 min, the other
+pixel rows and guidance scales ~7 min, bits/dim (100 images x 100 times) ~1 min, the latent
+rows ~1 min: about 2 hours in all (``--samples 200`` takes ~15 min off).
 """
 
 from __future__ import annotations
@@ -50,24 +71,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 
 import diffkit
 from diffkit import schedules
 from diffkit.config import merge
 from diffkit.domains.images.data import mnist_split
 from diffkit.domains.images.domain import auto_ae_channels
-from diffkit.domains.images.evaluate import (
-    class_accuracy,
-    feature_metrics,
-    noise_tiles,
-    save_grid,
-    train_classifier,
-)
+from diffkit.domains.images.evaluate import class_accuracy, feature_metrics, noise_tiles, save_grid
 from diffkit.domains.images.generate import SampleOptions
+from diffkit.domains.images.judges import judges
 from diffkit.domains.images.network import ImageDenoiser
 from diffkit.domains.images.recipes import recipe
 from diffkit.domains.images.score import held_out_bits_per_dim
+from diffkit.domains.images.throughput import diffusers_unet, held_out_error
 from diffkit.domains.images.unet import UNetConfig, count_parameters
 from diffkit.guidance import data_range
 from diffkit.inference import load_model
@@ -76,6 +93,7 @@ from diffkit.runner import resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from images_report import DIGITS, DIGITS_COMMANDS, digits_markdown, markdown, report
+from images_targets import best_guidance
 from results_md import RESULTS, publish, update_section
 from text import TimeBudget
 
@@ -89,40 +107,27 @@ SETTINGS = {
     "quick": {
         "batch": 32, "timed": 4, "budget": 40, "latent_budget": 20, "ae_steps": 40,
         "samples": 32, "ancestral": 100, "classifier": 150, "bpd_images": 32, "bpd_steps": 10,
+        "held_out_steps": 10,
     },
     "medium": {
         "batch": 64, "timed": 6, "budget": 900, "latent_budget": 300, "ae_steps": 600,
         "samples": 200, "ancestral": 1000, "classifier": 600, "bpd_images": 100,
-        "bpd_steps": 100,
+        "bpd_steps": 100, "held_out_steps": 100,
     },
-    "full": {
-        "batch": 64, "timed": 10, "budget": 1800, "latent_budget": 1800, "ae_steps": 2000,
-        "samples": 1000, "ancestral": 1000, "classifier": 1000, "bpd_images": 500,
-        "bpd_steps": 1000,
+    "full": {  # issue 18's protocol; ae_steps is the CLI's default (model.ae_steps)
+        "batch": 64, "timed": 10, "budget": 1800, "latent_budget": 1800, "ae_steps": 400,
+        "samples": 300, "ancestral": 1000, "classifier": 1000, "bpd_images": 100,
+        "bpd_steps": 100, "held_out_steps": 300,
     },
 }  # fmt: skip
-
-
-def diffusers_unet() -> UNet2DModel:
-    """diffusers' U-Net with diffkit's default layout and a class embedding."""
-    return UNet2DModel(
-        sample_size=28,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(32, 64, 64),
-        layers_per_block=2,
-        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        norm_num_groups=32,
-        attention_head_dim=32,
-        num_class_embeds=10,
-    )
+GUIDANCE = (0.0, 1.0, 2.0, 3.0)  # classifier-free guidance scales of DPM-Solver++(2M) 20
 
 
 def throughput(images, labels, batch: int, timed: int) -> dict:
     """Images/s of one training step for each library, interleaved, best step of each."""
     torch.manual_seed(0)
-    ours, theirs = ImageDenoiser(PIXEL, label_dropout=0.1).train(), diffusers_unet().train()
+    ours = ImageDenoiser(PIXEL, label_dropout=0.1).train()
+    theirs = diffusers_unet(PIXEL, 28).train()
     schedule, scheduler = schedules.linear(), DDPMScheduler(num_train_timesteps=1000)
     opts = [torch.optim.AdamW(m.parameters(), lr=1e-4) for m in (ours, theirs)]
     g = torch.Generator().manual_seed(0)
@@ -182,12 +187,16 @@ def throughput_of(net, config, batch: int, timed: int = 3, shape=(1, 28, 28)) ->
     return 1 / best
 
 
+def conditional(name: str) -> dict:
+    """The layers of recipe ``name`` with a class-conditional model."""
+    return merge(recipe(name), {"model": {"class_conditional": True}})
+
+
 def recipe_throughput(batch: int, timed: int) -> dict:
     """Steps/s at 28x28 of each recipe's class-conditional U-Net on its own loss."""
     domain, rates = get_domain("images"), {}
     for name in ("cpu", "ddpm"):
-        layers = merge(recipe(name), {"model": {"class_conditional": True}})
-        config = resolve_config(domain, layers)
+        config = resolve_config(domain, conditional(name))
         rates[name] = throughput_of(domain.build_network(config.model), config, batch, timed)
     return rates
 
@@ -279,17 +288,45 @@ def inpainting_demo(run_state, held_out, path: Path, n: int = 8) -> None:
     save_grid(torch.cat([masked, done.clamp(-1, 1), images]), path, nrow=n, upscale=2)
 
 
-def scored(clf, held_out, x, y, seconds: float) -> dict:
-    return {
-        **feature_metrics(clf, held_out.images, x),
-        "class_accuracy": class_accuracy(clf, x, y),
+def scored(cnn, held_out, x, y, seconds: float, mlp=None) -> dict:
+    """FD, precision/recall and class accuracy by the CNN judge, noise tiles, and the class
+    accuracy by the MLP judge when ``mlp`` is given."""
+    out = {
+        **feature_metrics(cnn, held_out.images, x),
+        "class_accuracy": class_accuracy(cnn, x, y),
         "noise_tiles": int(noise_tiles(x, held_out.images).sum()),
         "seconds": seconds,
     }
+    return out | ({"class_accuracy_mlp": class_accuracy(mlp, x, y)} if mlp is not None else {})
 
 
-def pixel_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: Path) -> dict:
-    layers = merge(recipe(s["recipe"]), {"model": {"class_conditional": True}})
+def judged_by(judged: dict, held_out):
+    """``score(x, y, seconds)``: :func:`scored` by both judges (``judges``' dict)."""
+    return lambda x, y, seconds: scored(judged["cnn"], held_out, x, y, seconds, judged["mlp"])
+
+
+def by_guidance(state, score, n: int, plain, path: Path) -> dict:
+    """DPM-Solver++(2M) 20 scored (``score`` of :func:`judged_by`) at each of GUIDANCE, one
+    draw per scale, and the grid (10x10, a class per column) at :func:`best_guidance` saved
+    to ``path``.
+
+    ``plain`` is the ``(samples, scores)`` of the unguided draw: guidance 1 is the plain
+    conditional model (cfg at scale 1 gives the same prediction at twice the cost).
+    """
+    samples, rows = {}, {}
+    for scale in GUIDANCE:
+        key = f"{scale:g}"
+        if scale == 1.0:
+            samples[key], rows[key] = plain
+            continue
+        x, y, seconds = draw(state, n, "dpmpp_2m", 20, guidance=scale)
+        samples[key], rows[key] = x, score(x, y, seconds)
+    save_grid(samples[best_guidance(rows)][:100], path, nrow=10)
+    return rows
+
+
+def pixel_model(data: Path, held_out, judged, s: dict, prefix: str, out: Path, tmp: Path) -> dict:
+    layers = conditional(s["recipe"])
     layers["model"]["val_fraction"] = 0.01  # selection was done on its own split
     result = {
         "recipe": s["recipe"],
@@ -298,7 +335,7 @@ def pixel_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: P
     }
     state = loaded(tmp / "pixel")
     result["params"] = count_parameters(state[1].unet)
-    rows = {}
+    rows, drawn, score = {}, {}, judged_by(judged, held_out)
     runs = [
         (f"ancestral {s['ancestral']}", "ddpm", s["ancestral"]),
         ("DDIM 50", "ddim", 50),
@@ -308,16 +345,12 @@ def pixel_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: P
     with torch.no_grad():
         for label, sampler, steps in runs:
             x, y, seconds = draw(state, s["samples"], sampler, steps)
-            rows[label] = scored(clf, held_out, x, y, seconds)
-            if label == "DPM-Solver++ 20":
-                save_grid(x[:100], out / f"{name}-pixel.png", nrow=10)
+            rows[label], drawn[label] = score(x, y, seconds), x
         result["samplers"] = rows
-        accuracy = {"1": rows["DPM-Solver++ 20"]["class_accuracy"]}
-        for scale in (0.0, 2.0, 3.0):
-            x, y, _ = draw(state, s["samples"], "dpmpp_2m", 20, guidance=scale)
-            accuracy[f"{scale:g}"] = class_accuracy(clf, x, y)
-        result["class_accuracy_by_guidance"] = dict(sorted(accuracy.items()))
-        inpainting_demo(state, held_out, out / f"{name}-inpaint.png")
+        plain = drawn["DPM-Solver++ 20"], rows["DPM-Solver++ 20"]
+        grid = out / f"{prefix}-pixel.png"
+        result["by_guidance"] = by_guidance(state, score, s["samples"], plain, grid)
+        inpainting_demo(state, held_out, out / f"{prefix}-inpaint.png")
         g = torch.Generator().manual_seed(3)
         bpd_images = held_out.images[: s["bpd_images"]]
         net = state[1]
@@ -333,13 +366,10 @@ def pixel_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: P
     return result
 
 
-def latent_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: Path) -> dict:
+def latent_model(data: Path, held_out, judged, s: dict, prefix: str, out: Path, tmp: Path) -> dict:
     """The CLI's latent path (``--latent``): the autoencoder trained in ``prepare``, then the
     U-Net on its latents, both by the engine."""
-    layers = merge(
-        recipe(s["recipe"]),
-        {"model": LATENT_MODEL | {"ae_steps": s["ae_steps"], "class_conditional": True}},
-    )
+    layers = merge(conditional(s["recipe"]), {"model": LATENT_MODEL | {"ae_steps": s["ae_steps"]}})
     layers["model"]["val_fraction"] = 0.01
     t0 = time.perf_counter()
     training = train_engine(layers, data, tmp / "latent", s["latent_budget"], s["batch"])
@@ -353,14 +383,12 @@ def latent_model(data: Path, held_out, clf, s: dict, name: str, out: Path, tmp: 
         "seconds_with_autoencoder": time.perf_counter() - t0,
         "reconstruction_mse": float(F.mse_loss(net.decode(net.encode(images)), images)),
     }
+    score = judged_by(judged, held_out)
     with torch.no_grad():
         x, y, seconds = draw(state, s["samples"], "dpmpp_2m", 20)
-        result["DPM-Solver++ 20"] = scored(clf, held_out, x, y, seconds)
-        save_grid(x[:100], out / f"{name}-latent.png", nrow=10)
-        result["class_accuracy_by_guidance"] = {}
-        for scale in (0.0, 1.0, 2.0, 3.0):
-            x, y, _ = draw(state, s["samples"], "dpmpp_2m", 20, guidance=scale)
-            result["class_accuracy_by_guidance"][f"{scale:g}"] = class_accuracy(clf, x, y)
+        result["DPM-Solver++ 20"] = score(x, y, seconds)
+        plain, grid = (x, result["DPM-Solver++ 20"]), out / f"{prefix}-latent.png"
+        result["by_guidance"] = by_guidance(state, score, s["samples"], plain, grid)
     return result
 
 
@@ -446,17 +474,27 @@ def main():
     results["throughput"] = throughput(train.images, train.labels, s["batch"], s["timed"])
     results["recipe_steps_per_s"] = recipe_throughput(s["batch"], s["timed"])
     done("throughput")
-    g = torch.Generator().manual_seed(0)
-    clf = train_classifier(train.images, train.labels, steps=s["classifier"], generator=g)
-    results["fd_floor"] = feature_metrics(clf, held_out.images, train.images[:2000])["fd"]
-    done("classifier")
+    unet = resolve_config(get_domain("images"), conditional(s["recipe"])).model.unet()
+    results["held_out_error"] = held_out_error(
+        unet, train.images, train.labels, held_out.images, held_out.labels,
+        steps=s["held_out_steps"], batch=s["batch"],
+    )  # fmt: skip
+    done("held-out error beside diffusers")
+    judged = judges(train.images, train.labels, steps=s["classifier"])
+    cnn, n = judged["cnn"], s["samples"]
+    results["fd_floor"] = feature_metrics(cnn, held_out.images, train.images[:2000])["fd"]
+    at = feature_metrics(cnn, held_out.images, train.images[:n])["fd"]
+    results["fd_floor_at_samples"] = {"n": n, "fd": at}
+    done("judges")
     name = {"quick": "images-quick", "medium": "images-medium"}.get(preset, "images")
+    prefix = f"images-{preset}"  # of the PNGs
     with tempfile.TemporaryDirectory() as tmp:
         data = write_npz(train.images, train.labels, Path(tmp) / "train.npz")
-        results["pixel"] = pixel_model(data, held_out, clf, s, name, args.out, Path(tmp))
+        results["pixel"] = pixel_model(data, held_out, judged, s, prefix, args.out, Path(tmp))
         done("pixel model")
-        results["latent"] = latent_model(data, held_out, clf, s, name, args.out, Path(tmp))
+        results["latent"] = latent_model(data, held_out, judged, s, prefix, args.out, Path(tmp))
         done("latent model")
+    results["grids"] = [f"{prefix}-{kind}.png" for kind in ("pixel", "latent", "inpaint")]
     results["seconds"] = time.time() - t0
     md = markdown(results, name, SETTINGS)
     publish(args.out, name, results, md)  # and RESULTS.md's table of this run

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import images_targets
 from results_md import update_section
 
 SAMPLER_NAMES = {"DPM-Solver++ 20": "DPM-Solver++(2M) 20", "DPM-Solver++ 10": "DPM-Solver++(2M) 10"}
@@ -63,6 +64,8 @@ def markdown(r: dict, name: str, presets: dict) -> str:
         f"{rate['diffusers']:.1f} | {tp['ratio']:.2f}x |",
         "",
     ]
+    if "held_out_error" in r:
+        lines[-1:-1] = held_out_lines(r["held_out_error"])
     if "recipe_steps_per_s" in r:
         by_recipe = ", ".join(f"`{k}` {v:.2f}" for k, v in r["recipe_steps_per_s"].items())
         lines += [f"Training steps/s at 28x28, batch {tp['batch']}: {by_recipe}.", ""]
@@ -78,7 +81,15 @@ def markdown(r: dict, name: str, presets: dict) -> str:
             f"| {label} | {m['fd']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | "
             f"{m['class_accuracy']:.3f} | {tiles} | {m['seconds']:.1f} |"
         )
-    lines += [f"| floor: training vs held-out images | {r['fd_floor']:.1f} | | | | | |", ""]
+    lines.append(f"| floor: training vs held-out images | {r['fd_floor']:.1f} | | | | | |")
+    if "fd_floor_at_samples" in r:
+        at = r["fd_floor_at_samples"]
+        lines.append(
+            f"| floor: {at['n']:,} training vs held-out images | {at['fd']:.1f} | | | | | |"
+        )
+    lines.append("")
+    if "by_guidance" in px:
+        lines += [*guidance_lines(r), ""]
     for what, by in (("pixel", px), ("latent", lat)):
         guidance = by.get("class_accuracy_by_guidance")
         if guidance:
@@ -87,7 +98,45 @@ def markdown(r: dict, name: str, presets: dict) -> str:
                 f"{' / '.join(guidance)}: {' / '.join(f'{v:.2f}' for v in guidance.values())}."
             )
     lines.append(f"Bits/dim (pixel model) {px['bits_per_dim']:.2f}.")
+    if "by_guidance" in px and "held_out_error" in r:
+        lines += ["", images_targets.markdown(r)]
+    if "grids" in r:
+        lines += ["", "Grids: " + ", ".join(f"`benchmarks/results/{g}`" for g in r["grids"]) + "."]
     return "\n".join(lines) + "\n"
+
+
+def held_out_lines(h: dict) -> list[str]:
+    """The held-out comparison's rows of the diffkit-vs-diffusers table (the recipe's layout)."""
+    ours, theirs = h["diffkit"], h["diffusers UNet2DModel"]
+    equal = f"{h['steps']} equal steps, batch {h['batch']}, lr {h['lr']:g}"
+    return [
+        f"| parameters (recipe layout, eps) | {ours['params']:,} | {theirs['params']:,} | "
+        f"{ours['params'] / theirs['params']:.2f} |",
+        f"| training throughput over {equal} (images/s) | {ours['images_per_s']:.1f} | "
+        f"{theirs['images_per_s']:.1f} | {ours['images_per_s'] / theirs['images_per_s']:.2f}x |",
+        f"| held-out eps MSE after them ({len(h['times'])} fixed times) | "
+        f"{ours['held_out_mse']:.4f} | {theirs['held_out_mse']:.4f} | "
+        f"{ours['held_out_mse'] / theirs['held_out_mse']:.2f} |",
+    ]
+
+
+def guidance_lines(r: dict) -> list[str]:
+    """FD and both judges' class accuracy by guidance scale, DPM-Solver++(2M) 20, both models."""
+    px, lat = r["pixel"]["by_guidance"], r["latent"]["by_guidance"]
+    lines = [
+        "DPM-Solver++(2M) 20 by guidance scale (1 is the plain conditional model, the rows "
+        "above; accuracy by the CNN judge and by the MLP judge trained apart):",
+        "",
+        "| guidance | pixel FD | pixel CNN | pixel MLP | latent FD | latent CNN | latent MLP |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scale in px:
+        cells = [
+            f"{m['fd']:.1f} | {m['class_accuracy']:.3f} | {m['class_accuracy_mlp']:.3f}"
+            for m in (px[scale], lat[scale])
+        ]
+        lines.append(f"| {scale} | {cells[0]} | {cells[1]} |")
+    return lines
 
 
 def digits_markdown(r: dict) -> str:

@@ -80,3 +80,55 @@ def test_the_bench_report_becomes_a_results_section_with_its_figures_relinked():
         "### diffkit bench: full suite\n\n#### toy / ring: x\n\n"
         "![toy-ring.png](results/bench-full/toy-ring.png)\n"
     )
+
+
+def scores(fd: float, cnn: float, mlp: float) -> dict:
+    return {"fd": fd, "precision": 0.5, "recall": 0.5, "class_accuracy": cnn,
+            "class_accuracy_mlp": mlp, "noise_tiles": 0, "seconds": 1.0}  # fmt: skip
+
+
+def with_targets() -> dict:
+    """A saved quick run with the keys the targets table reads, at chosen values."""
+    r = json.loads((BENCHMARKS / "results" / "images-quick.json").read_text())
+    r["pixel"]["by_guidance"] = {
+        "0": scores(90, 0.5, 0.5), "1": scores(80, 0.9, 0.9), "2": scores(70, 0.97, 0.96),
+        "3": scores(75, 0.99, 0.94),
+    }  # fmt: skip
+    r["latent"]["by_guidance"] = {k: scores(35, 0.9, 0.8) for k in ("0", "1", "2", "3")}
+    r["pixel"]["samplers"]["DPM-Solver++ 20"]["fd"] = (
+        1.05 * r["pixel"]["samplers"]["ancestral 100"]["fd"]
+    )
+    r["fd_floor_at_samples"] = {"n": 300, "fd": 20.0}
+    r["held_out_error"] = {
+        "steps": 300, "batch": 64, "lr": 1e-3, "times": [50, 150],
+        "diffkit": {"params": 10, "images_per_s": 60.0, "held_out_mse": 0.05},
+        "diffusers UNet2DModel": {"params": 10, "images_per_s": 50.0, "held_out_mse": 0.04},
+    }  # fmt: skip
+    return r
+
+
+def test_the_targets_table_judges_each_target_at_the_scale_it_names():
+    import images_targets
+
+    r = with_targets()
+    assert images_targets.best_guidance(r["pixel"]["by_guidance"]) == "2"  # min(.97, .96) best
+    assert images_targets.best_guidance(r["latent"]["by_guidance"]) == "0"  # a tie: the lowest
+    table = images_targets.markdown(r).splitlines()
+    verdicts = {line.split(" | ")[0][2:]: line.rsplit(" | ", 1)[1][:-2] for line in table[4:]}
+    assert verdicts == {
+        "pixel: class accuracy >= 0.95 (CNN judge)": "met",
+        "pixel: class accuracy >= 0.95 (MLP judge)": "met",
+        "latent: class accuracy >= 0.95 (CNN judge)": "**missed**",
+        "latent: class accuracy >= 0.95 (MLP judge)": "**missed**",
+        "pixel: FD <= 3x floor": "**missed**",  # 70 > 3 x 20: at guidance 2, the lowest FD
+        "latent: FD <= 2x floor": "met",
+        "pixel: DPM-Solver++(2M) 20 FD <= 1.1x ancestral 100": "met",
+        "throughput >= diffusers' (recipe layout, 300 equal steps, batch 64)": "met",
+        f"throughput >= diffusers' (DDPM layout, best of {r['settings']['timed']} steps)": (
+            "met" if r["throughput"]["ratio"] >= 1 else "**missed**"
+        ),
+        "held-out eps MSE <= diffusers' (300 equal steps, batch 64)": "**missed**",
+    }
+    md = images_report.markdown(r, "images-quick", PRESETS)
+    assert "| guidance | pixel FD |" in md and "| target | figure |" in md
+    assert "| floor: 300 training vs held-out images | 20.0 |" in md

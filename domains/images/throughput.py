@@ -1,18 +1,24 @@
-"""Training throughput: diffkit's U-Net beside diffusers' ``UNet2DModel`` of the same layout.
+"""diffkit's U-Net beside diffusers' ``UNet2DModel`` of the same layout: speed and error.
 
 Both networks get the same widths per level, residual blocks per level, attention levels,
 group norm and class conditioning, and train the same way for the same steps: eps loss on
-DDPM's linear schedule, AdamW, one batch of real images, on one thread. What differs is the
-implementation, so images per second compare the libraries and not the recipe.
+DDPM's linear schedule, AdamW, on one thread. What differs is the implementation, so images
+per second (:func:`compare`: one batch of real images) and the held-out noise-prediction
+error after equal steps (:func:`held_out_error`: the same batches, times and noise for both)
+compare the libraries and not the recipe.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from diffkit import schedules
+
+from .unet import UNet, count_parameters
 
 
 def diffusers_unet(unet_config, image_size: int):
@@ -39,6 +45,24 @@ def diffusers_unet(unet_config, image_size: int):
     )
 
 
+def noised(schedule, images, t, eps):
+    """``x_t = alpha(t) * x_0 + sigma(t) * eps`` for images (B, C, H, W) at integer steps t (B,)."""
+    alpha, sigma = (v.float().view(-1, 1, 1, 1) for v in schedule.alpha_sigma(t.float()))
+    return alpha * images + sigma * eps
+
+
+def pair(unet_config, image_size: int, seed: int = 0) -> dict[str, tuple[nn.Module, Callable]]:
+    """Both U-Nets of one layout, initialised from ``seed`` (the global RNG is left as it was),
+    each with its eps predictor ``predict(x_t, t, y)`` at DDPM's integer steps ``t``."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        ours, theirs = UNet(unet_config), diffusers_unet(unet_config, image_size)
+    return {
+        "diffkit": (ours, lambda x, t, y: ours(x, t.float(), y)),
+        "diffusers UNet2DModel": (theirs, lambda x, t, y: theirs(x, t, class_labels=y).sample),
+    }
+
+
 def train_rate(predict, params, images, labels, *, steps: int, seed: int = 0) -> float:
     """Images per second of ``steps`` eps-loss AdamW steps (after two warm-up steps).
 
@@ -51,9 +75,8 @@ def train_rate(predict, params, images, labels, *, steps: int, seed: int = 0) ->
 
     def step():
         t = torch.randint(0, schedule.T, (B,), generator=g)
-        alpha, sigma = (v.float() for v in schedule.alpha_sigma(t.float()))
         eps = torch.randn(images.shape, generator=g)
-        x_t = alpha.view(-1, 1, 1, 1) * images + sigma.view(-1, 1, 1, 1) * eps
+        x_t = noised(schedule, images, t, eps)
         loss = (predict(x_t, t, labels) - eps).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -69,26 +92,66 @@ def train_rate(predict, params, images, labels, *, steps: int, seed: int = 0) ->
 
 def compare(unet_config, images, labels, *, steps: int = 10, seed: int = 0) -> dict:
     """Parameters and training images/s of both U-Nets on ``images`` (B, C, H, W)."""
-    from .unet import UNet
-
-    torch.manual_seed(seed)
-    ours = UNet(unet_config)
-    theirs = diffusers_unet(unet_config, images.shape[-1])
     y = labels if unet_config.num_classes is not None else None
-    rate_ours = train_rate(
-        lambda x, t, lab: ours(x, t.float(), lab), ours.parameters(), images, y, steps=steps
-    )
-    rate_theirs = train_rate(
-        lambda x, t, lab: theirs(x, t, class_labels=lab).sample,
-        theirs.parameters(),
-        images,
-        y,
-        steps=steps,
-    )
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    return {
-        "diffkit": {"params": count(ours), "images_per_s": rate_ours},
-        "diffusers UNet2DModel": {"params": count(theirs), "images_per_s": rate_theirs},
-        "batch": images.shape[0],
-        "steps": steps,
-    }
+    out = {}
+    for name, (net, predict) in pair(unet_config, images.shape[-1], seed).items():
+        rate = train_rate(predict, net.parameters(), images, y, steps=steps)
+        out[name] = {"params": count_parameters(net), "images_per_s": rate}
+    return out | {"batch": images.shape[0], "steps": steps}
+
+
+HELD_OUT_TIMES = tuple(range(50, 1000, 100))  # image i is noised to step HELD_OUT_TIMES[i % 10]
+
+
+def held_out_error(
+    unet_config,
+    images,
+    labels,
+    held_out,
+    held_out_labels,
+    *,
+    steps: int,
+    batch: int,
+    lr: float = 1e-3,
+    seed: int = 0,
+    times: tuple[int, ...] = HELD_OUT_TIMES,
+) -> dict:
+    """Held-out eps MSE of both U-Nets after ``steps`` equal training steps, and their speed.
+
+    The two train interleaved, step by step, on the same batches of ``images`` (N, C, H, W),
+    times and noise (eps loss, AdamW at a constant ``lr``), so their images/s (the first
+    step, a warm-up, left out) are measured under the same load. Then each predicts the
+    noise of ``held_out`` noised at the fixed ``times`` with the same noise (seed + 1).
+    """
+    schedule, nets = schedules.linear(), pair(unet_config, images.shape[-1], seed)
+    opts = {name: torch.optim.AdamW(net.parameters(), lr=lr) for name, (net, _) in nets.items()}
+    seconds = dict.fromkeys(nets, 0.0)
+    g = torch.Generator().manual_seed(seed)
+    for i in range(steps + 1):
+        index = torch.randint(len(images), (batch,), generator=g)
+        t = torch.randint(0, schedule.T, (batch,), generator=g)
+        eps = torch.randn((batch, *images.shape[1:]), generator=g)
+        x_t, y = noised(schedule, images[index], t, eps), labels[index]
+        for name, (_, predict) in nets.items():
+            t0 = time.perf_counter()
+            loss = (predict(x_t, t, y) - eps).pow(2).mean()
+            opts[name].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[name].step()
+            seconds[name] += (time.perf_counter() - t0) if i else 0.0
+    g = torch.Generator().manual_seed(seed + 1)
+    t = torch.tensor(times)[torch.arange(len(held_out)) % len(times)]  # (N,)
+    eps = torch.randn(held_out.shape, generator=g)
+    x_t = noised(schedule, held_out, t, eps)
+    out = {"steps": steps, "batch": batch, "lr": lr, "times": list(times)}
+    for name, (net, predict) in nets.items():
+        with torch.no_grad():
+            net.eval()
+            chunks = zip(x_t.split(500), t.split(500), held_out_labels.split(500), strict=True)
+            pred = torch.cat([predict(*chunk) for chunk in chunks])
+        out[name] = {
+            "params": count_parameters(net),
+            "images_per_s": steps * batch / seconds[name] if steps else float("nan"),
+            "held_out_mse": float((pred - eps).pow(2).mean()),
+        }
+    return out

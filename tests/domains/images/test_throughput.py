@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from diffkit.domains.images.throughput import compare, diffusers_unet
+from diffkit.domains.images.throughput import compare, diffusers_unet, held_out_error
 from diffkit.domains.images.unet import SelfAttention, UNet, UNetConfig
 
 pytest.importorskip("diffusers")
@@ -41,3 +41,19 @@ def test_compare_reports_finite_rates_for_both():
     for name in ("diffkit", "diffusers UNet2DModel"):
         assert math.isfinite(out[name]["images_per_s"]) and out[name]["images_per_s"] > 0
         assert out[name]["params"] > 0
+
+
+def test_held_out_error_trains_both_alike_and_is_a_pure_function_of_its_seed():
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(16, 1, 8, 8, generator=g) * 2 - 1, torch.arange(16) % 10
+
+    def run():
+        return held_out_error(LAYOUTS[0], images, labels, images[:6], labels[:6], steps=2, batch=4)
+
+    first, again = run(), run()
+    for name in ("diffkit", "diffusers UNet2DModel"):
+        m = first[name]
+        assert m["params"] > 0 and m["images_per_s"] > 0
+        assert math.isfinite(m["held_out_mse"]) and m["held_out_mse"] > 0
+        assert m["held_out_mse"] == again[name]["held_out_mse"]
+    assert first["steps"] == 2 and first["batch"] == 4
