@@ -49,11 +49,12 @@ markers; ``--report-only`` re-renders every saved run without training anything)
 The full preset on one core (``--threads 1``), from the quick run's per-step and per-sample
 CPU times on this 2-core machine while shared: 30 min of pixel and 30 min of latent
 training (wall-clock budgets), the autoencoder's 400 steps (the CLI's default) ~2 min, the
-throughput probes ~1 min, the held-out comparison (300 steps at batch 64 for each library)
-~12 min, the judges (1,000 steps each; cached after) ~4 min, and sampling 300 images per row
-at ~7 ms of CPU per image and network call: the 1,000-step ancestral row ~35 min, the other
-pixel rows and guidance scales ~7 min, bits/dim (100 images x 100 times) ~1 min, the latent
-rows ~1 min: about 2 hours in all (``--samples 200`` takes ~15 min off).
+throughput probes ~1 min, the held-out comparison (200 steps at batch 64 for each library)
+~8 min, the judges (1,000 steps each; cached after) ~4 min, and sampling 200 images per row
+at ~7 ms of CPU per image and network call: the 1,000-step ancestral row ~23 min, the other
+pixel rows and guidance scales ~5 min, bits/dim (100 images x 100 times) ~1 min, the latent
+rows ~1 min: about 105 minutes in all. After each stage the results so far are written to
+``$TMPDIR/images-partial.json``, so a stopped run still leaves its measurements.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ SETTINGS = {
     },
     "full": {  # issue 18's protocol; ae_steps is the CLI's default (model.ae_steps)
         "batch": 64, "timed": 10, "budget": 1800, "latent_budget": 1800, "ae_steps": 400,
-        "samples": 300, "ancestral": 1000, "classifier": 1000, "bpd_images": 100,
-        "bpd_steps": 100, "held_out_steps": 300,
+        "samples": 200, "ancestral": 1000, "classifier": 1000, "bpd_images": 100,
+        "bpd_steps": 100, "held_out_steps": 200,
     },
 }  # fmt: skip
 GUIDANCE = (0.0, 1.0, 2.0, 3.0)  # classifier-free guidance scales of DPM-Solver++(2M) 20
@@ -464,13 +465,16 @@ def main():
         s["classifier"] = args.classifier
     s["recipe"] = args.recipe
     t0 = time.time()
+    name = {"quick": "images-quick", "medium": "images-medium"}.get(preset, "images")
+    command = " ".join(["python benchmarks/images.py", *sys.argv[1:]])
+    results = {"command": command, "settings": s, "threads": args.threads}
+    partial = Path(tempfile.gettempdir()) / f"{name}-partial.json"  # what a stopped run did
 
     def done(what: str) -> None:
         print(f"{time.time() - t0:6.0f} s  {what}", flush=True)
+        partial.write_text(json.dumps(results, indent=1, default=str))
 
     train, held_out = mnist_split(args.data)
-    command = " ".join(["python benchmarks/images.py", *sys.argv[1:]])
-    results = {"command": command, "settings": s, "threads": args.threads}
     results["throughput"] = throughput(train.images, train.labels, s["batch"], s["timed"])
     results["recipe_steps_per_s"] = recipe_throughput(s["batch"], s["timed"])
     done("throughput")
@@ -486,7 +490,6 @@ def main():
     at = feature_metrics(cnn, held_out.images, train.images[:n])["fd"]
     results["fd_floor_at_samples"] = {"n": n, "fd": at}
     done("judges")
-    name = {"quick": "images-quick", "medium": "images-medium"}.get(preset, "images")
     prefix = f"images-{preset}"  # of the PNGs
     with tempfile.TemporaryDirectory() as tmp:
         data = write_npz(train.images, train.labels, Path(tmp) / "train.npz")
