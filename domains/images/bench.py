@@ -40,7 +40,7 @@ from .recipes import RECIPES
 # suite -> training steps, U-Net width, samples per point, classifier steps
 BUDGETS = {
     "smoke": {"steps": 300, "width": 16, "samples": 100, "classifier": 200},
-    "quick": {"steps": 1000, "width": 32, "samples": 300, "classifier": 300},
+    "quick": {"steps": 500, "width": 32, "samples": 200, "classifier": 300},
     "full": {"steps": 4000, "width": 32, "samples": 1000, "classifier": 500},
 }
 # MNIST (full suite only) costs about 10x the digits per step and per sample (28x28 px), so
@@ -49,7 +49,7 @@ MNIST = {"steps": 800, "width": 32, "samples": 120, "classifier": 300, "fit": ((
 UNIT = "FD-classifier to held-out images (feature units²)"
 # suite -> budgets whose steps are fitted (of those the run asks for), calibration samples
 # (at most a quarter of the scored ones), sampling runs per fitted step, reference steps
-FIT = {"smoke": ((10,), 20, 2, 20), "quick": ((10,), 100, 20, 100), "full": ((10,), 200, 30, 200)}
+FIT = {"smoke": ((10,), 20, 2, 20), "quick": ((10,), 50, 8, 100), "full": ((10,), 200, 30, 200)}
 
 
 def scores(clf, val_images, x, labels) -> dict[str, float]:

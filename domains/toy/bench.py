@@ -22,10 +22,10 @@ from diffkit.bench import diffusers_ref as ref
 
 from . import overhead, targets, trained
 
-SAMPLES = {"smoke": 2000, "quick": 10_000, "full": 20_000}
+SAMPLES = {"smoke": 2000, "quick": 6000, "full": 20_000}
 FIT_NFES = (5, 10)  # the budgets whose steps are fitted (of those the run asks for)
 # suite -> calibration samples of a fit, and its sampling runs per fitted step
-FIT = {"smoke": (256, 12), "quick": (2048, 80), "full": (2048, 80)}
+FIT = {"smoke": (256, 12), "quick": (1024, 40), "full": (2048, 80)}
 UNIT = "sliced W1 to exact samples (data units)"
 
 
