@@ -40,7 +40,7 @@ from .recipes import RECIPES
 # suite -> training steps, U-Net width, samples per point, classifier steps
 BUDGETS = {
     "smoke": {"steps": 300, "width": 16, "samples": 100, "classifier": 200},
-    "quick": {"steps": 500, "width": 32, "samples": 200, "classifier": 300},
+    "quick": {"steps": 400, "width": 32, "samples": 150, "classifier": 300},
     "full": {"steps": 4000, "width": 32, "samples": 1000, "classifier": 500},
 }
 # MNIST (full suite only) costs about 10x the digits per step and per sample (28x28 px), so

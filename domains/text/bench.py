@@ -34,7 +34,7 @@ from .options import TextSampleOptions
 # suite -> training steps per model, network size, samples per point, grammar texts
 BUDGETS = {
     "smoke": {"steps": 100, "width": 64, "depth": 2, "samples": 64, "n_train": 2000},
-    "quick": {"steps": 200, "width": 128, "depth": 4, "samples": 96, "n_train": 5000},
+    "quick": {"steps": 150, "width": 128, "depth": 4, "samples": 96, "n_train": 5000},
     "full": {"steps": 3000, "width": 128, "depth": 4, "samples": 512, "n_train": 5000},
 }
 MASKED_SAMPLERS = ("ancestral", "maskgit")

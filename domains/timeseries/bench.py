@@ -44,13 +44,13 @@ from .windows import WindowDataset
 # suite -> training steps, batch, horizon, test windows, sample paths, DeepAR
 BUDGETS = {
     "smoke": {"steps": 150, "batch": 32, "horizon": 12, "windows": 2, "paths": 32, "deepar": 0},
-    "quick": {"steps": 400, "batch": 64, "horizon": 24, "windows": 4, "paths": 50, "deepar": 1},
+    "quick": {"steps": 300, "batch": 64, "horizon": 24, "windows": 4, "paths": 50, "deepar": 1},
     "full": {"steps": 2000, "batch": 64, "horizon": 24, "windows": 7, "paths": 100, "deepar": 1},
 }
 UNIT = "CRPS-sum (relative to the sum's scale)"
 # suite -> budgets whose steps are fitted (of those the run asks for), calibration windows
 # (from the training range), sample paths per window, and sampling runs per fitted step
-FIT = {"smoke": ((5,), 1, 8, 2), "quick": ((10,), 1, 16, 10), "full": ((10,), 2, 16, 15)}
+FIT = {"smoke": ((5,), 1, 8, 2), "quick": ((10,), 1, 16, 6), "full": ((10,), 2, 16, 15)}
 REFERENCE_STEPS = {"smoke": 20, "quick": 100, "full": 100}  # of the fit's reference solve
 METRICS = ("crps_sum", "crps")
 

@@ -15,7 +15,7 @@ from diffkit.bench.train import train
 from diffkit.config import DiffusionConfig
 
 # suite -> training steps of the MLP (the bench's plain loop, batch 256, lr 1e-3)
-STEPS = {"quick": 1200, "full": 4000}
+STEPS = {"quick": 800, "full": 4000}
 
 
 def mlp(steps: int, mix, schedule, context) -> tuple:
