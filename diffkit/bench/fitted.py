@@ -22,7 +22,7 @@ import torch
 
 from diffkit.bench.case import row
 from diffkit.errors import ConfigError
-from diffkit.sampling.fit import REFERENCE_SAMPLER, fit_times, reference_times
+from diffkit.sampling.fit import REFERENCE_SAMPLER, fit_times, reference_spacing, reference_times
 from diffkit.sampling.timesteps import SPACINGS
 from diffkit.schedules import Schedule
 
@@ -106,7 +106,7 @@ def fit_run(
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     record = {k: v for k, v in res.to_json().items() if k not in ("times", "seconds")}
     record["reference_steps"] = len(ref_times)
-    record["reference_spacing"] = "trailing" if schedule.discrete else "logsnr"
+    record["reference_spacing"] = reference_spacing(schedule)
     return Fitted(times=res.times, cpu_s=cpu, wall_s=wall, record=record)
 
 

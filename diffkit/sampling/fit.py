@@ -54,9 +54,14 @@ def reference_times(schedule: Schedule, steps: int) -> Tensor:
     TimeGrad model of T=100 solved on 100 fractional log-SNR times scored CRPS-sum 0.199
     on the bench's VAR, against 0.028 for 10 integer steps: the model is wrong off its grid.)
     """
-    if schedule.discrete:
-        return timesteps(schedule, min(int(steps), schedule.T), "trailing")
-    return timesteps(schedule, steps, "logsnr")
+    n = min(int(steps), schedule.T) if schedule.discrete else steps
+    return timesteps(schedule, n, reference_spacing(schedule))
+
+
+def reference_spacing(schedule: Schedule) -> str:
+    """The spacing of :func:`reference_times`: ``trailing`` integer steps on a discrete
+    schedule, ``logsnr`` on a continuous one."""
+    return "trailing" if schedule.discrete else "logsnr"
 
 
 def on_grid(schedule: Schedule, times: Tensor) -> Tensor:

@@ -63,6 +63,14 @@ def pair(unet_config, image_size: int, seed: int = 0) -> dict[str, tuple[nn.Modu
     }
 
 
+def eps_step(predict, opt, x_t, t, y, eps) -> None:
+    """One eps-loss optimiser step of ``predict(x_t, t, y)``."""
+    loss = (predict(x_t, t, y) - eps).pow(2).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def train_rate(predict, params, images, labels, *, steps: int, seed: int = 0) -> float:
     """Images per second of ``steps`` eps-loss AdamW steps (after two warm-up steps).
 
@@ -76,11 +84,7 @@ def train_rate(predict, params, images, labels, *, steps: int, seed: int = 0) ->
     def step():
         t = torch.randint(0, schedule.T, (B,), generator=g)
         eps = torch.randn(images.shape, generator=g)
-        x_t = noised(schedule, images, t, eps)
-        loss = (predict(x_t, t, labels) - eps).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        eps_step(predict, opt, noised(schedule, images, t, eps), t, labels, eps)
 
     for _ in range(2):
         step()
@@ -134,10 +138,7 @@ def held_out_error(
         x_t, y = noised(schedule, images[index], t, eps), labels[index]
         for name, (_, predict) in nets.items():
             t0 = time.perf_counter()
-            loss = (predict(x_t, t, y) - eps).pow(2).mean()
-            opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[name].step()
+            eps_step(predict, opts[name], x_t, t, y, eps)
             seconds[name] += (time.perf_counter() - t0) if i else 0.0
     g = torch.Generator().manual_seed(seed + 1)
     t = torch.tensor(times)[torch.arange(len(held_out)) % len(times)]  # (N,)
