@@ -7,6 +7,7 @@ diffusers, sample quality judged by two classifiers) in one run.
     python benchmarks/images.py --medium --threads 2   # 15-min pixel model, 200 samples, ~45 min
     python benchmarks/images.py --digits-cli           # the README's digits CLI commands, timed
     python benchmarks/images.py --report-only          # re-render RESULTS.md from results/*.json
+    python benchmarks/images.py --comparison-only      # steps 1-2 again into images.json, ~10 min
 
 Data: the MNIST test split from ``../shared/data/mnist`` (``--data``), its first 8,000 images
 for training and the last 2,000 held out. Steps:
@@ -418,6 +419,34 @@ def digits_cli(out: Path, threads: int) -> dict:
     return result
 
 
+def library_comparison(train, held_out, s: dict) -> dict:
+    """Steps 1 and 2: throughput and held-out error of diffkit's U-Net beside diffusers'."""
+    unet = resolve_config(get_domain("images"), conditional(s["recipe"])).model.unet()
+    return {
+        "throughput": throughput(train.images, train.labels, s["batch"], s["timed"]),
+        "recipe_steps_per_s": recipe_throughput(s["batch"], s["timed"]),
+        "held_out_error": held_out_error(
+            unet, train.images, train.labels, held_out.images, held_out.labels,
+            steps=s["held_out_steps"], batch=s["batch"],
+        ),
+    }  # fmt: skip
+
+
+def rerun_comparison(path: Path, train, held_out, command: str, t0: float) -> None:
+    """Measure steps 1 and 2 again into the saved run ``path``, saying which commit did."""
+    if not path.exists():
+        sys.exit(f"error: {path} does not exist; run the preset in full first.")
+    results = json.loads(path.read_text())
+    results |= library_comparison(train, held_out, results["settings"])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    results["comparison_rerun"] = {
+        "command": command, "commit": commit or "unknown", "seconds": time.time() - t0,
+    }  # fmt: skip
+    path.write_text(json.dumps(results, indent=1, default=str))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of about 4 minutes")
@@ -436,6 +465,12 @@ def main():
     )
     parser.add_argument(
         "--report-only", action="store_true", help="re-render RESULTS.md from the saved JSON"
+    )
+    parser.add_argument(
+        "--comparison-only",
+        action="store_true",
+        help="rerun only the throughput and held-out comparison with diffusers (~10 min) "
+        "into the preset's saved JSON",
     )
     parser.add_argument(
         "--digits-cli", action="store_true", help="time the README's digits commands (~3 min)"
@@ -475,15 +510,12 @@ def main():
         partial.write_text(json.dumps(results, indent=1, default=str))
 
     train, held_out = mnist_split(args.data)
-    results["throughput"] = throughput(train.images, train.labels, s["batch"], s["timed"])
-    results["recipe_steps_per_s"] = recipe_throughput(s["batch"], s["timed"])
-    done("throughput")
-    unet = resolve_config(get_domain("images"), conditional(s["recipe"])).model.unet()
-    results["held_out_error"] = held_out_error(
-        unet, train.images, train.labels, held_out.images, held_out.labels,
-        steps=s["held_out_steps"], batch=s["batch"],
-    )  # fmt: skip
-    done("held-out error beside diffusers")
+    if args.comparison_only:
+        rerun_comparison(args.out / f"{name}.json", train, held_out, command, t0)
+        print("rendered", ", ".join(report(args.out, SETTINGS)), "into", RESULTS)
+        return
+    results |= library_comparison(train, held_out, s)
+    done("throughput and held-out error beside diffusers")
     judged = judges(train.images, train.labels, steps=s["classifier"])
     cnn, n = judged["cnn"], s["samples"]
     results["fd_floor"] = feature_metrics(cnn, held_out.images, train.images[:2000])["fd"]

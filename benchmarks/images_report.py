@@ -66,6 +66,14 @@ def markdown(r: dict, name: str, presets: dict) -> str:
     ]
     if "held_out_error" in r:
         lines[-1:-1] = held_out_lines(r["held_out_error"])
+    if "comparison_rerun" in r:
+        again = r["comparison_rerun"]
+        lines += [
+            f"The two tables above and the steps/s line were measured again at commit "
+            f"{again['commit']} by `{again['command']}` ({again['seconds'] / 60:.0f} min); "
+            "the rest of the run is the first command's.",
+            "",
+        ]
     if "recipe_steps_per_s" in r:
         by_recipe = ", ".join(f"`{k}` {v:.2f}" for k, v in r["recipe_steps_per_s"].items())
         lines += [f"Training steps/s at 28x28, batch {tp['batch']}: {by_recipe}.", ""]

@@ -164,3 +164,31 @@ def test_config_round_trips_through_json():
     config = UNetConfig(num_classes=10, channel_mults=(1, 2, 2, 2))
     again = UNetConfig(**json.loads(json.dumps(dataclasses.asdict(config))))
     assert again == config and hash(again) == hash(config)
+
+
+def _attention_by_hand(attn, x: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v per head over the H*W positions, written out with einsum."""
+    b, c, h, w = x.shape
+    heads, d = attn.heads, c // attn.heads
+    tokens = attn.norm(x).reshape(b, c, h * w).permute(0, 2, 1)  # (B, N, C)
+    q, k, v = (tokens @ attn.qkv.weight.T + attn.qkv.bias).split(c, dim=-1)  # (B, N, C) each
+    q, k, v = (m.reshape(b, h * w, heads, d) for m in (q, k, v))  # (B, N, heads, d)
+    weights = torch.einsum("bnhd,bmhd->bhnm", q, k).div(d**0.5).softmax(-1)
+    out = torch.einsum("bhnm,bmhd->bnhd", weights, v).reshape(b, h * w, c)
+    out = out @ attn.proj.weight.T + attn.proj.bias  # (B, N, C)
+    return x + out.permute(0, 2, 1).reshape(b, c, h, w)
+
+
+def test_self_attention_is_multi_head_softmax_attention_and_reads_1x1_conv_weights():
+    from diffkit.domains.images.unet import SelfAttention
+
+    attn = randomised(SelfAttention(16, head_channels=8, groups=8))  # two heads
+    x = torch.randn(3, 16, 4, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), _attention_by_hand(attn, x), atol=1e-5, rtol=1e-5)
+        # a checkpoint of the former layout stored the projections as (out, in, 1, 1) convs
+        legacy = {k: v[..., None, None] if k.endswith("qkv.weight") or k.endswith("proj.weight")
+                  else v for k, v in attn.state_dict().items()}  # fmt: skip
+        fresh = SelfAttention(16, head_channels=8, groups=8)
+        fresh.load_state_dict(legacy)
+        torch.testing.assert_close(fresh(x), attn(x), atol=0, rtol=0)
