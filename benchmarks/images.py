@@ -437,10 +437,10 @@ def rerun_comparison(path: Path, train, held_out, command: str, t0: float) -> No
     if not path.exists():
         sys.exit(f"error: {path} does not exist; run the preset in full first.")
     results = json.loads(path.read_text())
-    results |= library_comparison(train, held_out, results["settings"])
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    ).stdout.strip()  # the code measured: read before the measurement, not after
+    results |= library_comparison(train, held_out, results["settings"])
     results["comparison_rerun"] = {
         "command": command, "commit": commit or "unknown", "seconds": time.time() - t0,
     }  # fmt: skip

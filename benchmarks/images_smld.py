@@ -1,6 +1,6 @@
 """The SMLD row: the images U-Net on the VE (NCSN) schedule beside the VP model, by the CLI.
 
-    python benchmarks/images_smld.py --runs /tmp/smld     # ~30 min on the shared 2-core CPU
+    python benchmarks/images_smld.py --runs /tmp/smld     # ~30 min on one core
     python benchmarks/images_smld.py --report-only
 
 Both models are trained by ``diffkit train`` on the built-in 8x8 digits, class-conditional,
@@ -43,7 +43,7 @@ MODELS = {
 # each row costs its calls x 4 sampling passes (guidance 0, 1, 3 and the plain samples)
 ROWS = {
     "VP (default)": [("dpmpp_2m", 20)],
-    "SMLD (VE)": [("dpmpp_2m", 20), ("langevin", 20), ("pc", 50)],
+    "SMLD (VE)": [("dpmpp_2m", 20), ("langevin", 20), ("langevin", 200), ("pc", 50), ("pc", 200)],
 }
 
 
@@ -94,11 +94,12 @@ def run(steps: int, tmp: Path, samples: int, reuse_only: bool = False) -> dict:
 
 def markdown(r: dict) -> str:
     lines = [
+        *([f"`{r['command']}`.", ""] if "command" in r else []),
         f"Built-in 8x8 digits, class-conditional, {r['steps']} training steps per model at "
         f"batch 64 by `diffkit train`, scored by `diffkit evaluate` ({r['samples']} samples "
         "against the held-out digits; accuracy by the CNN judge / the perceptron judge). "
         "Calls: network calls per sample without guidance (guidance > 0 doubles them). "
-        "Shared 2-core CPU, 1 thread, other jobs running: seconds are noisy.",
+        "2-core CPU, 1 torch thread per process; seconds are noisy when other processes run.",
         "",
         "| model | sampler | calls | FD (floor) | accuracy g0 | g1 | g3 | noise tiles | s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -140,6 +141,7 @@ def main():
     else:
         with tempfile.TemporaryDirectory() as tmp:
             results = run(args.steps, Path(tmp), args.samples)
+    if not args.report_only:
         results["command"] = " ".join(["python benchmarks/images_smld.py", *sys.argv[1:]])
     md = markdown(results)
     publish(OUT, NAME, results, md)
