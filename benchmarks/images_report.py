@@ -69,7 +69,8 @@ def markdown(r: dict, name: str, presets: dict) -> str:
     if "comparison_rerun" in r:
         again = r["comparison_rerun"]
         lines += [
-            f"The two tables above and the steps/s line were measured again at commit "
+            f"The library comparison above, the steps/s line below and the throughput and "
+            f"held-out targets were measured again at commit "
             f"{again['commit']} by `{again['command']}` ({again['seconds'] / 60:.0f} min); "
             "the rest of the run is the first command's.",
             "",
