@@ -52,6 +52,23 @@ def spacing_option():
     return typer.Option(None, help=SPACING_HELP)
 
 
+def given_options(pairs):
+    """:func:`diffkit.sampling.given.given_options`, imported when a command runs (importing
+    the samplers loads torch, which the command line's start does not)."""
+    from diffkit.sampling.given import given_options as hold
+
+    return hold(pairs)
+
+
+def sampler_option_option():
+    return typer.Option(
+        None,
+        "--sampler-option",
+        help="A sampler option as KEY=VALUE, repeatable: step_lr=1e-4 for langevin, eta=0.5 "
+        "for ddim, snr=0.1 for pc (an unknown KEY lists the sampler's options).",
+    )
+
+
 # the values of the checkpoint domain's own flags that the user gave (set by DomainCommand)
 DOMAIN_OPTIONS: ContextVar[dict] = ContextVar("domain_options", default={})  # noqa: B039
 
@@ -290,6 +307,7 @@ def sample(
     ema: bool = ema_option(),
     device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    sampler_option: Optional[list[str]] = sampler_option_option(),
 ) -> None:
     """Draw samples from a trained checkpoint and save them.
 
@@ -300,17 +318,18 @@ def sample(
 
     set_threads(threads)
     check_output_file(out)
-    samples = sample_checkpoint(
-        checkpoint,
-        n,
-        sampler=sampler,
-        steps=steps,
-        seed=seed,
-        ema=ema,
-        options=DOMAIN_OPTIONS.get(),
-        device=device,
-        spacing=spacing,
-    )
+    with given_options(sampler_option):
+        samples = sample_checkpoint(
+            checkpoint,
+            n,
+            sampler=sampler,
+            steps=steps,
+            seed=seed,
+            ema=ema,
+            options=DOMAIN_OPTIONS.get(),
+            device=device,
+            spacing=spacing,
+        )
     from diffkit.checkpoint import describe, load_checkpoint
     from diffkit.registry import get_domain
 
@@ -335,6 +354,7 @@ def forecast(
     ema: bool = ema_option(),
     device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    sampler_option: Optional[list[str]] = sampler_option_option(),
 ) -> None:
     """Forecast the horizon after the data with a checkpoint that forecasts: table + chart.
 
@@ -349,18 +369,19 @@ def forecast(
     check_new_outputs([out, out.with_suffix(".png")], overwrite)  # the table and its chart
     if data is not None:
         check_input(data, "--data", folder=True)
-    written = forecast_checkpoint(
-        checkpoint,
-        out,
-        data,
-        sampler=sampler,
-        steps=steps,
-        seed=seed,
-        ema=ema,
-        options=DOMAIN_OPTIONS.get(),
-        device=device,
-        spacing=spacing,
-    )
+    with given_options(sampler_option):
+        written = forecast_checkpoint(
+            checkpoint,
+            out,
+            data,
+            sampler=sampler,
+            steps=steps,
+            seed=seed,
+            ema=ema,
+            options=DOMAIN_OPTIONS.get(),
+            device=device,
+            spacing=spacing,
+        )
     typer.echo(describe(checkpoint))
     for path in written:
         typer.echo(f"saved {path}")
@@ -379,6 +400,7 @@ def impute(
     ema: bool = ema_option(),
     device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    sampler_option: Optional[list[str]] = sampler_option_option(),
 ) -> None:
     """Sample the missing values of a table, given everything observed: table + chart.
 
@@ -394,17 +416,18 @@ def impute(
     if out.resolve() == data.resolve():
         raise ConfigError("--out names the --data file; write the filled table elsewhere.")
     check_new_outputs([out, out.with_suffix(".png")], overwrite)
-    written = impute_checkpoint(
-        checkpoint,
-        data,
-        out,
-        sampler=sampler,
-        steps=steps,
-        seed=seed,
-        ema=ema,
-        options=DOMAIN_OPTIONS.get(),
-        device=device,
-    )
+    with given_options(sampler_option):
+        written = impute_checkpoint(
+            checkpoint,
+            data,
+            out,
+            sampler=sampler,
+            steps=steps,
+            seed=seed,
+            ema=ema,
+            options=DOMAIN_OPTIONS.get(),
+            device=device,
+        )
     typer.echo(describe(checkpoint))
     for path in written:
         typer.echo(f"saved {path}")
@@ -419,6 +442,7 @@ def evaluate(
     ema: bool = ema_option(),
     device: str = device_option(),
     threads: Optional[int] = typer.Option(None, help=THREADS_HELP),
+    sampler_option: Optional[list[str]] = sampler_option_option(),
 ) -> None:
     """Compute the domain's metrics for a checkpoint; print them and save them as JSON.
 
@@ -434,15 +458,16 @@ def evaluate(
         check_input(data, "--data", folder=True)
     # checked before the work: the run's own metrics.json by default
     path = check_output_file(out or resolve(checkpoint).parent.parent / "metrics.json")
-    metrics = evaluate_checkpoint(
-        checkpoint,
-        data,
-        seed=seed,
-        ema=ema,
-        options=DOMAIN_OPTIONS.get(),
-        device=device,
-        spacing=spacing,
-    )
+    with given_options(sampler_option):
+        metrics = evaluate_checkpoint(
+            checkpoint,
+            data,
+            seed=seed,
+            ema=ema,
+            options=DOMAIN_OPTIONS.get(),
+            device=device,
+            spacing=spacing,
+        )
     typer.echo(describe(checkpoint))
     for key, value in metrics.items():
         typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")

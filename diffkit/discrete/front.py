@@ -11,6 +11,7 @@ from diffkit.discrete.registry import get_sampler
 from diffkit.discrete.schedules import check_schedule
 from diffkit.errors import ConfigError, ShapeError
 from diffkit.sampling.front import check_finite_result, check_options
+from diffkit.sampling.given import read_given
 
 Tensor = torch.Tensor
 
@@ -64,6 +65,7 @@ def sample(
     >>> x0 = diffkit.discrete.sample(net, (16, 64), s, mask_id=0, sampler="cached", steps=256)
     """
     fn = get_sampler(sampler)
+    options = {**read_given(fn, sampler, check_options), **options}  # --sampler-option
     check_options(fn, sampler, options)
     check_mask_id(mask_id)
     check_schedule(schedule)

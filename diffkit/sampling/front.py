@@ -11,6 +11,7 @@ from diffkit import guidance  # a module reference: guidance itself imports samp
 from diffkit.errors import ConfigError, DataError
 from diffkit.sampling.base import model_function, randn_like
 from diffkit.sampling.calls import steps_for
+from diffkit.sampling.given import read_given
 from diffkit.sampling.registry import get_sampler
 from diffkit.sampling.timesteps import resolve_times
 from diffkit.schedules import Schedule
@@ -114,6 +115,7 @@ def sample(
     >>> x0 = diffkit.sample(net, (16, 2), diffkit.schedules.linear(), sampler="ddim", steps=50)
     """
     fn = get_sampler(sampler)
+    options = {**read_given(fn, sampler, check_options), **options}  # --sampler-option
     check_options(fn, sampler, options)
     if cond is not None and not isinstance(cond, dict):
         raise ConfigError(f"cond must be a dict of keyword arguments, got {type(cond).__name__}.")
