@@ -52,12 +52,18 @@ def spacing_option():
     return typer.Option(None, help=SPACING_HELP)
 
 
-def given_options(pairs):
-    """:func:`diffkit.sampling.given.given_options`, imported when a command runs (importing
-    the samplers loads torch, which the command line's start does not)."""
-    from diffkit.sampling.given import given_options as hold
+def holding(pairs, fn):
+    """``fn``, called with the ``--sampler-option`` strings ``pairs`` held for the samplers
+    (:func:`diffkit.sampling.given.given_options`; imported on the call, since importing the
+    samplers loads torch, which the command line's start does not)."""
 
-    return hold(pairs)
+    def call(*args, **kwargs):
+        from diffkit.sampling.given import given_options
+
+        with given_options(pairs):
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def sampler_option_option():
@@ -318,18 +324,17 @@ def sample(
 
     set_threads(threads)
     check_output_file(out)
-    with given_options(sampler_option):
-        samples = sample_checkpoint(
-            checkpoint,
-            n,
-            sampler=sampler,
-            steps=steps,
-            seed=seed,
-            ema=ema,
-            options=DOMAIN_OPTIONS.get(),
-            device=device,
-            spacing=spacing,
-        )
+    samples = holding(sampler_option, sample_checkpoint)(
+        checkpoint,
+        n,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+        spacing=spacing,
+    )
     from diffkit.checkpoint import describe, load_checkpoint
     from diffkit.registry import get_domain
 
@@ -369,19 +374,18 @@ def forecast(
     check_new_outputs([out, out.with_suffix(".png")], overwrite)  # the table and its chart
     if data is not None:
         check_input(data, "--data", folder=True)
-    with given_options(sampler_option):
-        written = forecast_checkpoint(
-            checkpoint,
-            out,
-            data,
-            sampler=sampler,
-            steps=steps,
-            seed=seed,
-            ema=ema,
-            options=DOMAIN_OPTIONS.get(),
-            device=device,
-            spacing=spacing,
-        )
+    written = holding(sampler_option, forecast_checkpoint)(
+        checkpoint,
+        out,
+        data,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+        spacing=spacing,
+    )
     typer.echo(describe(checkpoint))
     for path in written:
         typer.echo(f"saved {path}")
@@ -416,18 +420,17 @@ def impute(
     if out.resolve() == data.resolve():
         raise ConfigError("--out names the --data file; write the filled table elsewhere.")
     check_new_outputs([out, out.with_suffix(".png")], overwrite)
-    with given_options(sampler_option):
-        written = impute_checkpoint(
-            checkpoint,
-            data,
-            out,
-            sampler=sampler,
-            steps=steps,
-            seed=seed,
-            ema=ema,
-            options=DOMAIN_OPTIONS.get(),
-            device=device,
-        )
+    written = holding(sampler_option, impute_checkpoint)(
+        checkpoint,
+        data,
+        out,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+    )
     typer.echo(describe(checkpoint))
     for path in written:
         typer.echo(f"saved {path}")
@@ -458,16 +461,15 @@ def evaluate(
         check_input(data, "--data", folder=True)
     # checked before the work: the run's own metrics.json by default
     path = check_output_file(out or resolve(checkpoint).parent.parent / "metrics.json")
-    with given_options(sampler_option):
-        metrics = evaluate_checkpoint(
-            checkpoint,
-            data,
-            seed=seed,
-            ema=ema,
-            options=DOMAIN_OPTIONS.get(),
-            device=device,
-            spacing=spacing,
-        )
+    metrics = holding(sampler_option, evaluate_checkpoint)(
+        checkpoint,
+        data,
+        seed=seed,
+        ema=ema,
+        options=DOMAIN_OPTIONS.get(),
+        device=device,
+        spacing=spacing,
+    )
     typer.echo(describe(checkpoint))
     for key, value in metrics.items():
         typer.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
