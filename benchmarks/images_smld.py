@@ -43,7 +43,14 @@ MODELS = {
 # each row costs its calls x 4 sampling passes (guidance 0, 1, 3 and the plain samples)
 ROWS = {
     "VP (default)": [("dpmpp_2m", 20)],
-    "SMLD (VE)": [("dpmpp_2m", 20), ("langevin", 20), ("langevin", 200), ("pc", 50), ("pc", 200)],
+    "SMLD (VE)": [
+        ("dpmpp_2m", 20),
+        ("langevin", 20),
+        ("langevin", 200),
+        ("langevin", 10, {"n_steps_each": 100, "step_lr": 2e-5}),  # NCSN's own: 10 x 100 steps
+        ("pc", 50),
+        ("pc", 200),
+    ],
 }
 
 
@@ -73,20 +80,24 @@ def run(steps: int, tmp: Path, samples: int, reuse_only: bool = False) -> dict:
         ]
         cli(*train, "--max-steps", str(steps), "--set=bpd_steps=0", "--out", str(out), *flags)
         model = {"train_seconds": time.perf_counter() - t0, "reused": reused, "rows": {}}
-        for sampler, n in ROWS[name]:
-            metrics = tmp / f"{out.name}-{sampler}-{n}.json"
+        for sampler, n, *extra in ROWS[name]:
+            options = extra[0] if extra else {}
+            given = [f"--sampler-option={k}={v}" for k, v in options.items()]
+            suffix = "".join(f"-{k}{v}" for k, v in options.items())
+            metrics = tmp / f"{out.name}-{sampler}-{n}{suffix}.json"
             if not metrics.exists() and reuse_only:
                 continue  # left for a later invocation
             if not metrics.exists():
                 t0 = time.perf_counter()
                 cli("evaluate", "--checkpoint", str(out), "--sampler", sampler, "--steps", str(n),
-                    "--num-samples", str(samples), "--out", str(metrics))  # fmt: skip
+                    "--num-samples", str(samples), "--out", str(metrics), *given)  # fmt: skip
                 row = json.loads(metrics.read_text())
-                row.update(calls=calls(sampler, n), seconds=time.perf_counter() - t0)
+                row.update(calls=calls(sampler, n, **options), seconds=time.perf_counter() - t0)
                 metrics.write_text(json.dumps(row))  # an interrupted run keeps its rows
             row = json.loads(metrics.read_text())
-            row.setdefault("calls", calls(sampler, n))
-            model["rows"][f"{sampler} {n}"] = row
+            row.setdefault("calls", calls(sampler, n, **options))
+            label = " ".join([sampler, str(n), *(f"{k}={v}" for k, v in options.items())])
+            model["rows"][label] = row
             print(name, sampler, n, json.dumps(row), flush=True)
         results["models"][name] = model
     return results
