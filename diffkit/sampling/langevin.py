@@ -34,7 +34,7 @@ def langevin(
     steps, capped below 2 where a step on a Gaussian level stops contracting. The paper's
     epsilon with NCSNv2's 5 steps per level leaves the noise in: on the images domain's VE
     model of the 8x8 digits, 20 levels x 5 steps drew 99% noise tiles with it and none at
-    ``r`` = 1-1.9 (``benchmarks/images_smld.py``).
+    ``r`` = 1-1.9 (``benchmarks/images_smld_steps.py``).
     """
     if n_steps_each < 1:
         raise ConfigError(f"n_steps_each must be at least 1, got {n_steps_each}.")

@@ -30,7 +30,7 @@ def test_a_given_option_is_the_same_as_passing_it_and_code_wins():
     torch.testing.assert_close(given, ddim(eta=1.0), atol=0, rtol=0)
     torch.testing.assert_close(overridden, ddim(), atol=0, rtol=0)
     assert not torch.equal(given, ddim())  # eta = 1 draws fresh noise: a different result
-    assert torch.equal(ddim(), ddim())  # and nothing is left behind after the block
+    assert torch.equal(ddim(), ddim(eta=0.0))  # and no eta is left behind after the block
 
 
 def test_values_take_the_type_of_the_options_default():
