@@ -62,6 +62,7 @@ def markdown(r: dict, name: str, presets: dict) -> str:
         f"{params['diffkit'] / params['diffusers']:.2f} |",
         f"| training throughput, batch {tp['batch']} (images/s) | {rate['diffkit']:.1f} | "
         f"{rate['diffusers']:.1f} | {tp['ratio']:.2f}x |",
+        *default_conditioning_lines(tp),
         "",
     ]
     if "held_out_error" in r:
@@ -112,6 +113,21 @@ def markdown(r: dict, name: str, presets: dict) -> str:
     if "grids" in r:
         lines += ["", "Grids: " + ", ".join(f"`benchmarks/results/{g}`" for g in r["grids"]) + "."]
     return "\n".join(lines) + "\n"
+
+
+def default_conditioning_lines(tp: dict) -> list[str]:
+    """The rows of diffusers' default (additive, smaller) time conditioning, where measured."""
+    if "diffusers_default" not in tp["params"]:
+        return []  # runs before the equal-size comparison: "diffusers" was this network
+    (ours, theirs), (fast, slow) = (
+        (d["diffkit"], d["diffusers_default"]) for d in (tp["params"], tp["images_per_s"])
+    )
+    return [
+        f"| parameters, diffusers' default additive time embedding | {ours:,} | {theirs:,} | "
+        f"{ours / theirs:.2f} |",
+        f"| training throughput against it (images/s) | {fast:.1f} | {slow:.1f} | "
+        f"{fast / slow:.2f}x |",
+    ]
 
 
 def held_out_lines(h: dict) -> list[str]:

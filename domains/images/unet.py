@@ -26,8 +26,9 @@ class UNetConfig:
 
     Widths 32/64/64 at 28/14/7 px with two residual blocks per level and attention at 7x7
     follow DDPM's CIFAR-10 layout scaled down so that training runs at tens of images per
-    second per CPU core; the same layout in diffusers' ``UNet2DModel`` has 1.62M parameters
-    (scale-shift conditioning doubles the per-block time projections).
+    second per CPU core; diffusers' ``UNet2DModel`` has 1.74M parameters at the same layout
+    with ``resnet_time_scale_shift="scale_shift"`` and 1.62M with its default additive time
+    embedding (scale-shift conditioning doubles the per-block time projections).
 
     Parameters
     ----------

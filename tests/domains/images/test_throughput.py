@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffkit.domains.images.throughput import compare, diffusers_unet, held_out_error
-from diffkit.domains.images.unet import SelfAttention, UNet, UNetConfig
+from diffkit.domains.images.unet import ResBlock, SelfAttention, UNet, UNetConfig
 
 pytest.importorskip("diffusers")
 
@@ -32,7 +32,21 @@ def test_the_diffusers_unet_has_the_same_layout(config):
     assert theirs(x, torch.tensor([5, 9]), class_labels=labels).sample.shape == x.shape
     assert attention_layers(ours) == attention_layers(theirs)
     n_ours, n_theirs = (sum(p.numel() for p in m.parameters()) for m in (ours, theirs))
-    assert abs(n_ours - n_theirs) / n_theirs < 0.15  # scale-shift time projections differ
+    assert abs(n_ours - n_theirs) / n_theirs < 1e-3  # both scale-shift: the same size
+
+
+def parameters(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_diffusers_default_conditioning_lacks_exactly_the_film_scales():
+    config = LAYOUTS[1]  # unconditional: the two libraries' counts agree exactly
+    ours = UNet(config)
+    film, default = diffusers_unet(config, 16), diffusers_unet(config, 16, "default")
+    scales = sum(b.emb.out_features // 2 * (b.emb.in_features + 1)
+                 for b in ours.modules() if isinstance(b, ResBlock))  # fmt: skip
+    assert parameters(ours) == parameters(film)
+    assert parameters(film) - parameters(default) == scales
 
 
 def test_compare_reports_finite_rates_for_both():
