@@ -90,15 +90,16 @@ def tune_markdown(results: dict) -> list[str]:
             f"**{NAMES.get(name, name)}**: lowest validation CRPS-sum at the latest run's "
             f"budget: **{res['chosen']}**.",
             "",
-            "| candidate | steps | val CRPS-sum | val CRPS | val loss | best / last step "
-            "| train CPU s | load |",
-            "|---|---|---|---|---|---|---|---|",
+            "| candidate | steps | val windows | val CRPS-sum | val CRPS | val loss "
+            "| best / last step | train CPU s | load |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in res["rows"]:
             cpu = f"{r['train_cpu_s']:.0f}" if "train_cpu_s" in r else ""
             label = r["candidate"] + (f" -> {r['target']}" if r["candidate"] == "auto" else "")
             lines.append(
-                f"| {label} | {r.get('steps', '')} | {r['val_crps_sum']:.4g} | "
+                f"| {label} | {r.get('steps', '')} | {r.get('val_windows', 'as test')} | "
+                f"{r['val_crps_sum']:.4g} | "
                 f"{r['val_crps']:.4g} | {r['val_loss']:.4f} | {r['best_step']} / "
                 f"{r['last_step']} | {cpu} | {r.get('load', '')} |"
             )
@@ -221,8 +222,14 @@ def diagnose_markdown(results: dict) -> list[str]:
     """Untrained forecasts on the validation and the test windows, per data set."""
     lines = [f"`{results['args']['command']}` (no training; `timeseries-diagnose.json`)", ""]
     for name, parts in results["datasets"].items():
+        counts = parts.get("windows")
+        windows = (
+            f" ({counts['validation']} validation and {counts['test']} test windows)"
+            if counts
+            else ""
+        )
         lines += [
-            f"**{NAMES.get(name, name)}**: forecasts that need no training",
+            f"**{NAMES.get(name, name)}**: forecasts that need no training{windows}",
             "",
             "| forecast | val CRPS-sum | val CRPS | test CRPS-sum | test CRPS |",
             "|---|---|---|---|---|",

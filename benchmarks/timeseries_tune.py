@@ -49,6 +49,7 @@ def tune_dataset(name, folder, seed, root, sections, labels, earlier=(), saved=N
     datasets, train, validate = run
     file, model = datasets[name]
     rows, steps = list(earlier), sections.get("train", {}).get("max_steps", _default_steps())
+    windows = model.get("validation_windows", model["test_windows"])
     for label in labels:
         overrides = CANDIDATES[label](model)
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -59,16 +60,18 @@ def tune_dataset(name, folder, seed, root, sections, labels, earlier=(), saved=N
         val["val_cpu_s"] = time.process_time() - c0
         rows.append(
             {"candidate": label, "settings": overrides, "seed": seed, "steps": steps}
-            | {"load": load, **info, **val}
+            | {"val_windows": windows, "load": load, **info, **val}
         )
         print(json.dumps(rows[-1]), flush=True)
-        (saved or (lambda result: None))(_tuned(rows, steps))
-    return _tuned(rows, steps)
+        (saved or (lambda result: None))(_tuned(rows, steps, windows))
+    return _tuned(rows, steps, windows)
 
 
-def _tuned(rows: list[dict], steps: int) -> dict:
-    same = [r for r in rows if r.get("steps") == steps] or rows
-    return {"rows": rows, "chosen": min(same, key=lambda r: r["val_crps_sum"])["candidate"]}
+def _tuned(rows: list[dict], steps: int, windows: int) -> dict:
+    """The lowest validation CRPS-sum among rows of ``steps`` scored on ``windows`` windows
+    (rows saved before the count was recorded had as many as the test)."""
+    same = [r for r in rows if (r.get("steps"), r.get("val_windows")) == (steps, windows)]
+    return {"rows": rows, "chosen": min(same or rows, key=lambda r: r["val_crps_sum"])["candidate"]}
 
 
 def _default_steps() -> int:
