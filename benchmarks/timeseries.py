@@ -51,7 +51,7 @@ from diffkit.runner import fit, resolve_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from results_md import RESULTS
 from timeseries_report import markdown, plot, report, update_section
-from timeseries_tune import CANDIDATES, tune_dataset
+from timeseries_tune import CANDIDATES, merged, tune_dataset
 
 SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20))
 VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
@@ -355,6 +355,10 @@ def main():
 
                 def tuned(result, name=name):
                     results["datasets"][name] = result
+                    path = args.out / f"{stem}.json"
+                    if path.exists():  # another --tune run may have saved rows since
+                        saved = json.loads(path.read_text())["datasets"]
+                        results["datasets"] = merged(saved, results["datasets"], args.datasets)
                     write(results, args.out, stem)
 
                 earlier = earlier_rows.get(name, {}).get("rows", [])

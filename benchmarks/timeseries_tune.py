@@ -11,6 +11,7 @@ import os
 import time
 
 # --tune: name -> model overrides given the data set's settings (scored on validation only)
+WIDE = {"num_cells": 80, "residual_channels": 32}  # TimeGrad's: 40 and 8
 CANDIDATES = {
     "level": lambda m: {"target": "level"},  # TimeGrad's own
     "difference": lambda m: {"target": "difference"},
@@ -26,6 +27,10 @@ CANDIDATES = {
         "context_length": 3 * m["prediction_length"],
     },
     "auto": lambda m: {"target": "auto"},  # chosen on the validation windows' naive errors
+    # a wider network (WIDE): RNN cells and the denoiser's residual channels
+    "level-wide": lambda m: {"target": "level", **WIDE},
+    "difference-wide": lambda m: {"target": "difference", **WIDE},
+    "level-context3": lambda m: {"target": "level", "context_length": 3 * m["prediction_length"]},
 }
 
 
@@ -78,3 +83,15 @@ def _default_steps() -> int:
     from diffkit.domains.timeseries.domain import domain
 
     return domain.defaults["train"]["max_steps"]
+
+
+def merged(saved: dict, mine: dict, tuning) -> dict:
+    """The tune results to save: the file's (``saved``, per data set) with this run's data
+    sets ``tuning`` replaced by ``mine``, plus the rows another run saved meanwhile."""
+    out = dict(saved)
+    for name in tuning:
+        if name in mine:
+            rows = mine[name]["rows"]
+            extra = [r for r in saved.get(name, {}).get("rows", []) if r not in rows]
+            out[name] = {**mine[name], "rows": rows + extra}
+    return out

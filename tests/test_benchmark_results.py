@@ -132,3 +132,33 @@ def test_the_targets_table_judges_each_target_at_the_scale_it_names():
     md = images_report.markdown(r, "images-quick", PRESETS)
     assert "| guidance | pixel FD |" in md and "| target | figure |" in md
     assert "| floor: 300 training vs held-out images | 20.0 |" in md
+
+
+def tune_row(candidate: str, val: float, steps: int = 1000, windows: int | None = 28) -> dict:
+    return {"candidate": candidate, "steps": steps, "val_windows": windows, "val_crps_sum": val}
+
+
+def test_the_tune_choice_compares_only_rows_of_the_same_budget_and_windows():
+    import timeseries_tune
+
+    rows = [
+        tune_row("seasonal", 0.11, windows=7),  # one week: not comparable with four
+        tune_row("seasonal", 0.12, windows=None),  # saved before the count was recorded
+        tune_row("level", 0.05, steps=300),
+        tune_row("level", 0.196),
+        tune_row("difference", 0.199),
+    ]
+    assert timeseries_tune._tuned(rows, 1000, 28)["chosen"] == "level"
+    assert timeseries_tune._tuned(rows, 1000, 7)["chosen"] == "seasonal"
+
+
+def test_a_tune_run_saving_keeps_the_rows_another_run_saved_meanwhile():
+    import timeseries_tune
+
+    a, b, c = tune_row("level", 0.2), tune_row("difference", 0.19), tune_row("level-wide", 0.18)
+    other = {"rows": [tune_row("difference", 0.008)], "chosen": "difference"}
+    saved = {"etth1": {"rows": [a, c], "chosen": "level-wide"}, "exchange": other}
+    mine = {"etth1": {"rows": [a, b], "chosen": "difference"}, "exchange": {"rows": []}}
+    out = timeseries_tune.merged(saved, mine, ["etth1"])
+    assert out["etth1"] == {"rows": [a, b, c], "chosen": "difference"}
+    assert out["exchange"] == other  # a data set this run does not tune stays as saved
