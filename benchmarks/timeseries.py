@@ -204,19 +204,21 @@ def run_dataset(
     saved = saved or (lambda rows: None)
     for seed in seeds:
         net, split, info = train_timegrad(path, model, seed, root / f"default-{seed}", sections)
-        trained[seed] = (split, info["train_s"])
+        trained[seed] = (split, info["train_s"], info["target"])
         rows += test_rows("TimeGrad", net, split, info, seed, draws)
         if baselines:
             rows.append(random_walk_row(split, seed))
         saved(rows)
     for seed in seeds[:reference_seeds]:
+        if trained[seed][2] == REFERENCE["target"]:
+            continue  # the default chose TimeGrad's own formulation: it is the reference
         ref, split, ref_info = train_timegrad(
             path, {**model, **REFERENCE}, seed, root / f"reference-{seed}", sections
         )
         rows += test_rows("TimeGrad reference", ref, split, ref_info, seed, draws, SAMPLERS[:1])
         saved(rows)
     for seed in seeds[:deepar_seeds] if baselines else ():
-        split, budget_s = trained[seed]
+        split, budget_s, _ = trained[seed]
         rows.append(deepar_row(split, seed, budget_s))
         saved(rows)
     return rows
@@ -324,6 +326,10 @@ def main():
     args.command = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
     args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
     args.defaults = json.dumps(ts_domain.defaults)
+    args.validation_windows = {
+        name: settings.get("validation_windows", settings["test_windows"])
+        for name, (_, settings) in DATASETS.items()
+    }
     args.load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}
     stem = "timeseries-tune" if args.tune else "timeseries-quick" if args.quick else "timeseries"

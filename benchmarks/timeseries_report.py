@@ -6,6 +6,7 @@ nothing heavy, so re-rendering never needs torch.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
@@ -67,9 +68,19 @@ def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
         "(what `diffkit train --domain timeseries --data F` trains, given the data set's "
         "horizon, frequency and windows), its checkpoint chosen by the validation loss; "
         "TimeGrad reference = TimeGrad's own formulation (`--target level`), first seed only. "
-        "Validation windows: as many as test windows, just before them.",
+        f"Validation windows, just before the test windows: {windows_of(args)}.",
         "",
     ]
+
+
+def windows_of(args: dict) -> str:
+    """How many validation windows each data set had (runs before the count was saved had
+    as many as test windows)."""
+    counts = args.get("validation_windows")
+    if not counts:
+        return "as many as test windows"
+    counts = ast.literal_eval(counts) if isinstance(counts, str) else counts
+    return ", ".join(f"{NAMES.get(k, k)} {v}" for k, v in counts.items())
 
 
 def tune_markdown(results: dict) -> list[str]:
@@ -153,8 +164,21 @@ def dataset_markdown(name: str, res: dict) -> list[str]:
                 else "."
             ),
         ]
-    lines += validation_choice(rows)
+    lines += validation_choice(rows) or default_is_reference(rows)
     return lines + targets_markdown(name, summary)
+
+
+def default_is_reference(rows: list[dict]) -> list[str]:
+    """A line where the default chose TimeGrad's level target, so no reference was trained."""
+    if any(r["model"] == REFERENCE for r in rows):
+        return []
+    if not any(r["model"] == ANCESTRAL and r.get("target") == "level" for r in rows):
+        return []
+    return [
+        "",
+        "The default's `auto` target chose TimeGrad's own scaled level here, so the default "
+        "rows are the TimeGrad reference; no second model was trained for it.",
+    ]
 
 
 def validation_choice(rows: list[dict]) -> list[str]:

@@ -112,7 +112,7 @@ def test_too_short_a_series_for_the_windows_is_one_error_naming_the_fix():
 def test_validation_windows_default_to_the_test_windows_and_the_defaults_round_trip():
     run = resolve_config(domain, {})
     assert run.model.validation_windows is None  # as many as test windows
-    assert run.train.max_steps == 1000 and run.train.patience > 0
+    assert run.train.max_steps == 3000 and run.train.patience > 0
     assert run.model.network.target == domain.defaults.get("model", {}).get("target", "level")
     again = build(TimeSeriesConfig, as_dict(run.model), "model")
     assert again == run.model

@@ -10,7 +10,7 @@ import torch
 from diffkit.domains.timeseries.features import default_season, time_features
 from diffkit.domains.timeseries.module import TimeGradConfig, TimeGradModel
 from diffkit.domains.timeseries.series import Series, rolling_windows
-from diffkit.domains.timeseries.target_choice import choose_target
+from diffkit.domains.timeseries.target_choice import choose_target, level_spread, smallest_noise
 from diffkit.errors import ConfigError
 
 from .test_domain import TINY, run, write_wide_csv
@@ -114,31 +114,47 @@ def test_the_seasonal_target_of_a_periodic_series_is_zero_and_its_loss_reads_it(
     assert mask.all() and x0.abs().max() < 1e-5
 
 
-def test_choose_target_picks_the_naive_forecast_that_errs_least_on_validation():
+SIGMA_MIN = 0.01  # the reference schedule's noise at its first step
+
+
+def test_auto_takes_differences_only_where_the_level_moves_less_than_the_smallest_noise():
     rng = np.random.default_rng(0)
     T, Th = 24 * 40, 24
-    cases = {
-        "seasonal": daily_profiles(40),
-        "difference": 100 + np.cumsum(rng.normal(size=(T, 2)), axis=0),  # a random walk
-        "level": 10 + rng.normal(size=(T, 2)),  # noise around a constant
-    }
-    for expected, values in cases.items():
+    cases = [  # the scaled one-step change: about 0.8 / 100 for the walk, 1.1 / 10 for noise
+        ("difference", 100 + np.cumsum(rng.normal(size=(T, 2)), axis=0)),  # a random walk
+        ("level", 10 + rng.normal(size=(T, 2))),  # noise around a constant
+        ("level", daily_profiles(40)),  # a season: the level target (seasonal is not a choice)
+    ]
+    for expected, values in cases:
         split = rolling_windows(hourly(values), Th, 2, validation_windows=2)
-        target, errors = choose_target(split, 24, Th)
-        assert target == expected, errors
-        assert set(errors) == {"level", "difference", "seasonal"}
+        target, numbers = choose_target(split, Th, SIGMA_MIN)
+        assert target == expected, numbers
+        assert numbers["floor"] == pytest.approx(3 * SIGMA_MIN)
+
+
+def test_the_spread_is_the_scaled_mean_absolute_change_of_the_context():
+    values = np.tile([[10.0, 100.0], [11.0, 100.5]], (48, 1))  # steps of 1 and 0.5
+    split = rolling_windows(hourly(values), 6, 2, validation_windows=1)
+    spreads = [1 / 10.5, 0.5 / 100.25]  # mean |change| over mean |value|, per series
+    assert level_spread(split, 7) == pytest.approx(np.median(spreads))  # 8 values, 4 of each
+    assert choose_target(split, 7, 0.01)[0] == "level"  # 0.0501 >= 3 x 0.01
+    assert choose_target(split, 7, 0.02)[0] == "difference"  # 0.0501 < 3 x 0.02
+    assert smallest_noise({"name": "linear", "T": 100, "beta_start": 1e-4, "beta_end": 0.1}) == (
+        pytest.approx(0.01)
+    )
 
 
 def test_choice_never_reads_the_test_windows():
-    values = daily_profiles(40)
+    rng = np.random.default_rng(0)
+    values = 100 + np.cumsum(rng.normal(size=(24 * 40, 2)), axis=0)
     split = rolling_windows(hourly(values), 24, 2, validation_windows=2)
     broken = values.copy()
-    broken[-48:] = np.random.default_rng(1).normal(size=(48, 2)) * 1e6  # only the test windows
+    broken[-48:] = rng.normal(size=(48, 2)) * 1e6  # only the test windows
     other = rolling_windows(hourly(broken), 24, 2, validation_windows=2)
-    assert choose_target(split, 24, 24) == choose_target(other, 24, 24)
+    assert choose_target(split, 24, SIGMA_MIN) == choose_target(other, 24, SIGMA_MIN)
     # without validation windows the end of the training range stands in for them
     alone = rolling_windows(hourly(values), 24, 2)
-    assert choose_target(alone, 24, 24)[0] == "seasonal"
+    assert choose_target(alone, 24, SIGMA_MIN)[0] == "difference"
 
 
 def test_a_network_needs_a_resolved_target():
@@ -151,15 +167,16 @@ def test_a_network_needs_a_resolved_target():
 
 
 def test_train_with_target_auto_records_its_choice_and_forecasts(tmp_path, capsys):
-    data = write_wide_csv(tmp_path / "days.csv", daily_profiles(30), freq="h")
+    walk = 100 + np.cumsum(np.random.default_rng(0).normal(size=(24 * 30, 2)), axis=0)
+    data = write_wide_csv(tmp_path / "walk.csv", walk, freq="h")
     out = tmp_path / "run"
     args = ["train", "--domain", "timeseries", "--data", data, "--out", out, *TINY]
     code, text, err = run(capsys, *args, "--target", "auto", "--test-windows", "2")
     assert code == 0, err
-    assert "target: seasonal (24 steps), whose naive forecast errs least" in text
+    assert "target: difference, since the scaled level's typical one-step change" in text
     saved = json.loads(next((out / "checkpoints").glob("step-*/config.json")).read_text())
-    assert saved["model"]["network"]["target"] == "seasonal"
-    assert saved["settings"]["target_choice"]["target"] == "seasonal"
+    assert saved["model"]["network"]["target"] == "difference"
+    assert saved["settings"]["target_choice"]["target"] == "difference"
     f = tmp_path / "f.csv"
     code, _, err = run(capsys, "forecast", "--checkpoint", out, "--out", f, "--num-samples", "4",
                        "--sampler", "dpmpp_2m", "--steps", "3")  # fmt: skip
