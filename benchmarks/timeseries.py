@@ -53,7 +53,9 @@ from results_md import RESULTS
 from timeseries_report import markdown, plot, report, update_section
 from timeseries_tune import CANDIDATES, merged, tune_dataset
 
-SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20))
+# ancestral 100, and two DPM-Solver++ variants at 20 calls: the ODE's and the SDE's, which
+# the targets choose between on the validation windows (row "val sampler CRPS-sum")
+SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20), ("dpmpp_2m_sde", 20))
 VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
 DATASETS = {
     # name -> (file under the data folder, the data set's own settings: horizon, grid, windows)
@@ -140,18 +142,24 @@ def validation_metrics(net, split, seed) -> dict:
 
 
 def test_rows(label, net, split, info, seed, draws, samplers=SAMPLERS):
-    """One row per sampler: the test windows' metrics, forecast once per draw seed."""
+    """One row per sampler: the test windows' metrics, forecast once per draw seed; a
+    sampler of few calls also gets its own validation CRPS-sum (one draw), to choose by."""
     rows, val = [], validation_metrics(net, split, seed)
     for sampler, calls in samplers:
         metrics = forecast_metrics(
             net, split, sampler, calls, [1000 * seed + j for j in range(draws)]
         )
+        own = {}
+        if calls is not None:
+            checked = forecast_metrics(net, split.validation_split(), sampler, calls, [seed])
+            own = {"val_sampler_crps_sum": checked["crps_sum"]}
         rows.append(
             {
                 "model": f"{label} {sampler} {calls or 100}",
                 "seed": seed,
                 **info,
                 **val,
+                **own,
                 **metrics,
             }
         )

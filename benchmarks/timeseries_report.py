@@ -20,7 +20,7 @@ SAMPLER_LABELS = {
     "dpmpp_2m_sde": "SDE-DPM-Solver++(2M)",
 }
 ANCESTRAL = "TimeGrad ddpm 100"
-FAST = "TimeGrad dpmpp_2m 20"
+FAST = ("TimeGrad dpmpp_2m 20", "TimeGrad dpmpp_2m_sde 20")  # the targets take one of these
 DEEPAR = "DeepAR (GluonTS)"
 REFERENCE = "TimeGrad reference ddpm 100"
 # Issue 19's targets on the default model, mean over seeds: data set -> (CRPS-sum, CRPS).
@@ -200,9 +200,20 @@ def validation_choice(rows: list[dict]) -> list[str]:
     ]
 
 
+def fastest_choice(summary: dict) -> str | None:
+    """The 20-call DPM-Solver++ row the targets judge: the one with the lower validation
+    CRPS-sum of its own where the run measured it, else the ODE's (older runs)."""
+    rows = [m for m in FAST if m in summary]
+    scored = [m for m in rows if "val_sampler_crps_sum" in summary[m]]
+    if scored:
+        return min(scored, key=lambda m: summary[m]["val_sampler_crps_sum"][0])
+    return rows[0] if rows else None
+
+
 def targets_markdown(name: str, summary: dict) -> list[str]:
     """Issue 19's targets against one data set's default rows."""
-    if name not in TARGETS or ANCESTRAL not in summary or FAST not in summary:
+    fast = fastest_choice(summary)
+    if name not in TARGETS or ANCESTRAL not in summary or fast is None:
         return []
     crps_sum, crps = (summary[ANCESTRAL][k][0] for k in ("crps_sum", "crps"))
     checks = [
@@ -224,16 +235,18 @@ def targets_markdown(name: str, summary: dict) -> list[str]:
                 crps_sum < d_sum and crps < d_crps,
             )
         )
-    gap = summary[FAST]["crps_sum"][0] / crps_sum - 1
-    speed = summary[ANCESTRAL]["forecast_s"][0] / summary[FAST]["forecast_s"][0]
+    gap = summary[fast]["crps_sum"][0] / crps_sum - 1
+    speed = summary[ANCESTRAL]["forecast_s"][0] / summary[fast]["forecast_s"][0]
+    named = label(fast).removeprefix("TimeGrad ")
+    how = " (chosen on validation)" if "val_sampler_crps_sum" in summary[fast] else ""
     checks += [
         (
-            "DPM-Solver++(2M) 20 CRPS-sum vs ancestral 100",
+            f"{named}{how} CRPS-sum vs ancestral 100",
             "within 5%",
             f"{gap:+.1%}",
             abs(gap) <= 0.05,
         ),
-        ("DPM-Solver++(2M) 20 speed-up over ancestral 100", ">= 5x", f"{speed:.1f}x", speed >= 5),
+        (f"{named} speed-up over ancestral 100", ">= 5x", f"{speed:.1f}x", speed >= 5),
     ]
     lines = ["", "| target (issue 19) | bound | measured | |", "|---|---|---|---|"]
     for what, bound, value, ok in checks:

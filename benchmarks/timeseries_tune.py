@@ -31,6 +31,7 @@ CANDIDATES = {
     "level-wide": lambda m: {"target": "level", **WIDE},
     "difference-wide": lambda m: {"target": "difference", **WIDE},
     "level-context3": lambda m: {"target": "level", "context_length": 3 * m["prediction_length"]},
+    "level-deepar-lags": lambda m: {"target": "level", "lags": deepar_lags(m["freq"])},
 }
 
 
