@@ -10,20 +10,21 @@ Protocol (GluonTS style, :func:`diffkit.domains.timeseries.series.rolling_window
 test windows are the last k windows (Exchange: GluonTS's ``exchange_rate_nips``, 5 windows
 of 30 after its first 6,071 rows; ETTh1: the last 7 windows of 24); the validation windows
 are the windows just before them (Exchange: 5; ETTh1: 28, four weeks), and training reads
-only the steps before those. The
-validation loss (the horizon's diffusion loss of the EMA network) picks the checkpoint
-and stops training early; the validation CRPS-sum (``--tune``) picks the configuration
-among ``CANDIDATES``; the test windows are forecast once per trained model, never for a
-choice. Every model trains through ``resolve_config`` + ``diffkit.fit``, so the default row
-is exactly ``diffkit train --domain timeseries --data F`` plus the data set's horizon,
-frequency and windows. Each seed's model forecasts 100 paths per window with the ancestral
-sampler (100 steps) and DPM-Solver++(2M) (20 calls), each repeated with ``--draws``
-sampling seeds whose metrics are averaged. Beside it, in the same run: TimeGrad's own
-formulation (``target=level``, the reference), a random walk with Gaussian increments, and
-GluonTS's torch DeepAR (univariate items, its defaults, stopped at TimeGrad's training
-wall time). Metrics are ``diffkit.domains.timeseries.evaluate`` (GluonTS's
-MultivariateEvaluator). Writes ``benchmarks/results/timeseries[-quick|-tune].{json,md}`` (and a
-PNG of the test CRPS-sum per model) and its section of ``benchmarks/RESULTS.md``.
+only the steps before those. The validation loss (the horizon's diffusion loss of the EMA
+network) picks the checkpoint and stops training early; the validation CRPS-sum
+(``--tune``) picks the configuration among ``CANDIDATES``, and each 20-call sampler's own
+the one the 20-call targets judge; the test windows are forecast once per trained model,
+never for a choice. Every model trains through ``resolve_config`` + ``diffkit.fit``, so the
+default row is exactly ``diffkit train --domain timeseries --data F`` plus the data set's
+horizon, frequency and windows. Each seed's model forecasts 100 paths per window with the
+ancestral sampler (100 steps) and DPM-Solver++(2M), ODE and SDE (20 calls), each repeated
+with ``--draws`` sampling seeds whose metrics are averaged. Beside it, in the same run:
+TimeGrad's own formulation (``target=level``, the reference, unless the default chose it),
+a random walk with Gaussian increments, and GluonTS's torch DeepAR (univariate items, its
+defaults, stopped at TimeGrad's training wall time). Metrics are
+``diffkit.domains.timeseries.evaluate`` (GluonTS's MultivariateEvaluator). Writes
+``benchmarks/results/timeseries[-quick|-tune].{json,md}`` (and a PNG of the test CRPS-sum per
+model) and its section of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from timeseries_report import markdown, plot, report, update_section
 from timeseries_tune import CANDIDATES, merged, tune_dataset
 
 # ancestral 100, and two DPM-Solver++ variants at 20 calls: the ODE's and the SDE's, which
-# the targets choose between on the validation windows (row "val sampler CRPS-sum")
+# the targets choose between by each one's own validation CRPS-sum (val_sampler_crps_sum)
 SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20), ("dpmpp_2m_sde", 20))
 VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
 DATASETS = {
