@@ -68,8 +68,8 @@ def smallest_noise(schedule: dict) -> float:
 
 
 def choose_target(split: Split, context: int, sigma_min: float) -> tuple[str, dict[str, float]]:
-    """ "difference" where the level's spread is under ``SPREAD_FLOOR * sigma_min``, else
-    "level"; and the two numbers compared."""
+    """The target: differences where the level's spread is under ``SPREAD_FLOOR *
+    sigma_min``, else the level; and the two numbers compared."""
     spread, floor = level_spread(split, context), SPREAD_FLOOR * sigma_min
     return ("difference" if spread < floor else "level"), {"spread": spread, "floor": floor}
 
