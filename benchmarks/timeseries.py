@@ -52,7 +52,7 @@ from diffkit.runner import fit, resolve_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
 from results_md import RESULTS
 from timeseries_report import markdown, plot, report, update_section
-from timeseries_tune import CANDIDATES, merged, tune_dataset
+from timeseries_tune import CANDIDATES, merged, tune_dataset, validation_count
 
 # ancestral 100, and two DPM-Solver++ variants at 20 calls: the ODE's and the SDE's, which
 # the targets choose between by each one's own validation CRPS-sum (val_sampler_crps_sum)
@@ -336,8 +336,7 @@ def main():
     args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
     args.defaults = json.dumps(ts_domain.defaults)
     args.validation_windows = {
-        name: settings.get("validation_windows", settings["test_windows"])
-        for name, (_, settings) in DATASETS.items()
+        name: validation_count(settings) for name, (_, settings) in DATASETS.items()
     }
     args.load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "datasets": {}}

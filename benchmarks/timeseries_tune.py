@@ -35,6 +35,11 @@ CANDIDATES = {
 }
 
 
+def validation_count(settings: dict) -> int:
+    """A data set's validation windows: its own count, else as many as its test windows."""
+    return settings.get("validation_windows", settings["test_windows"])
+
+
 def deepar_lags(freq: str) -> list[int]:
     """GluonTS's lag set for ``freq`` (DeepAR's default; 40 lags up to 721 for hourly data)."""
     from gluonts.time_feature import get_lags_for_frequency
@@ -55,7 +60,7 @@ def tune_dataset(name, folder, seed, root, sections, labels, earlier=(), saved=N
     datasets, train, validate = run
     file, model = datasets[name]
     rows, steps = list(earlier), sections.get("train", {}).get("max_steps", _default_steps())
-    windows = model.get("validation_windows", model["test_windows"])
+    windows = validation_count(model)
     for label in labels:
         overrides = CANDIDATES[label](model)
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -75,7 +80,7 @@ def tune_dataset(name, folder, seed, root, sections, labels, earlier=(), saved=N
 
 def _tuned(rows: list[dict], steps: int, windows: int) -> dict:
     """The lowest validation CRPS-sum among rows of ``steps`` scored on ``windows`` windows
-    (rows saved before the count was recorded had as many as the test)."""
+    (rows saved before the count was recorded match none; all rows where none match)."""
     same = [r for r in rows if (r.get("steps"), r.get("val_windows")) == (steps, windows)]
     return {"rows": rows, "chosen": min(same or rows, key=lambda r: r["val_crps_sum"])["candidate"]}
 

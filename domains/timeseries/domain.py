@@ -87,7 +87,7 @@ DIFFUSION_DEFAULTS = {"schedule": "linear", "T": 100, "beta_start": 1e-4, "beta_
 # The target is chosen from the validation windows (target_choice): TimeGrad's scaled level,
 # or each step's scaled change where the level moves less per step than the schedule's
 # smallest noise resolves (Exchange). Differences won Exchange's validation windows by far
-# (CRPS-sum 0.0082 against 0.0127 for the benchmark's reference row) and lost ETTh1's four
+# (CRPS-sum 0.0082 against 0.0105 for the benchmark's reference row) and lost ETTh1's four
 # weeks to the level (0.199 against 0.196 at 1,000 steps, 0.194 against 0.181 at 3,000);
 # the seasonal target lost both (benchmarks/results/timeseries-tune.md).
 MODEL_DEFAULTS = {"target": "auto"}
