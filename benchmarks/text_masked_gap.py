@@ -110,7 +110,12 @@ def loss_of(net, v: Variant, batch: dict, g) -> torch.Tensor:
 
 
 def train(v: Variant, config, data, val, s: dict) -> tuple[torch.nn.Module, list[dict]]:
-    """Train one variant for s["steps"] steps; bits/text on ``val`` at each checkpoint."""
+    """Train one variant for s["steps"] steps; bits/text on ``val`` at each checkpoint.
+
+    ``s["checks"]`` checkpoints, evenly spaced (default 4); with ``s["keep_best"]`` the
+    returned network is the checkpoint with the fewest validation bits (early stopping),
+    otherwise the last one.
+    """
     config = dataclasses.replace(
         config, model=v.model, mask_schedule=v.schedule, mask_lengths=v.lengths
     )
@@ -120,7 +125,9 @@ def train(v: Variant, config, data, val, s: dict) -> tuple[torch.nn.Module, list
     g = torch.Generator().manual_seed(0)
     ids_all, pad_all = data.train.texts.ids, data.train.texts.pad
     curve, cpu, wall = [], 0.0, 0.0
-    checks = {round(s["steps"] * f) for f in (0.25, 0.5, 0.75, 1.0)}
+    n_checks = s.get("checks", 4)
+    checks = {round(s["steps"] * (i + 1) / n_checks) for i in range(n_checks)}
+    best = None
     net.train()
     for step in range(s["steps"]):
         c0, w0 = time.process_time(), time.perf_counter()
@@ -153,6 +160,10 @@ def train(v: Variant, config, data, val, s: dict) -> tuple[torch.nn.Module, list
             )
             bits = curve[-1]["bits_per_text"]
             print(f"  {v.name}: step {step + 1}, {cpu:.0f} CPU s, val {bits:.3f} bits/text")
+            if best is None or bits < best[0]:
+                best = (bits, {k: x.detach().clone() for k, x in net.state_dict().items()})
+    if s.get("keep_best") and best is not None:
+        net.load_state_dict(best[1])
     return net.eval(), curve
 
 

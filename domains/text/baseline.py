@@ -168,7 +168,8 @@ class ARModel(nn.Module):
         max_length
             Length of the output, at most (and by default) the model's ``max_length``.
         temperature, top_p
-            Softmax temperature and nucleus mass (Holtzman et al. 2020); 1.0 = plain sampling.
+            Softmax temperature and nucleus mass (Holtzman et al. 2020); 1.0 = plain sampling,
+            temperature 0 = greedy (the argmax at every step).
         generator
             Random state, on the model's device.
         """
@@ -177,8 +178,8 @@ class ARModel(nn.Module):
         length = max_length or c.max_length
         if length > c.max_length:
             raise ConfigError(f"max_length {length} exceeds the model's {c.max_length}.")
-        if temperature <= 0 or not 0 < top_p <= 1:
-            raise ConfigError("pass temperature > 0 and top_p in (0, 1].")
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ConfigError("pass temperature >= 0 (0 is greedy) and top_p in (0, 1].")
         if prefix_ids is None:
             prefix_ids = torch.tensor([c.bos_id])
         prefix_ids = torch.as_tensor(prefix_ids, device=device).long()
@@ -199,8 +200,11 @@ class ARModel(nn.Module):
         for i in range(start, length):
             if done.all():
                 break
-            logits = self(ids[:, :i], None, cond_ids, cond_pad)[:, -1].float() / temperature
-            token = _sample(logits, top_p, generator)  # (B,)
+            logits = self(ids[:, :i], None, cond_ids, cond_pad)[:, -1].float()  # (B, V)
+            if temperature == 0:
+                token = logits.argmax(dim=-1)
+            else:
+                token = _sample(logits / temperature, top_p, generator)  # (B,)
             ids[:, i] = torch.where(done, c.pad_id, token)
             done = done | (token == c.eos_id)
         self.train(was_training)

@@ -189,6 +189,7 @@ def sample_ids(
     cond: dict | None = None,
     guidance: float | None = None,
     clamp: bool = True,
+    temperature: float | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """``n`` rows of token ids (n, L) drawn under ``template``.
@@ -202,12 +203,20 @@ def sample_ids(
         Classifier-free guidance scale (needs ``cond``); None samples the conditional model.
     clamp
         Snap each x0 estimate to the nearest allowed embedding (Li et al. 2022).
+    temperature
+        The masked model's draws tempered (0: argmax; None: 1); the Gaussian models have none.
     """
     if getattr(net, "masked", False):  # the masked diffusion LM: its own sampler family
         from .masked import sample_masked
 
         kind = {"sampler": sampler, "steps": steps, "cond": cond, "guidance": guidance}
-        return sample_masked(net, n, template, generator=generator, **kind)
+        temp = 1.0 if temperature is None else temperature
+        return sample_masked(net, n, template, generator=generator, temperature=temp, **kind)
+    if temperature is not None:
+        raise ConfigError(
+            "--temperature tempers the AR and masked models' draws; a Gaussian diffusion LM "
+            "has no token draws to temper: drop --temperature."
+        )
     device = next(net.parameters()).device
     length, e = template.ids.shape[-1], net.embed_dim
     allowed = template.allowed.to(device)  # (L, V) or (n, L, V)
@@ -295,13 +304,15 @@ def generate_texts(
         cond=cond,
         guidance=options.guidance,
         clamp=default_clamp(config) if options.clamp is None else options.clamp,
+        temperature=options.temperature,
         generator=generator,
     )
     return tok.decode_batch(ids.cpu())
 
 
 def generate_ar(net, n, config, tok, cond, options, generator) -> list[str]:
-    """Samples of the AR baseline (ancestral, temperature 1); templates are diffusion-only."""
+    """Samples of the AR baseline (ancestral at ``--temperature``, default 1); templates are
+    diffusion-only."""
     if options.infill is not None or options.length is not None or options.guidance is not None:
         raise ConfigError(
             "--infill, --length and --guidance need a diffusion model, not --model ar."
@@ -310,6 +321,8 @@ def generate_ar(net, n, config, tok, cond, options, generator) -> list[str]:
     if cond is not None:
         device = next(net.parameters()).device
         extra = {k: v.to(device).expand(n, -1) for k, v in cond.items()}
+    if options.temperature is not None:
+        extra["temperature"] = options.temperature
     ids = net.generate(n, max_length=config.max_length, generator=generator, **extra)
     return tok.decode_batch(ids.cpu())
 

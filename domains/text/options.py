@@ -27,6 +27,12 @@ class TextSampleOptions:
     infill: str | None = option(None, "Template whose ___ blanks are filled, the rest kept.")
     infill_span: int = option(3, "Tokens per ___ blank of --infill.", low=1, high=10_000)
     length: int | None = option(None, "Exact number of tokens of every sample.", low=1, high=10**6)
+    temperature: float | None = option(
+        None,
+        "Sampling temperature of the AR and masked models (0: argmax); default 1.",
+        low=0.0,
+        high=100.0,
+    )
     clamp: bool | None = option(
         None, "Snap each x0 estimate to the nearest embedding; default on for diffusion_lm only."
     )

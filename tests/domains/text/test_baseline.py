@@ -86,6 +86,17 @@ def test_generate_respects_the_prefix_and_stops_at_eos():
     assert (nucleus == nucleus[0]).all()  # top_p -> 0 is the argmax, the same for all
 
 
+def test_temperature_zero_is_greedy_decoding():
+    net = _model()
+    out = net.generate(2, temperature=0.0, generator=torch.Generator().manual_seed(0))
+    ids = out[:1, :1]  # BOS; then the argmax of each step's logits, until EOS
+    with torch.no_grad():
+        while ids.shape[1] < 8 and ids[0, -1] != 3:
+            ids = torch.cat([ids, net(ids)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert out[0, : ids.shape[1]].tolist() == ids[0].tolist()
+    assert torch.equal(out[0], out[1])
+
+
 def test_a_few_hundred_steps_on_the_grammar_lower_the_nll():
     torch.manual_seed(0)
     corpus = restaurants(2000, seed=0)
@@ -141,3 +152,5 @@ def test_bad_settings():
         net.generate(1, max_length=20)
     with pytest.raises(ConfigError, match="top_p"):
         net.generate(1, top_p=0.0)
+    with pytest.raises(ConfigError, match="temperature >= 0"):
+        net.generate(1, temperature=-0.5)

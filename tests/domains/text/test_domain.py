@@ -145,6 +145,15 @@ def test_bad_sample_inputs_give_one_line_errors(run_dir, tmp_path, capsys, args,
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_temperature_is_refused_for_a_gaussian_diffusion_lm(run_dir, tmp_path, capsys):
+    code, _, err = run_main(
+        capsys, "sample", "--checkpoint", run_dir, "--n", "2", "--steps", "2",
+        "--temperature", "0.5", "--out", tmp_path / "t.txt",
+    )  # fmt: skip
+    assert code == 2 and "drop --temperature" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "t.txt").exists()
+
+
 def test_bad_template_options_give_one_line_errors(run_dir):
     from diffkit.errors import ConfigError
 
@@ -235,6 +244,26 @@ def test_the_ar_baseline_trains_samples_and_evaluates_through_the_same_engine(tm
     )
     assert code == 0, err
     assert len((tmp_path / "a.txt").read_text(encoding="utf-8").splitlines()) == 3
+    greedy = [
+        run_main(
+            capsys,
+            "sample",
+            "--checkpoint",
+            out,
+            "--n",
+            "3",
+            "--seed",
+            seed,
+            "--temperature",
+            "0",
+            "--out",
+            tmp_path / f"g{seed}.txt",
+        )
+        for seed in (0, 1)
+    ]
+    assert all(code == 0 for code, _, _ in greedy)
+    g0, g1 = ((tmp_path / f"g{seed}.txt").read_text(encoding="utf-8") for seed in (0, 1))
+    assert g0 == g1 and len(set(g0.splitlines())) == 1  # greedy: one text, whatever the seed
     code, _, err = run_main(capsys, "evaluate", "--checkpoint", out, "--out", tmp_path / "m.json")
     assert code == 0, err
     m = json.loads((tmp_path / "m.json").read_text())

@@ -253,10 +253,24 @@ def test_cli_sampling_options_reach_the_masked_sampler(run_dir):
         assert 1 <= len(tok.encode(text)) <= 5  # 5 pieces; decoding may merge a piece or two
 
 
+def test_temperature_zero_is_the_argmax_and_reaches_the_masked_sampler(run_dir):
+    def draw(seed, **options):
+        torch.manual_seed(seed)
+        x = sample_checkpoint(run_dir, 6, steps=4, sampler="maskgit", seed=seed, options=options)
+        return tensor_to_texts(x)
+
+    # the length prior still draws each text's length: fix it to see the tokens' draws alone
+    argmax = draw(0, temperature=0.0, length=6)
+    assert argmax == draw(1, temperature=0.0, length=6)  # no draw left to the seed
+    assert draw(0, length=6) != draw(1, length=6)  # temperature 1 (the default) does draw
+    assert draw(0, temperature=1.0, length=6) == draw(0, length=6) != argmax
+
+
 @pytest.mark.parametrize(
     "command, args, message",
     [
         ("sample", ["--sampler", "dpmpp_2m"], "unknown sampler 'dpmpp_2m' for --model masked"),
+        ("sample", ["--temperature", "-1"], "--temperature"),
         ("sample", ["--sampler", "nope"], "choose one of: ancestral, cached, maskgit"),
         ("evaluate", ["--sampler", "heun"], "unknown sampler 'heun' for --model masked"),
         ("sample", ["--guidance", "2"], "--guidance needs --cond"),

@@ -1,0 +1,318 @@
+"""E2E mr->ref with a long budget: the masked LM against the AR model when data, not steps, run out.
+
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --train ar &      # one core each
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --train masked &
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py                   # choose, score, write
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --smoke           # plumbing, < 2 min
+
+E2E's devset (3,835 pairs after the split) is small: the MR-prefixed AR model's validation
+NLL stops falling within a couple of thousand steps, while the masked LM (MDLM, p(k | c),
+per-masked weighting) keeps improving long after (the short studies, 600 steps, put it 9x
+behind in perplexity). So both are trained for the same, longer budget by one plain loop
+(``text_masked_gap.train``: AdamW, warm-up, cosine, batch 64, same width and depth, one
+thread each), and every choice is made on the validation split that ``load_data`` holds out
+by MR, never on the test set:
+
+- the checkpoint: the one of ``CHECKS`` with the fewest validation bits per text
+  (early stopping, for both models);
+- the decoding: AR ancestral sampling at each temperature of ``AR_DECODING`` (0: greedy),
+  the masked model's MaskGIT at 20 and L steps, cached ancestral unmasking, each at the
+  temperatures and guidance scales of ``MASKED_DECODING``; the best validation BLEU wins.
+
+Then, once, on ``testset_w_refs.csv`` (the published direction: names, foods and eat types
+partly unseen in the devset; nothing delexicalised): bits per token given the MR (the masked
+model's bound, the AR model's exact NLL), and corpus BLEU against all references, ROUGE-L
+and slot error of one text per test MR. Writes ``benchmarks/results/text-masked-e2e.
+{json,md,png}``; ``--train`` caches one model's best checkpoint and curve under ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from results_md import update_section
+from text_masked_gap import LN2, Variant, scores, train
+
+from diffkit.domains.text import metrics
+from diffkit.domains.text.data import encode_corpus, read
+from diffkit.domains.text.domain import TextConfig, build_network, load_data
+from diffkit.domains.text.generate import allowed_of, free_template, tokenizer_of
+from diffkit.domains.text.masked import sample_masked
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
+OUT = ROOT / "results"
+MODELS = ("ar", "masked")
+LR = 4e-3  # the rate the 600-step E2E study chose on validation for both (text-masked-gap-e2e)
+CHECKS = 8
+SETTINGS = {
+    "full": {"steps": 6000, "width": 64, "depth": 2, "batch": 64, "val_texts": 256,
+             "val_t": 16, "val_mrs": 10_000, "test_texts": 630, "test_mrs": 10_000},
+    "smoke": {"steps": 40, "width": 32, "depth": 1, "batch": 16, "val_texts": 16,
+              "val_t": 4, "val_mrs": 6, "test_texts": 16, "test_mrs": 6},
+}  # fmt: skip
+AR_DECODING = ({"temperature": 1.0}, {"temperature": 0.7}, {"temperature": 0.3},
+               {"temperature": 0.0})  # fmt: skip
+MASKED_DECODING = tuple(
+    {"sampler": sampler, "steps": steps, "temperature": temp, "guidance": w}
+    for sampler, steps in (("maskgit", 20), ("maskgit", None), ("cached", None))
+    for temp in (1.0, 0.7, 0.3, 0.0)
+    for w in (1.0, 1.5)
+    if not (sampler == "cached" and temp == 0.0)  # cached at argmax freezes its first guess
+)
+
+
+def base_config(s: dict) -> TextConfig:
+    return TextConfig(text_column="ref", cond_column="mr", val_fraction=0.2, dropout=0.1,
+                      width=s["width"], depth=s["depth"], nll_steps=0)  # fmt: skip
+
+
+def validation(data, s: dict):
+    """The validation texts scored at each checkpoint: (ids, pad, cond)."""
+    v, n = data.val, s["val_texts"]
+    return v.texts.ids[:n], v.texts.pad[:n], {"cond_ids": v.conds.ids[:n],
+                                              "cond_pad": v.conds.pad[:n]}  # fmt: skip
+
+
+def train_one(model: str, data, s: dict, work: Path) -> None:
+    """Train ``model`` for the budget; cache its best validation checkpoint and its curve."""
+    settings = {**s, "checks": CHECKS, "keep_best": True}
+    lengths = "prior" if model == "masked" else "auto"
+    variant = Variant(model, model=model, lengths=lengths, lr=LR, per_masked=model == "masked")
+    net, curve = train(variant, data.config, data, validation(data, s), settings)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), work / f"{model}.pt")
+    info = {"curve": curve, "params": sum(p.numel() for p in net.parameters()),
+            "best_step": min(curve, key=lambda c: c["bits_per_text"])["step"]}  # fmt: skip
+    (work / f"{model}.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
+def load_trained(model: str, data, work: Path):
+    config = dataclasses.replace(data.config, model=model, mask_lengths="prior")
+    net = build_network(config)
+    net.load_state_dict(torch.load(work / f"{model}.pt"))
+    return net.eval(), config, json.loads((work / f"{model}.json").read_text())
+
+
+def decode(net, config, tok, allowed, mrs: list[str], option: dict, seed: int) -> list[str]:
+    """One text per MR under one decoding option."""
+    cond = encode_corpus(tok, mrs, config.cond_length)
+    g = torch.Generator().manual_seed(seed)
+    if config.model == "ar":
+        ids = net.generate(len(mrs), max_length=config.max_length, cond_ids=cond.ids,
+                           cond_pad=cond.pad, generator=g, **option)  # fmt: skip
+    else:
+        w = option["guidance"]
+        ids = sample_masked(
+            net, len(mrs), free_template(tok, config.max_length, allowed),
+            sampler=option["sampler"], steps=option["steps"], temperature=option["temperature"],
+            cond={"cond_ids": cond.ids, "cond_pad": cond.pad},
+            guidance=None if w == 1.0 else w, generator=g,
+        )  # fmt: skip
+    return tok.decode_batch(ids)
+
+
+def scored(hyps: list[str], mrs: list[str], refs) -> dict:
+    return {"bleu": metrics.corpus_bleu(hyps, refs), "rouge_l": metrics.rouge_l(hyps, refs),
+            "slot_error": metrics.slot_error(mrs, hyps)}  # fmt: skip
+
+
+def choose_decoding(net, config, tok, allowed, val, s: dict) -> tuple[dict, list[dict]]:
+    """The decoding option with the best BLEU on the validation MRs, and every option's row."""
+    mrs, refs = metrics.group_references(val.conds, val.texts)
+    mrs, refs = list(mrs)[: s["val_mrs"]], list(refs)[: s["val_mrs"]]
+    options = AR_DECODING if config.model == "ar" else MASKED_DECODING
+    rows = []
+    for option in options:
+        t0 = time.perf_counter()
+        hyps = decode(net, config, tok, allowed, mrs, option, seed=1)
+        rows.append({"option": option, **scored(hyps, mrs, refs),
+                     "wall_s": time.perf_counter() - t0})  # fmt: skip
+        print(config.model, rows[-1], flush=True)
+    return max(rows, key=lambda r: r["bleu"])["option"], rows
+
+
+def bits_per_token(net, config, tok, texts, mrs) -> float:
+    """Bits per token given the MR (after BOS, EOS included): the bound or the exact NLL."""
+    enc = encode_corpus(tok, texts, config.max_length)
+    conds = encode_corpus(tok, mrs, config.cond_length)
+    cond = {"cond_ids": conds.ids, "cond_pad": conds.pad}
+    nats = scores(net, config.model, enc.ids, enc.pad, num_t=16, masks=2, seed=7, cond=cond)
+    return float(nats.double().sum()) / LN2 / float((enc.pad.sum(1) - 1).sum())
+
+
+def score(data, s: dict, work: Path) -> dict:
+    """Every model's choices on validation and its scores, once, on the test set."""
+    tok = tokenizer_of(data.settings)
+    allowed = allowed_of(data.settings, data.config.vocab_size)
+    test = read(DATA / "testset_w_refs.csv", "ref", "mr")
+    mrs, refs = metrics.group_references(test.conds, test.texts)
+    mrs, refs = list(mrs)[: s["test_mrs"]], list(refs)[: s["test_mrs"]]
+    texts, text_mrs = list(test.texts[: s["test_texts"]]), list(test.conds[: s["test_texts"]])
+    out = {}
+    for model in MODELS:
+        net, config, info = load_trained(model, data, work)
+        option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s)
+        t0 = time.perf_counter()
+        hyps = decode(net, config, tok, allowed, mrs, option, seed=2)
+        out[model] = {
+            **info, "decoding": option, "val_decoding": tried,
+            "test": {**scored(hyps, mrs, refs), "wall_s": time.perf_counter() - t0,
+                     "bits_per_token": bits_per_token(net, config, tok, texts, text_mrs)},
+            "examples": [{"mr": m, "text": h} for m, h in zip(mrs[:3], hyps[:3], strict=True)],
+        }  # fmt: skip
+        print(model, out[model]["test"], flush=True)
+    return out, len(mrs), len(texts)
+
+
+def targets(r: dict) -> dict:
+    """Issue 14's conditional targets on this protocol's test set."""
+    ar, m = r["ar"]["test"], r["masked"]["test"]
+    ratio = 2 ** (m["bits_per_token"] - ar["bits_per_token"])
+    return {"bleu_ratio_to_ar": m["bleu"] / ar["bleu"],
+            "bleu_95pct_of_ar": m["bleu"] >= 0.95 * ar["bleu"],
+            "conditional_perplexity_ratio_to_ar": ratio,
+            "conditional_perplexity_within_1.3x_ar": ratio <= 1.3}  # fmt: skip
+
+
+def label(option: dict) -> str:
+    if "sampler" not in option:
+        t = option["temperature"]
+        return "greedy" if t == 0 else f"ancestral, temperature {t:g}"
+    steps = "L" if option["steps"] is None else option["steps"]
+    temp = "argmax" if option["temperature"] == 0 else f"temperature {option['temperature']:g}"
+    return f"{option['sampler']} {steps}, {temp}, guidance {option['guidance']:g}"
+
+
+def markdown(payload: dict, figures: str = "") -> str:
+    """The run's report; ``figures`` is the PNG's folder relative to where the text lives."""
+    r, s = payload["models"], payload["settings"]
+    t = targets(r)
+    lines = [
+        "# E2E mr->ref at a long budget: masked LM against AR (issue 14)",
+        "",
+        f"{payload['setup']}",
+        "",
+        "| model | params | best step (val) | decoding (val BLEU) | test bits/token | "
+        "test BLEU | ROUGE-L | slot error | sampling s |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in r.items():
+        best_val = max(row["bleu"] for row in m["val_decoding"])
+        x = m["test"]
+        lines.append(
+            f"| {name} | {m['params']} | {m['best_step']} of {s['steps']} | "
+            f"{label(m['decoding'])} ({best_val:.1f}) | {x['bits_per_token']:.3f} | "
+            f"{x['bleu']:.1f} | {x['rouge_l']:.1f} | {x['slot_error']:.3f} | {x['wall_s']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Masked BLEU is {100 * t['bleu_ratio_to_ar']:.0f}% of AR's (target 95%); its bound "
+        f"given the MR is {t['conditional_perplexity_ratio_to_ar']:.2f}x AR's perplexity "
+        "(target 1.3x).",
+        "",
+        "Validation bits per text at each checkpoint (CPU seconds of training on one thread):",
+        "",
+        "| model | " + " | ".join(f"step {c['step']}" for c in r["ar"]["curve"]) + " |",
+        "|---|" + "---:|" * len(r["ar"]["curve"]),
+    ]
+    for name, m in r.items():
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{c['bits_per_text']:.2f} ({c['cpu_s']:.0f} s)" for c in m["curve"])
+            + " |"
+        )
+    lines += ["", "Decoding on the validation MRs (BLEU / slot error):", ""]
+    lines += ["| model | decoding | BLEU | slot error |", "|---|---|---:|---:|"]
+    for name, m in r.items():
+        for row in m["val_decoding"]:
+            lines.append(
+                f"| {name} | {label(row['option'])} | {row['bleu']:.1f} | {row['slot_error']:.3f} |"
+            )
+    lines += ["", "Test examples (the chosen decoding):", ""]
+    for name, m in r.items():
+        lines += [f"- {name}: {e['text']!r} <- `{e['mr']}`" for e in m["examples"][:2]]
+    lines += [
+        "",
+        f"Targets: `{json.dumps(t)}`",
+        "",
+        f"![text-masked-e2e.png]({figures}text-masked-e2e.png)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(payload: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, m in payload["models"].items():
+        c = m["curve"]
+        ax.plot([p["cpu_s"] for p in c], [p["bits_per_text"] for p in c], "o-", label=name)
+    ax.set_xlabel("CPU seconds of training (1 thread)")
+    ax.set_ylabel("validation bits per text given the MR")
+    ax.set_title("E2E: masked LM bound vs AR exact NLL")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", choices=MODELS, help="train and cache one model, then stop")
+    ap.add_argument("--smoke", action="store_true", help="tiny settings, plumbing only")
+    ap.add_argument("--work", type=Path, default=None, help="cache of trained models")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from JSON")
+    args = ap.parse_args(argv)
+    if args.report_only:
+        return write(json.loads((OUT / "text-masked-e2e.json").read_text()), "text-masked-e2e")
+    torch.set_num_threads(1)
+    preset = "smoke" if args.smoke else "full"
+    s = SETTINGS[preset]
+    work = args.work or ROOT.parent / "runs" / f"text-masked-e2e-{preset}"
+    if not (DATA / "devset.csv").exists():
+        raise SystemExit(f"needs {DATA}/devset.csv and testset_w_refs.csv (see its README)")
+    data = load_data(base_config(s), DATA / "devset.csv")
+    if args.train:
+        return train_one(args.train, data, s, work)
+    for model in MODELS:
+        if not (work / f"{model}.pt").exists():
+            train_one(model, data, s, work)
+    t0 = time.perf_counter()
+    models, n_mrs, n_texts = score(data, s, work)
+    setup = (
+        f"E2E devset split 80/20 by MR ({len(data.train)} training pairs; validation MRs for "
+        f"every choice); width {s['width']}, depth {s['depth']}, batch {s['batch']}, dropout "
+        f"0.1, lr {LR:g}, {s['steps']} steps per model ({CHECKS} checkpoints, the best on "
+        f"validation kept); scored once on testset_w_refs.csv (one text for each of "
+        f"{n_mrs} MRs, bits on {n_texts} pairs). {platform.machine()}, "
+        f"{torch.get_num_threads()} thread, torch {torch.__version__}; "
+        f"scoring took {time.perf_counter() - t0:.0f} s."
+    )
+    payload = {"preset": preset, "settings": s, "setup": setup, "models": models}
+    name = "text-masked-e2e" + ("-smoke" if args.smoke else "")
+    (OUT / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    write(payload, name)
+
+
+def write(payload: dict, name: str) -> None:
+    """The markdown and PNG beside the JSON; the full run's section of RESULTS.md too."""
+    (OUT / f"{name}.md").write_text(markdown(payload))
+    plot(payload, OUT / f"{name}.png")
+    if payload["preset"] == "full":
+        update_section(name, markdown(payload, figures="results/"))
+    print(markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
