@@ -20,15 +20,19 @@ by MR, never on the test set:
   temperatures and guidance scales of ``MASKED_DECODING``; the best validation BLEU wins.
 
 Then, once, on ``testset_w_refs.csv`` (the published direction: names, foods and eat types
-partly unseen in the devset; nothing delexicalised): bits per token given the MR (the masked
-model's bound, the AR model's exact NLL), and corpus BLEU against all references, ROUGE-L
-and slot error of one text per test MR. Writes ``benchmarks/results/text-masked-e2e.
-{json,md,png}``; ``--train`` caches one model's best checkpoint and curve under ``--work``.
+partly unseen in the devset; ``--delex`` delexicalises ``name`` and ``near``, as the issue
+allows and most published E2E systems do: :mod:`diffkit.domains.text.delex`): bits per
+token given the MR (the masked model's bound, the AR model's exact NLL), and corpus BLEU
+against all references, ROUGE-L and slot error of one text per test MR. Writes
+``benchmarks/results/text-masked-e2e[-delex].{json,md,png}`` and its section of RESULTS.md
+(``--steps N`` other than the preset's 8,000 adds ``-N-steps`` to the name); ``--train``
+caches one model's best checkpoint and curve under ``--work``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import platform
@@ -41,6 +45,7 @@ from text_masked_gap import LN2, Variant, scores, train
 
 from diffkit.domains.text import metrics
 from diffkit.domains.text.data import encode_corpus, read
+from diffkit.domains.text.delex import delexicalise, delexicalise_pair, relexicalise
 from diffkit.domains.text.domain import TextConfig, build_network, load_data
 from diffkit.domains.text.generate import allowed_of, free_template, tokenizer_of
 from diffkit.domains.text.masked import sample_masked
@@ -51,8 +56,12 @@ OUT = ROOT / "results"
 MODELS = ("ar", "masked")
 LR = 4e-3  # the rate the 600-step E2E study chose on validation for both (text-masked-gap-e2e)
 CHECKS = 8
+DELEX_NOTE = (
+    "name and near delexicalised: their values are placeholders in MRs and texts, put back "
+    "into the outputs before scoring against the original references"
+)
 SETTINGS = {
-    "full": {"steps": 6000, "width": 64, "depth": 2, "batch": 64, "val_texts": 256,
+    "full": {"steps": 8000, "width": 64, "depth": 2, "batch": 64, "val_texts": 256,
              "val_t": 16, "val_mrs": 10_000, "test_texts": 630, "test_mrs": 10_000},
     "smoke": {"steps": 40, "width": 32, "depth": 1, "batch": 16, "val_texts": 16,
               "val_t": 4, "val_mrs": 6, "test_texts": 16, "test_mrs": 6},
@@ -66,6 +75,18 @@ MASKED_DECODING = tuple(
     for w in (1.0, 1.5)
     if not (sampler == "cached" and temp == 0.0)  # cached at argmax freezes its first guess
 )
+
+
+def devset(work: Path) -> Path:
+    """``devset.csv`` with ``name`` and ``near`` delexicalised, written under ``work``."""
+    corpus = delexicalise(read(DATA / "devset.csv", "ref", "mr"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "devset-delex.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["mr", "ref"])
+        out.writerows(zip(corpus.conds, corpus.texts, strict=True))
+    return path
 
 
 def base_config(s: dict) -> TextConfig:
@@ -147,20 +168,25 @@ def bits_per_token(net, config, tok, texts, mrs) -> float:
     return float(nats.double().sum()) / LN2 / float((enc.pad.sum(1) - 1).sum())
 
 
-def score(data, s: dict, work: Path) -> dict:
-    """Every model's choices on validation and its scores, once, on the test set."""
+def score(data, s: dict, work: Path, delex: bool) -> dict:
+    """Every model's choices on validation and its scores, once, on the test set; with
+    ``delex`` the models see delexicalised MRs and texts and their outputs, relexicalised,
+    are scored against the original references."""
     tok = tokenizer_of(data.settings)
     allowed = allowed_of(data.settings, data.config.vocab_size)
     test = read(DATA / "testset_w_refs.csv", "ref", "mr")
     mrs, refs = metrics.group_references(test.conds, test.texts)
     mrs, refs = list(mrs)[: s["test_mrs"]], list(refs)[: s["test_mrs"]]
-    texts, text_mrs = list(test.texts[: s["test_texts"]]), list(test.conds[: s["test_texts"]])
+    seen = delexicalise(test) if delex else test  # what the models read
+    model_mrs = [delexicalise_pair(m, "")[0] for m in mrs] if delex else mrs
+    texts, text_mrs = list(seen.texts[: s["test_texts"]]), list(seen.conds[: s["test_texts"]])
     out = {}
     for model in MODELS:
         net, config, info = load_trained(model, data, work)
         option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s)
         t0 = time.perf_counter()
-        hyps = decode(net, config, tok, allowed, mrs, option, seed=2)
+        hyps = decode(net, config, tok, allowed, model_mrs, option, seed=2)
+        hyps = relexicalise(hyps, mrs) if delex else hyps
         out[model] = {
             **info, "decoding": option, "val_decoding": tried,
             "test": {**scored(hyps, mrs, refs), "wall_s": time.perf_counter() - t0,
@@ -190,12 +216,12 @@ def label(option: dict) -> str:
     return f"{option['sampler']} {steps}, {temp}, guidance {option['guidance']:g}"
 
 
-def markdown(payload: dict, figures: str = "") -> str:
+def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") -> str:
     """The run's report; ``figures`` is the PNG's folder relative to where the text lives."""
     r, s = payload["models"], payload["settings"]
     t = targets(r)
     lines = [
-        "# E2E mr->ref at a long budget: masked LM against AR (issue 14)",
+        "### E2E mr->ref at a long budget: masked LM against AR (issue 14)",
         "",
         f"{payload['setup']}",
         "",
@@ -242,7 +268,7 @@ def markdown(payload: dict, figures: str = "") -> str:
         "",
         f"Targets: `{json.dumps(t)}`",
         "",
-        f"![text-masked-e2e.png]({figures}text-masked-e2e.png)",
+        f"![{stem}.png]({figures}{stem}.png)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -272,46 +298,51 @@ def main(argv=None) -> None:
     ap.add_argument("--train", choices=MODELS, help="train and cache one model, then stop")
     ap.add_argument("--smoke", action="store_true", help="tiny settings, plumbing only")
     ap.add_argument("--work", type=Path, default=None, help="cache of trained models")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (preset's default)")
+    ap.add_argument("--delex", action="store_true", help="delexicalise name and near")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from JSON")
     args = ap.parse_args(argv)
-    if args.report_only:
-        return write(json.loads((OUT / "text-masked-e2e.json").read_text()), "text-masked-e2e")
-    torch.set_num_threads(1)
     preset = "smoke" if args.smoke else "full"
-    s = SETTINGS[preset]
-    work = args.work or ROOT.parent / "runs" / f"text-masked-e2e-{preset}"
+    s = SETTINGS[preset] | ({"steps": args.steps} if args.steps else {})
+    name = "text-masked-e2e" + ("-delex" if args.delex else "") + ("-smoke" if args.smoke else "")
+    if s["steps"] != SETTINGS[preset]["steps"]:
+        name += f"-{s['steps']}-steps"
+    if args.report_only:
+        return write(json.loads((OUT / f"{name}.json").read_text()), name)
+    torch.set_num_threads(1)
+    work = args.work or ROOT.parent / "runs" / f"{name}"
     if not (DATA / "devset.csv").exists():
         raise SystemExit(f"needs {DATA}/devset.csv and testset_w_refs.csv (see its README)")
-    data = load_data(base_config(s), DATA / "devset.csv")
+    data = load_data(base_config(s), devset(work) if args.delex else DATA / "devset.csv")
     if args.train:
         return train_one(args.train, data, s, work)
     for model in MODELS:
         if not (work / f"{model}.pt").exists():
             train_one(model, data, s, work)
     t0 = time.perf_counter()
-    models, n_mrs, n_texts = score(data, s, work)
+    models, n_mrs, n_texts = score(data, s, work, args.delex)
+    how = DELEX_NOTE if args.delex else "nothing delexicalised"
     setup = (
-        f"E2E devset split 80/20 by MR ({len(data.train)} training pairs; validation MRs for "
-        f"every choice); width {s['width']}, depth {s['depth']}, batch {s['batch']}, dropout "
-        f"0.1, lr {LR:g}, {s['steps']} steps per model ({CHECKS} checkpoints, the best on "
+        f"E2E devset ({how}) split 80/20 by MR ({len(data.train)} training pairs; validation "
+        f"MRs for every choice); width {s['width']}, depth {s['depth']}, batch {s['batch']}, "
+        f"dropout 0.1, lr {LR:g}, {s['steps']} steps per model ({CHECKS} checkpoints, the best on "
         f"validation kept); scored once on testset_w_refs.csv (one text for each of "
         f"{n_mrs} MRs, bits on {n_texts} pairs). {platform.machine()}, "
         f"{torch.get_num_threads()} thread, torch {torch.__version__}; "
         f"scoring took {time.perf_counter() - t0:.0f} s."
     )
     payload = {"preset": preset, "settings": s, "setup": setup, "models": models}
-    name = "text-masked-e2e" + ("-smoke" if args.smoke else "")
     (OUT / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
     write(payload, name)
 
 
 def write(payload: dict, name: str) -> None:
     """The markdown and PNG beside the JSON; the full run's section of RESULTS.md too."""
-    (OUT / f"{name}.md").write_text(markdown(payload))
+    (OUT / f"{name}.md").write_text(markdown(payload, name))
     plot(payload, OUT / f"{name}.png")
     if payload["preset"] == "full":
-        update_section(name, markdown(payload, figures="results/"))
-    print(markdown(payload))
+        update_section(name, markdown(payload, name, figures="results/"))
+    print(markdown(payload, name))
 
 
 if __name__ == "__main__":
