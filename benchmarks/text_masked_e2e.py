@@ -47,8 +47,8 @@ from diffkit.domains.text import metrics
 from diffkit.domains.text.data import encode_corpus, read
 from diffkit.domains.text.delex import delexicalise, delexicalise_pair, relexicalise
 from diffkit.domains.text.domain import TextConfig, build_network, load_data
-from diffkit.domains.text.generate import allowed_of, free_template, tokenizer_of
-from diffkit.domains.text.masked import sample_masked
+from diffkit.domains.text.evaluate import conditional_samples
+from diffkit.domains.text.generate import allowed_of, tokenizer_of
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
@@ -122,21 +122,12 @@ def load_trained(model: str, data, work: Path):
 
 
 def decode(net, config, tok, allowed, mrs: list[str], option: dict, seed: int) -> list[str]:
-    """One text per MR under one decoding option."""
-    cond = encode_corpus(tok, mrs, config.cond_length)
-    g = torch.Generator().manual_seed(seed)
-    if config.model == "ar":
-        ids = net.generate(len(mrs), max_length=config.max_length, cond_ids=cond.ids,
-                           cond_pad=cond.pad, generator=g, **option)  # fmt: skip
-    else:
-        w = option["guidance"]
-        ids = sample_masked(
-            net, len(mrs), free_template(tok, config.max_length, allowed),
-            sampler=option["sampler"], steps=option["steps"], temperature=option["temperature"],
-            cond={"cond_ids": cond.ids, "cond_pad": cond.pad},
-            guidance=None if w == 1.0 else w, generator=g,
-        )  # fmt: skip
-    return tok.decode_batch(ids)
+    """One text per MR under one decoding option (the AR model reads only its temperature)."""
+    return conditional_samples(
+        net, None, mrs, tok, config, allowed, sampler=option.get("sampler"),
+        steps=option.get("steps"), guidance=option.get("guidance", 1.0),
+        temperature=option["temperature"], generator=torch.Generator().manual_seed(seed),
+    )  # fmt: skip
 
 
 def scored(hyps: list[str], mrs: list[str], refs) -> dict:

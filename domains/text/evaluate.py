@@ -189,9 +189,11 @@ def grammar_floor(texts, tok, config) -> dict[str, float]:
 
 
 def conditional_samples(
-    net, schedule, mrs, tok, config, allowed, *, sampler, steps, guidance, generator
-):
-    """One text per MR (ancestral sampling for the AR model, guided for diffusion)."""
+    net, schedule, mrs, tok, config, allowed, *, sampler, steps, guidance, generator,
+    temperature=None,
+):  # fmt: skip
+    """One text per MR (ancestral sampling for the AR model, guided for diffusion);
+    ``temperature`` tempers the AR and masked models' draws (None: 1, 0: argmax)."""
     cond = encode_corpus(tok, mrs, config.cond_length)
     device = next(net.parameters()).device
     cond_ids, cond_pad = cond.ids.to(device), cond.pad.to(device)
@@ -202,6 +204,7 @@ def conditional_samples(
             cond_ids=cond_ids,
             cond_pad=cond_pad,
             generator=generator,
+            temperature=1.0 if temperature is None else temperature,
         )
         return tok.decode_batch(ids.cpu())
     tpl = free_template(tok, config.max_length, allowed)
@@ -215,6 +218,7 @@ def conditional_samples(
         steps=steps,
         cond={"cond_ids": cond_ids, "cond_pad": cond_pad},
         guidance=None if guidance == 1.0 else guidance,
+        temperature=temperature,
         generator=generator,
     )
     return tok.decode_batch(ids.cpu())
