@@ -13,8 +13,8 @@ behind in perplexity). So both are trained for the same, longer budget by one pl
 thread each), and every choice is made on the validation split that ``load_data`` holds out
 by MR, never on the test set:
 
-- the checkpoint: the one of ``CHECKS`` with the fewest validation bits per text
-  (early stopping, for both models);
+- the checkpoint: the one, of a check every ``CHECK_EVERY`` steps, with the fewest
+  validation bits per text (early stopping, for both models);
 - the decoding: AR ancestral sampling at each temperature of ``AR_DECODING`` (0: greedy),
   the masked model's MaskGIT at 20 and L steps, cached ancestral unmasking, each at the
   temperatures and guidance scales of ``MASKED_DECODING``; the best validation BLEU wins.
@@ -55,7 +55,7 @@ DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
 OUT = ROOT / "results"
 MODELS = ("ar", "masked")
 LR = 4e-3  # the rate the 600-step E2E study chose on validation for both (text-masked-gap-e2e)
-CHECKS = 8
+CHECK_EVERY = 1000  # steps between validation checkpoints
 DELEX_NOTE = (
     "name and near delexicalised: their values are placeholders in MRs and texts, put back "
     "into the outputs before scoring against the original references"
@@ -101,9 +101,14 @@ def validation(data, s: dict):
                                               "cond_pad": v.conds.pad[:n]}  # fmt: skip
 
 
+def checks(s: dict) -> int:
+    """How many validation checkpoints a run of ``s["steps"]`` gets: one per ``CHECK_EVERY``."""
+    return max(1, s["steps"] // CHECK_EVERY)
+
+
 def train_one(model: str, data, s: dict, work: Path) -> None:
     """Train ``model`` for the budget; cache its best validation checkpoint and its curve."""
-    settings = {**s, "checks": CHECKS, "keep_best": True}
+    settings = {**s, "checks": checks(s), "keep_best": True}
     lengths = "prior" if model == "masked" else "auto"
     variant = Variant(model, model=model, lengths=lengths, lr=LR, per_masked=model == "masked")
     net, curve = train(variant, data.config, data, validation(data, s), settings)
@@ -319,8 +324,8 @@ def main(argv=None) -> None:
     setup = (
         f"E2E devset ({how}) split 80/20 by MR ({len(data.train)} training pairs; validation "
         f"MRs for every choice); width {s['width']}, depth {s['depth']}, batch {s['batch']}, "
-        f"dropout 0.1, lr {LR:g}, {s['steps']} steps per model ({CHECKS} checkpoints, the best on "
-        f"validation kept); scored once on testset_w_refs.csv (one text for each of "
+        f"dropout 0.1, lr {LR:g}, {s['steps']} steps per model ({checks(s)} checkpoints, the "
+        f"best on validation kept); scored once on testset_w_refs.csv (one text for each of "
         f"{n_mrs} MRs, bits on {n_texts} pairs). {platform.machine()}, "
         f"{torch.get_num_threads()} thread, torch {torch.__version__}; "
         f"scoring took {time.perf_counter() - t0:.0f} s."

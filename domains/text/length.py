@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import torch
 
+from diffkit.errors import ConfigError
+
 Tensor = torch.Tensor
 
 
@@ -62,11 +64,19 @@ def length_log_probs(counts: Tensor) -> Tensor:
     return counts.log() - counts.sum().log()
 
 
-def sample_counts(log_probs: Tensor, n: int, low: int, high: int, generator=None) -> Tensor:
+def sample_counts(
+    log_probs: Tensor, n: int, low: int, high: int, generator=None, temperature: float = 1.0
+) -> Tensor:
     """``n`` token counts (n,) drawn from the prior (L,), or one row's prior each (n, L),
-    restricted to ``low..high``."""
-    probs = log_probs.double().exp().cpu()
-    probs[..., :low], probs[..., high + 1 :] = 0.0, 0.0
+    restricted to ``low..high`` and tempered as the tokens are: ``p(k)^(1 / temperature)``,
+    renormalised; 0 takes the most probable count (the first of ties)."""
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}.")
+    log_probs = log_probs.double().cpu().clone()
+    log_probs[..., :low], log_probs[..., high + 1 :] = -torch.inf, -torch.inf
+    if temperature == 0:
+        return log_probs.expand(n, -1).argmax(-1)
+    probs = (log_probs / temperature).softmax(-1)
     if probs.ndim == 1:
         return torch.multinomial(probs, n, replacement=True, generator=generator)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
@@ -131,11 +141,13 @@ def length_nats(net, ids: Tensor, cond: dict | None = None) -> Tensor:
     return -(log_p[k] if log_p.ndim == 1 else log_p.gather(1, k[:, None])[:, 0])
 
 
-def drawn_lengths(net, n: int, template, generator=None, cond=None, guidance=None):
+def drawn_lengths(
+    net, n: int, template, generator=None, cond=None, guidance=None, temperature: float = 1.0
+):
     """``template`` with a length drawn from the prior for each row whose length it leaves
     open (EOS allowed at some unknown position): ``BOS ? x k EOS PAD..``, the ``--length``
-    frame, with ``k`` from the prior (given each row's condition, under ``guidance``) on
-    ``1..L - 2`` (a frame needs a token and its EOS)."""
+    frame, with ``k`` from the prior (given each row's condition, under ``guidance``, at
+    ``temperature``) on ``1..L - 2`` (a frame needs a token and its EOS)."""
     if getattr(net, "lengths", "pads") != "prior":
         return template
     length = template.ids.shape[-1]
@@ -154,7 +166,7 @@ def drawn_lengths(net, n: int, template, generator=None, cond=None, guidance=Non
     if not fits[:, 1 : length - 1].all():  # the template rules some out: per row, without them
         log_p = log_p.expand(n, length).masked_fill(~fits, -torch.inf)
         open_rows &= fits.any(1)
-    k = sample_counts(log_p, n, 1, length - 2, torch.Generator().manual_seed(seed))
+    k = sample_counts(log_p, n, 1, length - 2, torch.Generator().manual_seed(seed), temperature)
     positions = torch.arange(length)[None]  # (1, L)
     text = (positions >= 1) & (positions <= k[:, None]) & open_rows[:, None]  # (n, L)
     frame = (positions > k[:, None]) & open_rows[:, None]

@@ -343,7 +343,7 @@ def sample_masked(
     device = next(net.parameters()).device
     if cond is not None:
         cond = {k: v.to(device).expand(n, -1) for k, v in cond.items()}
-    template = drawn_lengths(net, n, template, generator, cond, guidance)
+    template = drawn_lengths(net, n, template, generator, cond, guidance, temperature)
     length = template.ids.shape[-1]
     known_ids = template.ids.to(device).expand(n, length)  # (n, L)
     known = template.known.to(device).expand(n, length)  # (n, L)

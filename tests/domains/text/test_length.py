@@ -12,6 +12,7 @@ from diffkit.domains.text import length
 from diffkit.domains.text.domain import TextConfig, build_network, load_data
 from diffkit.domains.text.generate import allowed_of, free_template, tokenizer_of
 from diffkit.domains.text.masked import MaskedLM, masked_loss, masked_nll, sample_masked
+from diffkit.errors import ConfigError
 from tests.domains.text.test_masked import LAW, ExactDenoiser
 from tests.tiny import one_thread  # noqa: F401  (autouse)
 
@@ -38,6 +39,17 @@ def test_the_prior_is_the_add_one_histogram_and_sums_to_one():
     assert torch.allclose(log_p.exp(), torch.tensor([1, 4, 1, 1], dtype=torch.float64) / 7)
     draws = length.sample_counts(log_p, 2000, 1, 2, torch.Generator().manual_seed(0))
     assert set(draws.tolist()) <= {1, 2} and 0.7 < (draws == 1).float().mean() < 0.9  # 4/5
+
+
+def test_the_length_is_tempered_as_the_tokens_are():
+    log_p = torch.tensor([1, 4, 1, 1], dtype=torch.float64).div(7).log()
+    g = torch.Generator().manual_seed(0)
+    assert length.sample_counts(log_p, 50, 1, 2, g, temperature=0.0).tolist() == [1] * 50
+    assert length.sample_counts(log_p, 5, 2, 3, g, temperature=0.0).tolist() == [2] * 5  # ties
+    sharp = length.sample_counts(log_p, 4000, 1, 2, g, temperature=0.5)  # p ~ 4^2 : 1^2
+    assert 0.93 < (sharp == 1).float().mean() < 0.955  # 16/17 = 0.941
+    with pytest.raises(ConfigError, match="temperature must be >= 0"):
+        length.sample_counts(log_p, 5, 1, 2, g, temperature=-1.0)
 
 
 class ExactWithPrior(ExactDenoiser):
