@@ -259,8 +259,8 @@ def test_temperature_zero_is_the_argmax_and_reaches_the_masked_sampler(run_dir):
         x = sample_checkpoint(run_dir, 6, steps=4, sampler="maskgit", seed=seed, options=options)
         return tensor_to_texts(x)
 
-    # the length prior still draws each text's length: fix it to see the tokens' draws alone
-    argmax = draw(0, temperature=0.0, length=6)
+    assert draw(0, temperature=0.0) == draw(1, temperature=0.0)  # the length's draw too
+    argmax = draw(0, temperature=0.0, length=6)  # a fixed length: the tokens' draws alone
     assert argmax == draw(1, temperature=0.0, length=6)  # no draw left to the seed
     assert draw(0, length=6) != draw(1, length=6)  # temperature 1 (the default) does draw
     assert draw(0, temperature=1.0, length=6) == draw(0, length=6) != argmax
