@@ -17,7 +17,8 @@ by MR, never on the test set:
   validation bits per text (early stopping, for both models);
 - the decoding: AR ancestral sampling at each temperature of ``AR_DECODING`` (0: greedy),
   the masked model's MaskGIT at 20 and L steps, cached ancestral unmasking, each at the
-  temperatures and guidance scales of ``MASKED_DECODING``; the best validation BLEU wins.
+  temperatures and guidance scales of ``MASKED_DECODING`` (a temperature tempers the
+  masked LM's length as well as its tokens); the best validation BLEU wins.
 
 Then, once, on ``testset_w_refs.csv`` (the published direction: names, foods and eat types
 partly unseen in the devset; ``--delex`` delexicalises ``name`` and ``near``, as the issue
