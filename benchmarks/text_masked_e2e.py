@@ -14,7 +14,8 @@ thread each), and every choice is made on the validation split that ``load_data`
 by MR, never on the test set:
 
 - the checkpoint: the one, of a check every ``CHECK_EVERY`` steps, with the fewest
-  validation bits per text (early stopping, for both models);
+  validation bits per text (early stopping, for both models: training stops after
+  ``PATIENCE`` checks without a better one, and each best is cached as it comes);
 - the decoding: AR ancestral sampling at each temperature of ``AR_DECODING`` (0: greedy),
   the masked model's MaskGIT at 20 and L steps, cached ancestral unmasking, each at the
   temperatures and guidance scales of ``MASKED_DECODING`` (a temperature tempers the
@@ -57,6 +58,7 @@ OUT = ROOT / "results"
 MODELS = ("ar", "masked")
 LR = 4e-3  # the rate the 600-step E2E study chose on validation for both (text-masked-gap-e2e)
 CHECK_EVERY = 1000  # steps between validation checkpoints
+PATIENCE = 4  # checks in a row without a better validation bound before training stops
 DELEX_NOTE = (
     "name and near delexicalised: their values are placeholders in MRs and texts, put back "
     "into the outputs before scoring against the original references"
@@ -108,16 +110,23 @@ def checks(s: dict) -> int:
 
 
 def train_one(model: str, data, s: dict, work: Path) -> None:
-    """Train ``model`` for the budget; cache its best validation checkpoint and its curve."""
-    settings = {**s, "checks": checks(s), "keep_best": True}
+    """Train ``model`` for the budget, caching its best validation checkpoint and its curve
+    at every check (an interrupted run keeps its best so far); stops after ``PATIENCE``
+    checks without a better one."""
+    settings = {**s, "checks": checks(s), "keep_best": True, "patience": PATIENCE}
     lengths = "prior" if model == "masked" else "auto"
     variant = Variant(model, model=model, lengths=lengths, lr=LR, per_masked=model == "masked")
-    net, curve = train(variant, data.config, data, validation(data, s), settings)
     work.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), work / f"{model}.pt")
-    info = {"curve": curve, "params": sum(p.numel() for p in net.parameters()),
-            "best_step": min(curve, key=lambda c: c["bits_per_text"])["step"]}  # fmt: skip
-    (work / f"{model}.json").write_text(json.dumps(info, indent=1) + "\n")
+
+    def cache(net, curve: list[dict], is_best: bool) -> None:
+        if is_best:
+            torch.save(net.state_dict(), work / f"{model}.pt.tmp")
+            (work / f"{model}.pt.tmp").replace(work / f"{model}.pt")
+        info = {"curve": curve, "params": sum(p.numel() for p in net.parameters()),
+                "best_step": min(curve, key=lambda c: c["bits_per_text"])["step"]}  # fmt: skip
+        (work / f"{model}.json").write_text(json.dumps(info, indent=1) + "\n")
+
+    train(variant, data.config, data, validation(data, s), settings, on_check=cache)
 
 
 def load_trained(model: str, data, work: Path):
@@ -322,11 +331,14 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     models, n_mrs, n_texts = score(data, s, work, args.delex)
     how = DELEX_NOTE if args.delex else "nothing delexicalised"
+    ran = {m: models[m]["curve"][-1]["step"] for m in MODELS}
     setup = (
         f"E2E devset ({how}) split 80/20 by MR ({len(data.train)} training pairs; validation "
         f"MRs for every choice); width {s['width']}, depth {s['depth']}, batch {s['batch']}, "
-        f"dropout 0.1, lr {LR:g}, {s['steps']} steps per model ({checks(s)} checkpoints, the "
-        f"best on validation kept); scored once on testset_w_refs.csv (one text for each of "
+        f"dropout 0.1, lr {LR:g}, a budget of {s['steps']} steps per model (a check every "
+        f"{CHECK_EVERY}, stopping after {PATIENCE} without a better one: AR ran "
+        f"{ran['ar']}, masked {ran['masked']}; the best on validation kept); scored once "
+        f"on testset_w_refs.csv (one text for each of "
         f"{n_mrs} MRs, bits on {n_texts} pairs). {platform.machine()}, "
         f"{torch.get_num_threads()} thread, torch {torch.__version__}; "
         f"scoring took {time.perf_counter() - t0:.0f} s."

@@ -109,12 +109,16 @@ def loss_of(net, v: Variant, batch: dict, g) -> torch.Tensor:
     return masked_loss(net, batch, generator=g, per_masked=v.per_masked)["loss"].mean()
 
 
-def train(v: Variant, config, data, val, s: dict) -> tuple[torch.nn.Module, list[dict]]:
+def train(
+    v: Variant, config, data, val, s: dict, on_check=None
+) -> tuple[torch.nn.Module, list[dict]]:
     """Train one variant for s["steps"] steps; bits/text on ``val`` at each checkpoint.
 
     ``s["checks"]`` checkpoints, evenly spaced (default 4); with ``s["keep_best"]`` the
     returned network is the checkpoint with the fewest validation bits (early stopping),
-    otherwise the last one.
+    otherwise the last one. With ``s["patience"]`` training stops once that many checks in
+    a row have not beaten the best. ``on_check(net, curve, is_best)`` runs after each check
+    (to save a checkpoint as it comes, so an interrupted run keeps its best so far).
     """
     config = dataclasses.replace(
         config, model=v.model, mask_schedule=v.schedule, mask_lengths=v.lengths
@@ -160,11 +164,24 @@ def train(v: Variant, config, data, val, s: dict) -> tuple[torch.nn.Module, list
             )
             bits = curve[-1]["bits_per_text"]
             print(f"  {v.name}: step {step + 1}, {cpu:.0f} CPU s, val {bits:.3f} bits/text")
-            if best is None or bits < best[0]:
+            is_best = best is None or bits < best[0]
+            if is_best:
                 best = (bits, {k: x.detach().clone() for k, x in net.state_dict().items()})
+            if on_check is not None:
+                on_check(net, curve, is_best)
+            if stalled(curve, s.get("patience")):
+                break
     if s.get("keep_best") and best is not None:
         net.load_state_dict(best[1])
     return net.eval(), curve
+
+
+def stalled(curve: list[dict], patience: int | None) -> bool:
+    """Whether the last ``patience`` checks of ``curve`` all failed to beat the best before them."""
+    if not patience or len(curve) <= patience:
+        return False
+    bits = [c["bits_per_text"] for c in curve]
+    return min(bits[-patience:]) >= min(bits[:-patience])
 
 
 def estimator_check(net, ids, pad, seeds: int) -> list[dict]:
