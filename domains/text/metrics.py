@@ -10,7 +10,8 @@ copy rate, slot error and exact match are shares in 0..1.
   word/punctuation tokens, with the E2E / COCO multi-reference rule: the best precision and
   the best recall over the references, combined as an F-measure with beta 1.2.
 - :func:`distinct_n` (Li et al. 2016), :func:`self_bleu` (Zhu et al. 2018, Texygen),
-  :func:`copy_rate`: diversity and memorisation of samples.
+  :func:`copy_rate`: diversity and memorisation of samples; :func:`consensus_bleu`, the
+  per-text scores behind self-BLEU, ranks candidates for one input (minimum Bayes risk).
 - :func:`slot_error`: the share of MR slot values a text fails to mention (rule below).
 - :func:`infill_exact_match`, :func:`infill_bleu`: filled spans against the true spans.
 """
@@ -125,15 +126,24 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 
 def self_bleu(texts: Sequence[str], max_order: int = 4) -> float:
-    """Mean sentence BLEU (0..100) of each text against all the others as references.
-
-    Equals the mean of ``sacrebleu.sentence_bleu(text, others)`` (13a tokens, exp
-    smoothing, effective order) and runs in time linear in the number of texts: the
-    clipping count of an n-gram against "all others" is the largest count among the
-    other texts, which the two largest counts over all texts give.
-    """
+    """Mean sentence BLEU (0..100) of each text against all the others as references."""
     if len(texts) < 2:
         return 0.0
+    scores = consensus_bleu(texts, max_order)
+    return sum(scores) / len(scores)
+
+
+def consensus_bleu(texts: Sequence[str], max_order: int = 4) -> list[float]:
+    """Each text's sentence BLEU (0..100) against all the others as references.
+
+    Equals ``sacrebleu.sentence_bleu(text, others)`` (13a tokens, exp smoothing, effective
+    order) and runs in time linear in the number of texts: the clipping count of an n-gram
+    against "all others" is the largest count among the other texts, which the two largest
+    counts over all texts give. The text the others support most is the minimum-Bayes-risk
+    choice under BLEU (Kumar & Byrne 2004); at least two texts.
+    """
+    if len(texts) < 2:
+        raise ShapeError(f"consensus needs at least two texts, got {len(texts)}")
     tokens = [_13A(text.strip()).split() for text in texts]
     counts = [Counter(g for n in range(1, max_order + 1) for g in _ngrams(t, n)) for t in tokens]
     top: dict[tuple, list[tuple[int, int]]] = {}  # n-gram -> two largest (count, text index)
@@ -158,7 +168,7 @@ def self_bleu(texts: Sequence[str], max_order: int = 4) -> float:
         lengths[own] += 1
         stats = BLEU.compute_bleu(correct, total, own, ref_len, "exp", effective_order=True)
         scores.append(stats.score)
-    return sum(scores) / len(scores)
+    return scores
 
 
 def copy_rate(samples: Sequence[str], train_texts: Sequence[str]) -> float:

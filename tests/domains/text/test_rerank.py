@@ -1,0 +1,61 @@
+"""Consensus (minimum-Bayes-risk) choice among drafts: sacrebleu's per-text scores, the
+majority draft kept, and conditional sampling with drafts keeping one of its own drafts."""
+
+import pytest
+import sacrebleu
+import torch
+
+from diffkit.domains.text.domain import TextConfig, build_network, load_data
+from diffkit.domains.text.evaluate import conditional_samples
+from diffkit.domains.text.generate import allowed_of, tokenizer_of
+from diffkit.domains.text.grammar import restaurants
+from diffkit.domains.text.metrics import consensus_bleu, group_references
+from diffkit.domains.text.rerank import consensus_pick
+from diffkit.errors import ShapeError
+
+
+def test_consensus_bleu_is_each_texts_sentence_bleu_against_the_rest():
+    texts = list(restaurants(12, seed=4).texts)
+    expected = [sacrebleu.sentence_bleu(t, texts[:i] + texts[i + 1 :]).score
+                for i, t in enumerate(texts)]  # fmt: skip
+    assert consensus_bleu(texts) == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ShapeError, match="at least two"):
+        consensus_bleu(["alone"])
+
+
+def test_the_draft_the_others_agree_with_is_kept_per_input():
+    drafts = [
+        ["the pub is cheap and near the river", "a b c d e"],
+        ["the pub is cheap near the river", "v w x y z"],
+        ["a cafe with a high rating", "a b c d f"],
+    ]
+    assert consensus_pick(drafts) == ["the pub is cheap near the river", "a b c d e"]
+    assert consensus_pick(drafts[:1]) == drafts[0]
+    with pytest.raises(ShapeError, match="same length"):
+        consensus_pick([["x", "y"], ["x"]])
+    with pytest.raises(ShapeError):
+        consensus_pick([])
+
+
+@pytest.mark.parametrize("model", ["masked", "ar"])
+def test_conditional_drafts_keep_one_of_the_drafts_drawn_in_one_batch(model):
+    data = load_data(TextConfig(model=model, n_train=60, cond_column="mr"), None)
+    torch.manual_seed(0)
+    config = TextConfig(**{**vars(data.config), "width": 32, "depth": 1, "heads": 2})
+    net = build_network(config).eval()
+    if model == "masked":  # livelier logits, so the masked drafts differ (the AR ones do)
+        with torch.no_grad():
+            net.embed.weight.normal_()
+    tok, allowed = tokenizer_of(data.settings), allowed_of(data.settings, config.vocab_size)
+    mrs = list(group_references(data.val.corpus.conds, data.val.corpus.texts)[0])[:5]
+
+    def draw(batch, drafts):
+        return conditional_samples(
+            net, None, batch, tok, config, allowed, sampler="maskgit", steps=6, guidance=1.0,
+            temperature=1.0, drafts=drafts, generator=torch.Generator().manual_seed(9),
+        )  # fmt: skip
+
+    flat = draw(mrs * 3, 1)
+    columns = [flat[k * 5 : (k + 1) * 5] for k in range(3)]
+    assert len({tuple(c) for c in columns}) == 3  # the drafts differ
+    assert draw(mrs, 3) == consensus_pick(columns)
