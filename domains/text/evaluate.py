@@ -44,7 +44,7 @@ from .generate import (
     tokenizer_of,
 )
 from .options import TextEvaluateOptions, TextSampleOptions
-from .rerank import consensus_pick
+from .rerank import consensus_of
 
 Tensor = torch.Tensor
 LOG2 = math.log(2.0)
@@ -196,14 +196,13 @@ def conditional_samples(
     """One text per MR (ancestral sampling for the AR model, guided for diffusion);
     ``temperature`` tempers the AR and masked models' draws (None: 1, 0: argmax);
     ``drafts`` > 1 samples that many texts per MR in one batch and keeps their consensus
-    (:func:`rerank.consensus_pick`)."""
+    (:func:`rerank.consensus_of`)."""
     if drafts > 1:
         texts = conditional_samples(
             net, schedule, list(mrs) * drafts, tok, config, allowed, sampler=sampler,
             steps=steps, guidance=guidance, generator=generator, temperature=temperature,
         )  # fmt: skip
-        n = len(mrs)
-        return consensus_pick([texts[k * n : (k + 1) * n] for k in range(drafts)])
+        return consensus_of(texts, drafts)
     cond = encode_corpus(tok, mrs, config.cond_length)
     device = next(net.parameters()).device
     cond_ids, cond_pad = cond.ids.to(device), cond.pad.to(device)

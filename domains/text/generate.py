@@ -20,6 +20,7 @@ The result is rounded to token ids (nearest allowed embedding) and decoded up to
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,7 @@ import torch
 from diffkit import sample
 from diffkit.errors import ConfigError
 
+from .rerank import consensus_of
 from .tokenizer import Tokenizer
 
 Tensor = torch.Tensor
@@ -270,7 +272,15 @@ def default_clamp(config) -> bool:
 def generate_texts(
     net, schedule, n, *, config, settings, sampler, steps, prediction, generator=None, options
 ) -> list[str]:
-    """``n`` texts under the sample options (condition, guidance, template, length)."""
+    """``n`` texts under the sample options (condition, guidance, template, length; with
+    ``drafts`` > 1, the consensus of that many drafts each, drawn in one batch)."""
+    if options.drafts > 1:
+        texts = generate_texts(
+            net, schedule, n * options.drafts, config=config, settings=settings,
+            sampler=sampler, steps=steps, prediction=prediction, generator=generator,
+            options=dataclasses.replace(options, drafts=1),
+        )  # fmt: skip
+        return consensus_of(texts, options.drafts)
     tok = tokenizer_of(settings)
     if options.infill is not None and options.length is not None:
         raise ConfigError("--infill fixes the length already; pass --infill or --length, not both.")

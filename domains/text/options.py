@@ -33,6 +33,13 @@ class TextSampleOptions:
         low=0.0,
         high=100.0,
     )
+    drafts: int = option(
+        1,
+        "Draw this many texts per sample and keep the one the others agree with most "
+        "(minimum Bayes risk under BLEU); costs that many times the sampling.",
+        low=1,
+        high=1000,
+    )
     clamp: bool | None = option(
         None, "Snap each x0 estimate to the nearest embedding; default on for diffusion_lm only."
     )

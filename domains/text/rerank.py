@@ -27,3 +27,12 @@ def consensus_pick(drafts: Sequence[Sequence[str]]) -> list[str]:
         scores = metrics.consensus_bleu(column)
         picks.append(column[max(range(len(column)), key=scores.__getitem__)])
     return picks
+
+
+def consensus_of(texts: Sequence[str], drafts: int) -> list[str]:
+    """:func:`consensus_pick` of ``drafts`` drafts laid out draft-major: ``texts[k * n + i]``
+    is the k-th draft for input i of n (the layout of sampling ``inputs * drafts``)."""
+    if drafts < 1 or len(texts) % drafts:
+        raise ShapeError(f"{len(texts)} texts are not {drafts} drafts of the same inputs")
+    n = len(texts) // drafts
+    return consensus_pick([texts[k * n : (k + 1) * n] for k in range(drafts)])

@@ -23,6 +23,7 @@ from diffkit.domains.text.generate import (
     tokenizer_of,
 )
 from diffkit.domains.text.masked import MaskedLM, masked_loss, masked_nll, sample_masked
+from diffkit.domains.text.rerank import consensus_of
 from diffkit.errors import ConfigError
 from diffkit.inference import sample_checkpoint
 from tests.domains.text.test_domain import SETS, run_main
@@ -253,6 +254,16 @@ def test_cli_sampling_options_reach_the_masked_sampler(run_dir):
         assert 1 <= len(tok.encode(text)) <= 5  # 5 pieces; decoding may merge a piece or two
 
 
+def test_cli_drafts_keep_the_consensus_of_the_drafts_one_seed_draws(run_dir):
+    def draw(n, **options):
+        return tensor_to_texts(sample_checkpoint(run_dir, n, steps=4, seed=5, options=options))
+
+    flat = draw(6, cond="name[The Eagle], food[French]")
+    assert len(set(flat)) > 1  # the drafts differ, so the choice is a real one
+    picked = draw(2, cond="name[The Eagle], food[French]", drafts=3)
+    assert picked == consensus_of(flat, 3)
+
+
 def test_temperature_zero_is_the_argmax_and_reaches_the_masked_sampler(run_dir):
     def draw(seed, **options):
         torch.manual_seed(seed)
@@ -274,6 +285,7 @@ def test_temperature_zero_is_the_argmax_and_reaches_the_masked_sampler(run_dir):
         ("sample", ["--sampler", "nope"], "choose one of: ancestral, cached, maskgit"),
         ("evaluate", ["--sampler", "heun"], "unknown sampler 'heun' for --model masked"),
         ("sample", ["--guidance", "2"], "--guidance needs --cond"),
+        ("sample", ["--drafts", "0"], "--drafts"),
     ],
 )
 def test_bad_masked_cli_inputs_are_one_line_errors(
