@@ -194,14 +194,15 @@ class Encoded:
     truncated: int  # texts longer than L that lost their tail
     longest: int  # the longest text in tokens, BOS and EOS included
 
-    def report(self, what: str = "texts") -> str:
-        """A sentence for the user about truncation (empty when nothing was cut)."""
+    def report(self, what: str = "texts", knob: str = "max_length") -> str:
+        """A sentence for the user about truncation (empty when nothing was cut); ``knob``
+        is the setting that fixed the length."""
         if not self.truncated:
             return ""
         n, length = self.ids.shape
         return (
-            f"{self.truncated} of {n} {what} are longer than max_length {length} (longest "
-            f"{self.longest} tokens) and were cut; raise max_length to keep them whole."
+            f"{self.truncated} of {n} {what} are longer than {knob} {length} (longest "
+            f"{self.longest} tokens) and were cut; raise {knob} to keep them whole."
         )
 
 

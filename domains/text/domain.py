@@ -258,8 +258,11 @@ def load_data(config: TextConfig, path: Path | None) -> DomainData:
         ),
     )
     train_set, val_set = TextSet(train, tokenizer, config), TextSet(val, tokenizer, config)
-    for what, encoded in (("training texts", train_set.texts), ("conditions", train_set.conds)):
-        note = encoded.report(what) if encoded is not None else ""
+    for what, encoded, knob in (
+        ("training texts", train_set.texts, "max_length"),
+        ("conditions", train_set.conds, "cond_length"),
+    ):
+        note = encoded.report(what, knob) if encoded is not None else ""
         if note:
             print(f"note: {note}", flush=True)
     allowed = tokenizer.rounding_mask(train_set.texts)

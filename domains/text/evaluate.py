@@ -204,6 +204,9 @@ def conditional_samples(
         )  # fmt: skip
         return consensus_of(texts, drafts)
     cond = encode_corpus(tok, mrs, config.cond_length)
+    if cond.truncated:  # the model never saw longer conditions: their tails are lost
+        print(f"note: {cond.report('conditions', 'cond_length')} The model's cond_length is "
+              "fixed at training: diffkit train --set cond_length=N.", flush=True)  # fmt: skip
     device = next(net.parameters()).device
     cond_ids, cond_pad = cond.ids.to(device), cond.pad.to(device)
     if config.model == "ar":

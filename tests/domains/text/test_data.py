@@ -87,6 +87,7 @@ def test_encode_frames_pads_and_reports_truncation(tokenizer):
     assert encoded.ids[1, -1] == tokenizer.eos_id and encoded.pad[1].all()
     assert (encoded.truncated, encoded.longest) == (1, n1 + 2)
     assert "1 of 2 texts are longer than max_length" in encoded.report()
+    assert encoded.report("MRs", "cond_length").endswith("raise cond_length to keep them whole.")
     assert tokenizer.decode(encoded.ids[0]) == texts[0]
     assert encode_corpus(tokenizer, texts, 80).report() == ""
     with pytest.raises(ConfigError, match="at least 3"):

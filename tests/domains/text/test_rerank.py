@@ -59,3 +59,20 @@ def test_conditional_drafts_keep_one_of_the_drafts_drawn_in_one_batch(model):
     columns = [flat[k * 5 : (k + 1) * 5] for k in range(3)]
     assert len({tuple(c) for c in columns}) == 3  # the drafts differ
     assert draw(mrs, 3) == consensus_pick(columns)
+
+
+def test_conditions_longer_than_the_models_are_cut_with_a_note(capsys):
+    data = load_data(TextConfig(model="ar", n_train=60, cond_column="mr"), None)
+    config = TextConfig(**{**vars(data.config), "width": 32, "depth": 1, "heads": 2})
+    net, tok = build_network(config).eval(), tokenizer_of(data.settings)
+    allowed = allowed_of(data.settings, config.vocab_size)
+    mrs = ["name[x]", ", ".join(f"name[value {i}]" for i in range(40))]
+    capsys.readouterr()
+    texts = conditional_samples(
+        net, None, mrs, tok, config, allowed, sampler=None, steps=None, guidance=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    assert len(texts) == 2
+    out = capsys.readouterr().out
+    assert f"1 of 2 conditions are longer than cond_length {config.cond_length}" in out
+    assert "--set cond_length=N" in out
