@@ -33,7 +33,9 @@ token given the MR (the masked model's bound, the AR model's exact NLL), and cor
 against all references, ROUGE-L and slot error of one text per test MR. Writes
 ``benchmarks/results/text-masked-e2e[-delex].{json,md,png}`` and its section of RESULTS.md
 (``--steps N`` other than the preset's 8,000 adds ``-N-steps`` to the name); ``--train``
-caches one model's best checkpoint and curve under ``--work``.
+caches one model's best checkpoint and curve under ``--work``. ``--protocol a`` (in
+distribution, ``-in-dist`` in the name) holds out ``HELD_FRACTION`` of the devset's MRs
+before anything else, trains and chooses on the rest as above and scores on those.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from results_md import update_section
 from text_masked_gap import Variant, scores, stalled, train
 
 from diffkit.domains.text import metrics
-from diffkit.domains.text.data import encode_corpus, read
+from diffkit.domains.text.data import Corpus, encode_corpus, read, split_rows
 from diffkit.domains.text.delex import delexicalise, delexicalise_pair, relexicalise
 from diffkit.domains.text.domain import TextConfig, build_network, load_data
 from diffkit.domains.text.evaluate import conditional_samples, per_unit
@@ -63,6 +65,7 @@ OUT = ROOT / "results"
 MODELS = ("ar", "masked")
 LR = 4e-3  # the rate the 600-step E2E study chose on validation for both (text-masked-gap-e2e)
 CHECK_EVERY = 1000  # steps between validation checkpoints
+HELD_FRACTION, HELD_SEED = 0.1, 1  # protocol a: devset MRs held out as its test set
 PATIENCE = 4  # checks in a row without a better validation bound before training stops
 DELEX_NOTE = (
     "name and near delexicalised: their values are placeholders in MRs and texts, put back "
@@ -90,16 +93,29 @@ MASKED_DECODING = (
 DEVSET_BUDGET_S = 60.0  # issue 14: one text per devset MR (547) in under a minute
 
 
-def devset(work: Path) -> Path:
-    """``devset.csv`` with ``name`` and ``near`` delexicalised, written under ``work``."""
-    corpus = delexicalise(read(DATA / "devset.csv", "ref", "mr"))
+def corpora(protocol: str, delex: bool, work: Path) -> tuple[Path, Corpus]:
+    """The file ``load_data`` splits 80/20 into training and validation, and the test pairs
+    as published: protocol ``b`` trains on the devset and tests on ``testset_w_refs.csv``;
+    ``a`` first holds out ``HELD_FRACTION`` of the devset's MRs as its test set. With
+    ``delex`` the training file has ``name`` and ``near`` delexicalised."""
+    dev = read(DATA / "devset.csv", "ref", "mr")
+    seen = delexicalise(dev) if delex else dev  # what the models read
+    if protocol == "b":
+        train, test = seen, read(DATA / "testset_w_refs.csv", "ref", "mr")
+    else:  # held out by the MR the models read, so no test MR is a training one
+        rows, held = split_rows(seen, HELD_FRACTION, seed=HELD_SEED)
+        train, test = seen.subset(rows), dev.subset(held)
+    if protocol == "b" and not delex:
+        return DATA / "devset.csv", test
     work.mkdir(parents=True, exist_ok=True)
-    path = work / "devset-delex.csv"
+    path = work / (
+        "devset" + ("-delex" if delex else "") + ("-rest" if protocol == "a" else "") + ".csv"
+    )
     with path.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(["mr", "ref"])
-        out.writerows(zip(corpus.conds, corpus.texts, strict=True))
-    return path
+        out.writerows(zip(train.conds, train.texts, strict=True))
+    return path, test
 
 
 def base_config(s: dict) -> TextConfig:
@@ -217,13 +233,12 @@ def on_test(net, config, tok, allowed, mrs, refs, option: dict, delex: bool):
     return {**scored(hyps, mrs, refs), "wall_s": time.perf_counter() - t0}, examples
 
 
-def score(data, s: dict, work: Path, delex: bool) -> dict:
-    """Every model's choices on validation and its scores, once, on the test set; with
-    ``delex`` the models see delexicalised MRs and texts and their outputs, relexicalised,
-    are scored against the original references."""
+def score(data, s: dict, work: Path, delex: bool, test: Corpus) -> dict:
+    """Every model's choices on validation and its scores, once, on the ``test`` pairs;
+    with ``delex`` the models see delexicalised MRs and texts and their outputs,
+    relexicalised, are scored against the original references."""
     tok = tokenizer_of(data.settings)
     allowed = allowed_of(data.settings, data.config.vocab_size)
-    test = read(DATA / "testset_w_refs.csv", "ref", "mr")
     mrs, refs = metrics.group_references(test.conds, test.texts)
     mrs, refs = list(mrs)[: s["test_mrs"]], list(refs)[: s["test_mrs"]]
     seen = delexicalise(test) if delex else test  # what the models read
@@ -279,6 +294,7 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
     t = targets(r)
     lines = [
         "### E2E mr->ref at a long budget: masked LM against AR (issue 14), "
+        + ("in distribution, " if payload.get("protocol") == "a" else "")
         + (
             "name and near delexicalised" if DELEX_NOTE in payload["setup"] else "names as they are"
         ),
@@ -381,11 +397,14 @@ def main(argv=None) -> None:
     ap.add_argument("--work", type=Path, default=None, help="cache of trained models")
     ap.add_argument("--steps", type=int, default=None, help="training steps (preset's default)")
     ap.add_argument("--delex", action="store_true", help="delexicalise name and near")
+    ap.add_argument("--protocol", choices=("a", "b"), default="b",
+                    help="a: test on held-out devset MRs; b: on testset_w_refs.csv")  # fmt: skip
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from JSON")
     args = ap.parse_args(argv)
     preset = "smoke" if args.smoke else "full"
     s = SETTINGS[preset] | ({"steps": args.steps} if args.steps else {})
-    name = "text-masked-e2e" + ("-delex" if args.delex else "") + ("-smoke" if args.smoke else "")
+    name = "text-masked-e2e" + ("-in-dist" if args.protocol == "a" else "")
+    name += ("-delex" if args.delex else "") + ("-smoke" if args.smoke else "")
     if s["steps"] != SETTINGS[preset]["steps"]:
         name += f"-{s['steps']}-steps"
     if args.report_only:
@@ -394,28 +413,36 @@ def main(argv=None) -> None:
     work = args.work or ROOT.parent / "runs" / f"{name}"
     if not (DATA / "devset.csv").exists():
         raise SystemExit(f"needs {DATA}/devset.csv and testset_w_refs.csv (see its README)")
-    data = load_data(base_config(s), devset(work) if args.delex else DATA / "devset.csv")
+    train_file, test = corpora(args.protocol, args.delex, work)
+    data = load_data(base_config(s), train_file)
     if args.train:
         return train_one(args.train, data, s, work)
     for model in MODELS:
         if not (work / f"{model}.pt").exists():
             train_one(model, data, s, work)
     t0 = time.perf_counter()
-    models, n_mrs, n_texts = score(data, s, work, args.delex)
+    models, n_mrs, n_texts = score(data, s, work, args.delex, test)
     how = DELEX_NOTE if args.delex else "nothing delexicalised"
     ran = {m: how_far(models[m]["curve"], s["steps"]) for m in MODELS}
+    held = (
+        f"; {HELD_FRACTION:.0%} of its MRs held out first as the test set"
+        if args.protocol == "a"
+        else ""
+    )
+    where = "the held-out devset MRs" if args.protocol == "a" else "testset_w_refs.csv"
     setup = (
-        f"E2E devset ({how}) split 80/20 by MR ({len(data.train)} training pairs; validation "
+        f"E2E devset ({how}{held}) split 80/20 by MR ({len(data.train)} training pairs; validation "
         f"MRs for every choice); width {s['width']}, depth {s['depth']}, batch {s['batch']}, "
         f"dropout 0.1, lr {LR:g}, a budget of {s['steps']} steps per model (a check every "
         f"{CHECK_EVERY}, stopping after {PATIENCE} without a better one: AR ran "
         f"{ran['ar']}, masked {ran['masked']}; the best on validation kept); scored once "
-        f"on testset_w_refs.csv (one text for each of "
+        f"on {where} (one text for each of "
         f"{n_mrs} MRs, bits on {n_texts} pairs). {platform.machine()}, "
         f"{torch.get_num_threads()} thread, torch {torch.__version__}; "
         f"scoring took {time.perf_counter() - t0:.0f} s."
     )
-    payload = {"preset": preset, "settings": s, "setup": setup, "models": models}
+    payload = {"preset": preset, "protocol": args.protocol, "settings": s, "setup": setup,
+               "models": models}  # fmt: skip
     (OUT / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
     write(payload, name)
 

@@ -1,12 +1,19 @@
-"""benchmarks/text_masked_e2e.py: the decoding chosen to fit the devset's time budget, and
-how far a model's training got."""
+"""benchmarks/text_masked_e2e.py: the decoding chosen to fit the devset's time budget, how
+far a model's training got, and the two protocols' training and test pairs."""
 
+import csv
 import sys
 
+import pytest
+
+from diffkit.domains.text.data import read
+from diffkit.domains.text.delex import delexicalise
+from diffkit.domains.text.grammar import restaurants
 from tests.reference import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))  # the scripts import their sibling modules by name
 
+import text_masked_e2e
 from text_masked_e2e import how_far, within_budget
 
 
@@ -35,3 +42,39 @@ def test_a_run_short_of_its_budget_says_whether_it_stopped_or_was_cut():
     assert how_far(curve(9, 8, 7), 3000) == "3000"
     assert how_far(curve(9, 8, 8.5, 8.4, 8.3, 8.2), 16000) == "6000"  # stalled (patience 4)
     assert how_far(curve(9, 8, 7), 16000) == "3000 (the run was cut short there)"
+
+
+def write_pairs(corpus, path):
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["mr", "ref"])
+        out.writerows(zip(corpus.conds, corpus.texts, strict=True))
+
+
+@pytest.fixture
+def e2e_like(tmp_path, monkeypatch):
+    """A synthetic E2E folder (grammar pairs) in place of ../shared/data/e2e."""
+    folder = tmp_path / "e2e"
+    folder.mkdir()
+    write_pairs(restaurants(300, seed=1), folder / "devset.csv")
+    write_pairs(restaurants(40, seed=2), folder / "testset_w_refs.csv")
+    monkeypatch.setattr(text_masked_e2e, "DATA", folder)
+    return folder
+
+
+def test_protocol_a_tests_on_devset_mrs_that_training_never_sees(e2e_like, tmp_path):
+    path, test = text_masked_e2e.corpora("a", True, tmp_path / "work")
+    train = read(path, "ref", "mr")
+    dev = read(e2e_like / "devset.csv", "ref", "mr")
+    assert len(train) + len(test) == len(dev)
+    assert not set(delexicalise(test).conds) & set(train.conds)  # held out by MR
+    assert set(test.conds) <= set(dev.conds)  # the test pairs keep their names
+    assert all("XNAME" in mr for mr in train.conds if "name[" in mr)
+
+
+def test_protocol_b_trains_on_the_whole_devset_and_tests_on_the_test_file(e2e_like, tmp_path):
+    path, test = text_masked_e2e.corpora("b", False, tmp_path / "work")
+    assert path == e2e_like / "devset.csv"
+    assert test.conds == read(e2e_like / "testset_w_refs.csv", "ref", "mr").conds
+    path, _ = text_masked_e2e.corpora("b", True, tmp_path / "work")
+    assert len(read(path, "ref", "mr")) == 300

@@ -169,6 +169,12 @@ def split(corpus: Corpus, val_fraction: float = 0.1, seed: int = 0) -> tuple[Cor
     -------
     (train, val)
     """
+    train, val = split_rows(corpus, val_fraction, seed)
+    return corpus.subset(train), corpus.subset(val)
+
+
+def split_rows(corpus: Corpus, val_fraction: float = 0.1, seed: int = 0):
+    """The row positions (train, val) of :func:`split`, to split a parallel corpus alike."""
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction is {val_fraction}; pass a number between 0 and 1.")
     keys = corpus.conds if corpus.conditional else tuple(range(len(corpus)))
@@ -182,7 +188,7 @@ def split(corpus: Corpus, val_fraction: float = 0.1, seed: int = 0) -> tuple[Cor
     val_keys = {groups[i] for i in order[:size]}
     val = [i for i, key in enumerate(keys) if key in val_keys]
     train = [i for i, key in enumerate(keys) if key not in val_keys]
-    return corpus.subset(train), corpus.subset(val)
+    return train, val
 
 
 @dataclass(frozen=True)
