@@ -136,23 +136,33 @@ def checks(s: dict) -> int:
 
 
 def train_one(model: str, data, s: dict, work: Path) -> None:
-    """Train ``model`` for the budget, caching its best validation checkpoint and its curve
-    at every check (an interrupted run keeps its best so far); stops after ``PATIENCE``
-    checks without a better one."""
+    """Train ``model`` for the budget, caching its best validation checkpoint, its curve and
+    the state to go on from at every check (an interrupted run keeps its best so far, and
+    the same command goes on from its last check); stops after ``PATIENCE`` checks without
+    a better one."""
     settings = {**s, "checks": checks(s), "keep_best": True, "patience": PATIENCE}
     lengths = "prior" if model == "masked" else "auto"
     variant = Variant(model, model=model, lengths=lengths, lr=LR, per_masked=model == "masked")
     work.mkdir(parents=True, exist_ok=True)
 
-    def cache(net, curve: list[dict], is_best: bool) -> None:
+    def save(obj, name: str) -> None:  # atomic: an interrupted save leaves the last one
+        torch.save(obj, work / f"{name}.tmp")
+        (work / f"{name}.tmp").replace(work / name)
+
+    def cache(net, curve: list[dict], is_best: bool, snapshot) -> None:
         if is_best:
-            torch.save(net.state_dict(), work / f"{model}.pt.tmp")
-            (work / f"{model}.pt.tmp").replace(work / f"{model}.pt")
+            save(net.state_dict(), f"{model}.pt")
+        save(snapshot(), f"{model}.resume.pt")
         info = {"curve": curve, "params": sum(p.numel() for p in net.parameters()),
                 "best_step": min(curve, key=lambda c: c["bits_per_text"])["step"]}  # fmt: skip
         (work / f"{model}.json").write_text(json.dumps(info, indent=1) + "\n")
 
-    train(variant, data.config, data, validation(data, s), settings, on_check=cache)
+    resume = work / f"{model}.resume.pt"
+    resume = torch.load(resume) if resume.exists() else None
+    if resume is not None:
+        print(f"{model}: going on from the check at step {resume['curve'][-1]['step']}")
+    train(variant, data.config, data, validation(data, s), settings, on_check=cache,
+          resume=resume)  # fmt: skip
 
 
 def load_trained(model: str, data, work: Path):

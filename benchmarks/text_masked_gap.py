@@ -35,6 +35,7 @@ conditional check on E2E (``text_masked_gap_e2e.py``) into ``text-masked-gap-e2e
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import itertools
 import json
@@ -110,15 +111,17 @@ def loss_of(net, v: Variant, batch: dict, g) -> torch.Tensor:
 
 
 def train(
-    v: Variant, config, data, val, s: dict, on_check=None
+    v: Variant, config, data, val, s: dict, on_check=None, resume: dict | None = None
 ) -> tuple[torch.nn.Module, list[dict]]:
     """Train one variant for s["steps"] steps; bits/text on ``val`` at each checkpoint.
 
     ``s["checks"]`` checkpoints, evenly spaced (default 4); with ``s["keep_best"]`` the
     returned network is the checkpoint with the fewest validation bits (early stopping),
     otherwise the last one. With ``s["patience"]`` training stops once that many checks in
-    a row have not beaten the best. ``on_check(net, curve, is_best)`` runs after each check
-    (to save a checkpoint as it comes, so an interrupted run keeps its best so far).
+    a row have not beaten the best. ``on_check(net, curve, is_best, snapshot)`` runs after
+    each check (to save a checkpoint as it comes, so an interrupted run keeps its best so
+    far); ``snapshot()`` is everything training needs to go on from that check, and
+    ``resume=snapshot()`` goes on exactly as the uninterrupted run would have.
     """
     config = dataclasses.replace(
         config, model=v.model, mask_schedule=v.schedule, mask_lengths=v.lengths
@@ -128,12 +131,24 @@ def train(
     opt = torch.optim.AdamW(net.parameters(), lr=v.lr)
     g = torch.Generator().manual_seed(0)
     ids_all, pad_all = data.train.texts.ids, data.train.texts.pad
-    curve, cpu, wall = [], 0.0, 0.0
+    curve, cpu, wall, best, start = [], 0.0, 0.0, None, 0
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        opt.load_state_dict(resume["opt"])
+        g.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])  # dropout's draws
+        curve, best, start = list(resume["curve"]), resume["best"], resume["curve"][-1]["step"]
+        cpu, wall = curve[-1]["cpu_s"], curve[-1]["wall_s"]
     n_checks = s.get("checks", 4)
     checks = {round(s["steps"] * (i + 1) / n_checks) for i in range(n_checks)}
-    best = None
+
+    def snapshot() -> dict:
+        return copy.deepcopy({"net": net.state_dict(), "opt": opt.state_dict(),
+                              "generator": g.get_state(), "torch_rng": torch.get_rng_state(),
+                              "curve": curve, "best": best})  # fmt: skip
+
     net.train()
-    for step in range(s["steps"]):
+    for step in range(start, s["steps"]):
         c0, w0 = time.process_time(), time.perf_counter()
         index = torch.randint(len(ids_all), (s["batch"],), generator=g)
         batch = {"ids": ids_all[index], "pad": pad_all[index]}
@@ -168,7 +183,7 @@ def train(
             if is_best:
                 best = (bits, {k: x.detach().clone() for k, x in net.state_dict().items()})
             if on_check is not None:
-                on_check(net, curve, is_best)
+                on_check(net, curve, is_best, snapshot)
             if stalled(curve, s.get("patience")):
                 break
     if s.get("keep_best") and best is not None:
