@@ -44,6 +44,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -111,10 +112,12 @@ def corpora(protocol: str, delex: bool, work: Path) -> tuple[Path, Corpus]:
     path = work / (
         "devset" + ("-delex" if delex else "") + ("-rest" if protocol == "a" else "") + ".csv"
     )
-    with path.open("w", newline="", encoding="utf-8") as f:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # the two --train runs race here
+    with tmp.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(["mr", "ref"])
         out.writerows(zip(train.conds, train.texts, strict=True))
+    tmp.replace(path)  # atomic: a reader sees a whole file, never one being written
     return path, test
 
 
