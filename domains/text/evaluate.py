@@ -316,8 +316,9 @@ def evaluate(
         mrs, refs = metrics.group_references(val.conds, val.texts)
         mrs, refs = list(mrs)[:n], list(refs)[:n]
         hyps = conditional_samples(
-            net, schedule, mrs, tok, config, allowed, guidance=guidance, **draw
-        )
+            net, schedule, mrs, tok, config, allowed, guidance=guidance,
+            drafts=options.drafts, **draw,
+        )  # fmt: skip
         out["bleu"] = metrics.corpus_bleu(hyps, refs)
         out["rouge_l"] = metrics.rouge_l(hyps, refs)
         out["slot_error"] = metrics.slot_error(mrs, hyps)

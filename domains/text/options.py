@@ -55,3 +55,7 @@ class TextEvaluateOptions(EvaluateOptions):
     guidance: float | None = option(
         None, "Guidance scale of the mr->ref samples; default the run's.", low=-100.0, high=100.0
     )
+    drafts: int = option(
+        1, "mr->ref: the consensus of this many drafts per MR (as sample --drafts).", low=1,
+        high=1000,
+    )  # fmt: skip

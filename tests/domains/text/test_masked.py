@@ -314,6 +314,21 @@ def test_evaluate_takes_the_masked_sampler_names(run_dir, tmp_path, capsys):
     assert json.loads(out.read_text())["samples"] == 3
 
 
+def test_evaluate_drafts_reach_the_mr_to_ref_samples(run_dir, tmp_path, capsys, monkeypatch):
+    from diffkit.domains.text import evaluate
+
+    calls = []
+    real = evaluate.consensus_of
+    monkeypatch.setattr(evaluate, "consensus_of", lambda t, k: calls.append(k) or real(t, k))
+    out = tmp_path / "m.json"
+    args = ["evaluate", "--checkpoint", run_dir, "--out", out, "--sampler", "maskgit"]
+    code, _, err = run_main(capsys, *args, "--steps", "4", "--num-samples", "3", "--drafts", "3")
+    assert code == 0, err
+    assert calls == [3] and "bleu" in json.loads(out.read_text())
+    code, _, err = run_main(capsys, *args, "--drafts", "0")
+    assert code == 2 and "--drafts" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_a_few_hundred_steps_on_the_grammar_lower_the_bound_and_raise_acceptance(tmp_path):
     """About 40-80 s on a loaded 2-core CPU (600 steps of a 64-wide, 2-deep model)."""
