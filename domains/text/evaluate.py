@@ -197,43 +197,36 @@ def conditional_samples(
     ``temperature`` tempers the AR and masked models' draws (None: 1, 0: argmax);
     ``drafts`` > 1 samples that many texts per MR in one batch and keeps their consensus
     (:func:`rerank.consensus_of`)."""
-    if drafts > 1:
-        texts = conditional_samples(
-            net, schedule, list(mrs) * drafts, tok, config, allowed, sampler=sampler,
-            steps=steps, guidance=guidance, generator=generator, temperature=temperature,
-        )  # fmt: skip
-        return consensus_of(texts, drafts)
     cond = encode_corpus(tok, mrs, config.cond_length)
     if cond.truncated:  # the model never saw longer conditions: their tails are lost
         print(f"note: {cond.report('conditions', 'cond_length')} The model's cond_length is "
               "fixed at training: diffkit train --set cond_length=N.", flush=True)  # fmt: skip
-    device = next(net.parameters()).device
-    cond_ids, cond_pad = cond.ids.to(device), cond.pad.to(device)
+    device = next(net.parameters()).device  # the drafts, draft-major: every MR, then again
+    cond_ids, cond_pad = (x.repeat(drafts, 1).to(device) for x in (cond.ids, cond.pad))
     if config.model == "ar":
         ids = net.generate(
-            len(mrs),
+            len(cond_ids),
             max_length=config.max_length,
             cond_ids=cond_ids,
             cond_pad=cond_pad,
             generator=generator,
             temperature=1.0 if temperature is None else temperature,
         )
-        return tok.decode_batch(ids.cpu())
-    tpl = free_template(tok, config.max_length, allowed)
-    ids = sample_ids(
-        net,
-        schedule,
-        len(mrs),
-        tpl,
-        clamp=default_clamp(config),
-        sampler=sampler,
-        steps=steps,
-        cond={"cond_ids": cond_ids, "cond_pad": cond_pad},
-        guidance=None if guidance == 1.0 else guidance,
-        temperature=temperature,
-        generator=generator,
-    )
-    return tok.decode_batch(ids.cpu())
+    else:
+        ids = sample_ids(
+            net,
+            schedule,
+            len(cond_ids),
+            free_template(tok, config.max_length, allowed),
+            clamp=default_clamp(config),
+            sampler=sampler,
+            steps=steps,
+            cond={"cond_ids": cond_ids, "cond_pad": cond_pad},
+            guidance=None if guidance == 1.0 else guidance,
+            temperature=temperature,
+            generator=generator,
+        )
+    return consensus_of(tok.decode_batch(ids.cpu()), drafts)
 
 
 def infill_scores(net, schedule, texts, tok, config, allowed, *, sampler, steps, generator):
