@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 
 from diffkit.domains.text.data import encode_corpus
-from diffkit.domains.text.domain import TextConfig, build_network, load_data
+from diffkit.domains.text.domain import TextConfig, build_network, load_data, prepare
 from diffkit.domains.text.evaluate import ar_nll
 from diffkit.domains.text.generate import tokenizer_of
 from diffkit.domains.text.grammar import Grammar
@@ -128,6 +128,7 @@ def train(
     )
     torch.manual_seed(0)
     net = build_network(config)
+    prepare(net, data, config)  # what p(k | c)'s key counts, as the runner does
     opt = torch.optim.AdamW(net.parameters(), lr=v.lr)
     g = torch.Generator().manual_seed(0)
     ids_all, pad_all = data.train.texts.ids, data.train.texts.pad

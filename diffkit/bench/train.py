@@ -57,6 +57,8 @@ def train(
 
     torch.manual_seed(seed)  # the network's initial weights
     net = domain.build_network(config, diffusion).to(device)
+    if domain.prepare is not None:  # as the runner does (a latent autoencoder, a text key)
+        data = domain.prepare(net, data, config)
     schedule = diffusion.build_schedule()
     g = torch.Generator().manual_seed(seed)
     loader = DataLoader(

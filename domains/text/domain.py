@@ -24,7 +24,8 @@ from diffkit.errors import ConfigError, check_choice
 from . import data as text_data
 from .bench import cases as bench_cases
 from .evaluate import evaluate
-from .generate import generate_texts, tensor_to_texts, texts_to_tensor
+from .generate import generate_texts, tensor_to_texts, texts_to_tensor, tokenizer_of
+from .length import LENGTH_KEYS, key_weights
 from .loss import TimeWarp, text_loss
 from .network import TextDenoiser
 from .options import TextEvaluateOptions, TextSampleOptions
@@ -84,11 +85,13 @@ class TextConfig:
     teacher: str | None = None
     mask_schedule: str = "loglinear"  # --model masked: diffkit.discrete.get_schedule name
     mask_lengths: str = "auto"  # --model masked: prior, pads, or auto (masked.mask_lengths)
+    mask_length_key: str = "tokens"  # --model masked: what c counts in p(k | c) (length.py)
 
     def __post_init__(self):
         check_choice("model.model", self.model, MODELS)
         check_choice("model.tokenizer_type", self.tokenizer_type, MODEL_TYPES)
         check_choice("model.mask_lengths", self.mask_lengths, ("auto", "prior", "pads"))
+        check_choice("model.mask_length_key", self.mask_length_key, LENGTH_KEYS)
         for name in ("max_length", "cond_length"):
             if getattr(self, name) is not None and not 3 <= getattr(self, name) <= 4096:
                 raise ConfigError(
@@ -307,6 +310,16 @@ def generate(
     return texts_to_tensor(texts)
 
 
+def prepare(net, data: DomainData, config: TextConfig) -> DomainData:
+    """Before training: a masked LM's ``p(k | c)`` learns what its key ``c`` counts
+    (``mask_length_key``) from the tokenizer's pieces; other networks are left as they are."""
+    if hasattr(net, "cond_key_weights"):
+        tok = tokenizer_of(data.settings)
+        pieces = [tok.piece(i) for i in range(tok.vocab_size)]
+        net.cond_key_weights.copy_(key_weights(pieces, config.mask_length_key))
+    return data
+
+
 def save_samples(samples: Tensor, path: Path) -> None:
     """Write texts one per line (``.txt``) or as ``{"text": ...}`` lines (``.jsonl``)."""
     path = Path(path)
@@ -333,6 +346,7 @@ domain = Domain(
     save_samples=save_samples,
     description="Diffusion LMs on sentencepiece tokens: CDCD (default), Diffusion-LM; AR baseline.",
     loss=loss,
+    prepare=prepare,
     options={"sample": TextSampleOptions, "evaluate": TextEvaluateOptions},
     bench=bench_cases,
     defaults={

@@ -25,13 +25,24 @@ On E2E's devset (80/20 by MR) it costs 4.82 bits per text on the held-out MRs ag
 for ``p(k)``; counts per set of MR slots gave 4.84, a bag-of-condition-tokens softmax 4.84
 (linear) and 4.74 (an early-stopped MLP, unstable), so the plain count table won on
 simplicity (`python benchmarks/text_masked_cond.py --priors`; weights 0.5-128 tried: 32 best).
+
+What ``c`` counts is ``model.mask_length_key`` (:func:`key_weights`, a weight per piece the
+network keeps with its counts and the domain's ``prepare`` sets from the tokenizer):
+``tokens`` (the default), ``words``, or ``slots``, an MR's ``[``. A value the training MRs
+lack splits into more pieces than a seen one, so the token count reads a longer MR where
+there is only a rarer word; the slot count does not. Held out by food value inside the
+devset (E2E's test set has foods and eat types its devset lacks), ``slots`` cost 5.15 and
+5.39 bits of k against 5.26 and 5.44 for ``tokens``, and on the split by MR 4.75 against
+4.81 (``python benchmarks/text_length_key.py``); ``words`` did worst of the three.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from diffkit.errors import ConfigError
+from diffkit.errors import ConfigError, check_choice
 
 Tensor = torch.Tensor
 
@@ -85,10 +96,59 @@ def sample_counts(
 STRENGTH = 32.0  # the global law's weight in p(k | c), in training texts (chosen on E2E)
 
 
-def condition_sizes(cond_pad: Tensor, null: Tensor | None = None) -> Tensor:
-    """``c`` per row (B,): the condition's real tokens; -1 for null rows (B,) bool."""
-    c = cond_pad.bool().sum(-1).long()
+LENGTH_KEYS = ("tokens", "words", "slots")  # what c counts in p(k | c) (model.mask_length_key)
+WORD_START = "\u2581"  # sentencepiece's mark of a piece that begins a word
+
+
+def key_weights(pieces: Sequence[str], key: str) -> Tensor:
+    """What each piece of the vocabulary adds to the key ``c`` of ``p(k | c)`` (V,), float:
+    ``tokens`` 1 each (``c`` the condition's token count), ``words`` 1 for a piece that
+    begins a word (the count of whitespace-separated words, which a value split into
+    more pieces, as an unseen food or name is, does not change), ``slots`` the piece's
+    ``[`` (an E2E MR's slot count, ``name[..], food[..]``)."""
+    check_choice("model.mask_length_key", key, LENGTH_KEYS)
+    if key == "tokens":
+        return torch.ones(len(pieces))
+    if key == "words":
+        return torch.tensor([float(p.startswith(WORD_START)) for p in pieces])
+    return torch.tensor([float(p.count("[")) for p in pieces])
+
+
+def condition_sizes(net, cond_ids: Tensor, cond_pad: Tensor, null: Tensor | None = None):
+    """``c`` per row (B,): the network's key weights (``cond_key_weights``; 1 each without
+    them) summed over the condition's real tokens, at most its ``cond_length``; -1 for null
+    rows (B,) bool."""
+    pad = cond_pad.bool()
+    weights = getattr(net, "cond_key_weights", None)
+    if weights is None:
+        c = pad.sum(-1).long()
+    else:
+        ids = torch.as_tensor(cond_ids).long().clamp(0, len(weights) - 1).to(weights.device)
+        c = (weights[ids] * pad.to(weights.device)).sum(-1).round().long().to(pad.device)
+    if getattr(net, "cond_length", None) is not None:
+        c = c.clamp(max=net.cond_length)
     return c if null is None else torch.where(null, -1, c)
+
+
+def count_batch(net, ids: Tensor, cond: dict | None = None) -> None:
+    """Add a training batch's texts ``ids`` (B, L) to the network's length counts, with
+    the true condition's keys (``cond_ids``, ``cond_pad``) for ``p(k | c)``; in place."""
+    count_lengths(net.length_counts, ids, net.eos_id)
+    if hasattr(net, "cond_length_counts") and cond and "cond_pad" in cond:
+        c = condition_sizes(net, cond["cond_ids"], cond["cond_pad"])
+        count_cond_lengths(net.cond_length_counts, ids, c, net.eos_id)
+
+
+def recount(net, ids: Tensor, cond: dict | None = None, weights: Tensor | None = None) -> None:
+    """The network's length counts made again from its training texts ``ids`` (and their
+    condition), under new key ``weights`` (V,) if given: the prior is a statistic of the
+    data, not of the weights, so a trained model can change what ``c`` counts."""
+    if weights is not None:
+        net.cond_key_weights.copy_(weights)
+    net.length_counts.zero_()
+    if hasattr(net, "cond_length_counts"):
+        net.cond_length_counts.zero_()
+    count_batch(net, ids, cond)
 
 
 def count_cond_lengths(counts: Tensor, ids: Tensor, c: Tensor, eos_id: int) -> Tensor:
@@ -122,7 +182,7 @@ def prior_log_probs(net, n: int, cond: dict | None = None, guidance=None) -> Ten
         return prior
     ids, pad = cond["cond_ids"], cond["cond_pad"]
     null = (torch.as_tensor(ids) == net.null_cond_id).reshape(len(pad), -1).all(-1)  # (B,)
-    c = condition_sizes(pad, null).expand(n)
+    c = condition_sizes(net, ids, pad, null).expand(n)
     log_p = cond_length_log_probs(net.cond_length_counts, c)  # (n, L)
     if guidance is None or guidance == 1:
         return log_p

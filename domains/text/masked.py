@@ -8,7 +8,8 @@ predicts the clean tokens at the masked positions. How a text's length is modell
 
 - ``"prior"`` (the default): a length prior over the token count, ``p(k)`` the training
   texts' add-one smoothed histogram, or ``p(k | c)`` for a conditional model, smoothed counts
-  per condition size (:mod:`.length`), and the network models the k tokens given it: BOS,
+  per condition size (its tokens, words or MR slots: ``model.mask_length_key``,
+  :mod:`.length`), and the network models the k tokens given it: BOS,
   the EOS and the PADs are given, never masked, never paid for; the sampler draws k first.
   On the built-in grammar this closed most of the gap to the AR model at equal steps
   (benchmarks/results/text-masked-gap.md).
@@ -111,6 +112,9 @@ class MaskedLM(nn.Module):
         if cond_length is not None and lengths == "prior":  # (c, k) counts for p(k | c)
             shape = (cond_length + 1, max_length)
             self.register_buffer("cond_length_counts", torch.zeros(shape, dtype=torch.float64))
+            # what each condition piece adds to c (1: its token count); the domain's
+            # prepare sets them from the tokenizer and model.mask_length_key
+            self.register_buffer("cond_key_weights", torch.ones(vocab_size))
         self.vocab_size, self.max_length, self.cond_dropout = vocab_size, max_length, cond_dropout
         self.embed = nn.Embedding(vocab_size + 1, width)  # the last row is the mask token
         self.position = nn.Embedding(max_length, width)
@@ -128,8 +132,10 @@ class MaskedLM(nn.Module):
     def _load_from_state_dict(self, state, prefix, *args, **kwargs):
         # a conditional checkpoint from before p(k | c) modelled its PADs: keep it so
         if hasattr(self, "cond_length_counts") and prefix + "cond_length_counts" not in state:
-            del self.cond_length_counts
+            del self.cond_length_counts, self.cond_key_weights
             self.lengths = "pads"
+        elif hasattr(self, "cond_key_weights") and prefix + "cond_key_weights" not in state:
+            state[prefix + "cond_key_weights"] = torch.ones_like(self.cond_key_weights)  # c: tokens
         super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
     @property
@@ -256,10 +262,7 @@ def masked_loss(
     """
     ids = batch["ids"]
     if net.training and getattr(net, "lengths", "pads") == "prior":
-        length_prior.count_lengths(net.length_counts, ids, net.eos_id)
-        if hasattr(net, "cond_length_counts") and "cond_pad" in batch:  # the true condition
-            c = length_prior.condition_sizes(batch["cond_pad"])
-            length_prior.count_cond_lengths(net.cond_length_counts, ids, c, net.eos_id)
+        length_prior.count_batch(net, ids, batch)  # with the true condition, not dropped
     cond = condition(net, batch, generator) or {}
     t = discrete.stratified_t(ids.shape[0], generator, ids.device)
     keep = given(net, ids)
