@@ -29,13 +29,17 @@ by MR, never on the test set:
 Then, once, on ``testset_w_refs.csv`` (the published direction: names, foods and eat types
 partly unseen in the devset; ``--delex`` delexicalises ``name`` and ``near``, as the issue
 allows and most published E2E systems do: :mod:`diffkit.domains.text.delex`): bits per
-token given the MR (the masked model's bound, the AR model's exact NLL), and corpus BLEU
-against all references, ROUGE-L and slot error of one text per test MR. Writes
+token given the MR (the masked model's bound, the AR model's exact NLL), corpus BLEU
+against all references, ROUGE-L and slot error of one text per test MR, and each model's
+conditional lm-score (the AR model's perplexity of those texts given their MRs, next to its
+perplexity on the human references). Writes
 ``benchmarks/results/text-masked-e2e[-delex].{json,md,png}`` and its section of RESULTS.md
 (``--steps N`` other than the preset's 8,000 adds ``-N-steps`` to the name); ``--train``
 caches one model's best checkpoint and curve under ``--work``; ``--cond-length N`` (``-cond-N``
 in the name) gives the models room for MRs longer than the devset's longest, as 187 of the
-630 delexicalised test MRs are. ``--protocol a`` (in
+630 delexicalised test MRs are; ``--length-key slots`` (``-key-slots``) keys the masked LM's
+length prior by the MR's slot count instead of its token count, the key that held up best on
+MRs with a held-out food value (``text_length_key.py``). ``--protocol a`` (in
 distribution, ``-in-dist`` in the name) holds out ``HELD_FRACTION`` of the devset's MRs
 before anything else, trains and chooses on the rest as above and scores on those.
 """
@@ -61,6 +65,7 @@ from diffkit.domains.text.delex import delexicalise, delexicalise_pair, relexica
 from diffkit.domains.text.domain import TextConfig, build_network, load_data
 from diffkit.domains.text.evaluate import conditional_samples, per_unit
 from diffkit.domains.text.generate import allowed_of, tokenizer_of
+from diffkit.domains.text.length import LENGTH_KEYS
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
@@ -126,7 +131,8 @@ def corpora(protocol: str, delex: bool, work: Path) -> tuple[Path, Corpus]:
 def base_config(s: dict) -> TextConfig:
     return TextConfig(text_column="ref", cond_column="mr", val_fraction=0.2, dropout=0.1,
                       width=s["width"], depth=s["depth"], nll_steps=0,
-                      cond_length=s.get("cond_length"))  # fmt: skip
+                      cond_length=s.get("cond_length"),
+                      mask_length_key=s.get("length_key", "tokens"))  # fmt: skip
 
 
 def validation(data, s: dict):
@@ -241,12 +247,13 @@ def bits_per_token(net, config, tok, texts, mrs) -> float:
 
 
 def on_test(net, config, tok, allowed, mrs, refs, option: dict, delex: bool):
-    """Scores of one text per test MR under ``option`` and the first three (MR, text)."""
+    """Scores of one text per test MR under ``option``, the first three (MR, text), and the
+    texts as the model wrote them (delexicalised with ``delex``)."""
     t0 = time.perf_counter()
-    hyps = decode(net, config, tok, allowed, model_mrs(mrs, delex), option, seed=2)
-    hyps = relexicalise(hyps, mrs) if delex else hyps
+    written = decode(net, config, tok, allowed, model_mrs(mrs, delex), option, seed=2)
+    hyps = relexicalise(written, mrs) if delex else written
     examples = [{"mr": m, "text": h} for m, h in zip(mrs[:3], hyps[:3], strict=True)]
-    return {**scored(hyps, mrs, refs), "wall_s": time.perf_counter() - t0}, examples
+    return {**scored(hyps, mrs, refs), "wall_s": time.perf_counter() - t0}, examples, written
 
 
 def score(data, s: dict, work: Path, delex: bool, test: Corpus) -> dict:
@@ -260,11 +267,12 @@ def score(data, s: dict, work: Path, delex: bool, test: Corpus) -> dict:
     seen = delexicalise(test) if delex else test  # what the models read
     texts, text_mrs = list(seen.texts[: s["test_texts"]]), list(seen.conds[: s["test_texts"]])
     dev = model_mrs(devset_mrs()[: s["test_mrs"]], delex)
-    out = {}
+    out, written = {}, {}
     for model in MODELS:
         net, config, info = load_trained(model, data, work)
         option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s)
-        test, examples = on_test(net, config, tok, allowed, mrs, refs, option, delex)
+        test, examples, written[model] = on_test(
+            net, config, tok, allowed, mrs, refs, option, delex)  # fmt: skip
         fast = within_budget(tried, len(dev), DEVSET_BUDGET_S)
         t0 = time.perf_counter()
         decode(net, config, tok, allowed, dev, fast, seed=3)
@@ -278,6 +286,10 @@ def score(data, s: dict, work: Path, delex: bool, test: Corpus) -> dict:
                       "test": {**test, "bits_per_token": bits}, "examples": examples,
                       "within_budget": budget}  # fmt: skip
         print(model, out[model]["test"], out[model]["within_budget"], flush=True)
+    teacher, config, _ = load_trained("ar", data, work)
+    for model in MODELS:  # lm-score: the AR model's perplexity of the texts given their MRs
+        bits = bits_per_token(teacher, config, tok, written[model], model_mrs(mrs, delex))
+        out[model]["test"]["lm_score"] = 2**bits
     return out, len(mrs), len(texts)
 
 
@@ -291,7 +303,17 @@ def targets(r: dict) -> dict:
             "conditional_perplexity_within_1.3x_ar": ratio <= 1.3,
             "masked_devset_texts_s": fast["devset_wall_s"],
             "masked_devset_texts_under_60s": fast["devset_wall_s"] < DEVSET_BUDGET_S,
-            "bleu_ratio_to_ar_within_60s": fast["test"]["bleu"] / ar["bleu"]}  # fmt: skip
+            "bleu_ratio_to_ar_within_60s": fast["test"]["bleu"] / ar["bleu"],
+            **lm_score_targets(ar, m)}  # fmt: skip
+
+
+def lm_score_targets(ar: dict, m: dict) -> dict:
+    """The masked model's lm-score against the teacher's perplexity on the human texts
+    (issue 14: at most 1.5x); nothing for a run scored before lm-score was."""
+    if "lm_score" not in m:
+        return {}
+    ratio = m["lm_score"] / 2 ** ar["bits_per_token"]
+    return {"lm_score_ratio_to_human": ratio, "lm_score_within_1.5x_human": ratio <= 1.5}
 
 
 def label(option: dict) -> str:
@@ -334,6 +356,7 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
         f"Masked BLEU is {100 * t['bleu_ratio_to_ar']:.0f}% of AR's (target 95%); its bound "
         f"given the MR is {t['conditional_perplexity_ratio_to_ar']:.2f}x AR's perplexity "
         "(target 1.3x).",
+        *lm_score_lines(r),
         "",
         f"Within {DEVSET_BUDGET_S:.0f} s for the {r['masked']['within_budget']['devset_mrs']} "
         "devset MRs (the best validation BLEU among the decodings whose validation time, "
@@ -378,6 +401,21 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
     return "\n".join(lines) + "\n"
 
 
+def lm_score_lines(r: dict) -> list[str]:
+    """The conditional lm-score sentence of the report (none for runs scored before it)."""
+    if "lm_score" not in r["masked"]["test"]:
+        return []
+    human = 2 ** r["ar"]["test"]["bits_per_token"]
+    return [
+        "",
+        "Conditional lm-score (the AR model's perplexity per token of each model's test texts "
+        f"given their MRs; on the human references it is {human:.2f}): masked "
+        f"{r['masked']['test']['lm_score']:.2f}, AR's own {r['ar']['test']['lm_score']:.2f} "
+        "(target: masked at most 1.5x the human texts'; a lower temperature or a consensus "
+        "of drafts lowers it, so it is read next to BLEU).",
+    ]
+
+
 def plot(payload: dict, path: Path) -> None:
     import matplotlib
 
@@ -417,17 +455,22 @@ def main(argv=None) -> None:
                     help="a: test on held-out devset MRs; b: on testset_w_refs.csv")  # fmt: skip
     ap.add_argument("--cond-length", type=int, default=None,
                     help="MR tokens the models take (default the longest training MR)")  # fmt: skip
+    ap.add_argument("--length-key", choices=LENGTH_KEYS, default="tokens",
+                    help="what c counts in the masked LM's p(k | c)")  # fmt: skip
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from JSON")
     args = ap.parse_args(argv)
     preset = "smoke" if args.smoke else "full"
     s = SETTINGS[preset] | ({"steps": args.steps} if args.steps else {})
     s |= {"cond_length": args.cond_length} if args.cond_length else {}
+    s |= {"length_key": args.length_key} if args.length_key != "tokens" else {}
     name = "text-masked-e2e" + ("-in-dist" if args.protocol == "a" else "")
     name += ("-delex" if args.delex else "") + ("-smoke" if args.smoke else "")
     if s["steps"] != SETTINGS[preset]["steps"]:
         name += f"-{s['steps']}-steps"
     if args.cond_length:
         name += f"-cond-{args.cond_length}"
+    if args.length_key != "tokens":
+        name += f"-key-{args.length_key}"
     if args.report_only:
         return write(json.loads((OUT / f"{name}.json").read_text()), name)
     torch.set_num_threads(1)
