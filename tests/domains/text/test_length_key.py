@@ -105,3 +105,21 @@ def test_prepare_sets_the_weights_from_the_run_tokenizer_and_leaves_other_models
     assert slots and net.cond_key_weights.sum() == sum(tok.piece(i).count("[") for i in slots)
     ar = build_network(TextConfig(**{**vars(data.config), "model": "ar"}))
     assert prepare(ar, data, data.config) is data
+
+
+def test_cli_training_keeps_the_chosen_key_in_the_checkpoint_and_a_bad_key_is_one_line(
+    tmp_path, capsys
+):
+    from diffkit.checkpoint import load_checkpoint
+    from tests.domains.text.test_domain import SETS, run_main
+
+    args = ["train", "--domain", "text", "--max-steps", "2", "--quiet", "--set=model=masked",
+            "--set=cond_column=mr", *SETS]  # fmt: skip
+    code, _, err = run_main(capsys, *args, "--out", tmp_path / "run", "--set=mask_length_key=slots")
+    assert code == 0, err
+    found = load_checkpoint(tmp_path / "run")
+    weights = found.model["cond_key_weights"]
+    assert 0 < weights.sum() < len(weights)  # the pieces holding "[", not every piece
+    code, _, err = run_main(capsys, *args, "--out", tmp_path / "bad", "--set=mask_length_key=slot")
+    assert code != 0 and "mask_length_key" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
