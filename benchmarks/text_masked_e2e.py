@@ -65,7 +65,7 @@ from diffkit.domains.text.delex import delexicalise, delexicalise_pair, relexica
 from diffkit.domains.text.domain import TextConfig, build_network, load_data
 from diffkit.domains.text.evaluate import conditional_samples, per_unit
 from diffkit.domains.text.generate import allowed_of, tokenizer_of
-from diffkit.domains.text.length import LENGTH_KEYS
+from diffkit.domains.text.length import LENGTH_KEYS, recount
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
@@ -99,6 +99,7 @@ MASKED_DECODING = (
     *({"sampler": "maskgit", "steps": 20, "guidance": 1.0, **d} for d in DRAFTS),
 )
 DEVSET_BUDGET_S = 60.0  # issue 14: one text per devset MR (547) in under a minute
+LENGTH_BUFFERS = ("length_counts", "cond_length_counts", "cond_key_weights")  # the prior's
 
 
 def corpora(protocol: str, delex: bool, work: Path) -> tuple[Path, Corpus]:
@@ -199,19 +200,51 @@ def scored(hyps: list[str], mrs: list[str], refs) -> dict:
             "slot_error": metrics.slot_error(mrs, hyps)}  # fmt: skip
 
 
+def validation_mrs(val: Corpus, s: dict) -> tuple[list[str], list]:
+    """The validation MRs scored for every choice, and their references."""
+    mrs, refs = metrics.group_references(val.conds, val.texts)
+    return list(mrs)[: s["val_mrs"]], list(refs)[: s["val_mrs"]]
+
+
+def on_validation(net, config, tok, allowed, val, s: dict, option: dict) -> dict:
+    """The validation row of one decoding option: its scores and wall time."""
+    mrs, refs = validation_mrs(val, s)
+    t0 = time.perf_counter()
+    hyps = decode(net, config, tok, allowed, mrs, option, seed=1)
+    return {"option": option, **scored(hyps, mrs, refs), "wall_s": time.perf_counter() - t0,
+            "mrs": len(mrs)}  # fmt: skip
+
+
 def choose_decoding(net, config, tok, allowed, val, s: dict) -> tuple[dict, list[dict]]:
     """The decoding option with the best BLEU on the validation MRs, and every option's row."""
-    mrs, refs = metrics.group_references(val.conds, val.texts)
-    mrs, refs = list(mrs)[: s["val_mrs"]], list(refs)[: s["val_mrs"]]
     options = AR_DECODING if config.model == "ar" else MASKED_DECODING
     rows = []
     for option in options:
-        t0 = time.perf_counter()
-        hyps = decode(net, config, tok, allowed, mrs, option, seed=1)
-        rows.append({"option": option, **scored(hyps, mrs, refs),
-                     "wall_s": time.perf_counter() - t0, "mrs": len(mrs)})  # fmt: skip
+        rows.append(on_validation(net, config, tok, allowed, val, s, option))
         print(config.model, rows[-1], flush=True)
     return max(rows, key=lambda r: r["bleu"])["option"], rows
+
+
+def key_ablation(net, config, tok, allowed, data, s: dict, test_args, chosen, fast) -> dict:
+    """The masked model with its length prior counted again under the token-count key (the
+    network and the total count unchanged, so the smoothing weighs the same): the chosen
+    decoding on the validation MRs and the within-budget one on the test MRs, to read beside
+    the run's own key. ``test_args`` are ``on_test``'s (mrs, refs, delex)."""
+    kept = {k: getattr(net, k).clone() for k in LENGTH_BUFFERS}
+    total = net.length_counts.sum()
+    train = {"cond_ids": data.train.conds.ids, "cond_pad": data.train.conds.pad}
+    recount(net, data.train.texts.ids, train, torch.ones_like(net.cond_key_weights))
+    factor = total / net.length_counts.sum()
+    net.length_counts.mul_(factor)
+    net.cond_length_counts.mul_(factor)
+    mrs, refs, delex = test_args
+    out = {
+        "val": on_validation(net, config, tok, allowed, data.val.corpus, s, chosen),
+        "test_within_budget": on_test(net, config, tok, allowed, mrs, refs, fast, delex)[0],
+    }
+    for k, value in kept.items():
+        getattr(net, k).copy_(value)
+    return out
 
 
 def within_budget(rows: list[dict], n_mrs: int, budget_s: float) -> dict:
@@ -285,6 +318,9 @@ def score(data, s: dict, work: Path, delex: bool, test: Corpus) -> dict:
         out[model] = {**info, "decoding": option, "val_decoding": tried,
                       "test": {**test, "bits_per_token": bits}, "examples": examples,
                       "within_budget": budget}  # fmt: skip
+        if config.model == "masked" and config.mask_length_key != "tokens":
+            out[model]["with_token_key"] = key_ablation(
+                net, config, tok, allowed, data, s, (mrs, refs, delex), option, fast)  # fmt: skip
         print(model, out[model]["test"], out[model]["within_budget"], flush=True)
     teacher, config, _ = load_trained("ar", data, work)
     for model in MODELS:  # lm-score: the AR model's perplexity of the texts given their MRs
@@ -357,6 +393,7 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
         f"given the MR is {t['conditional_perplexity_ratio_to_ar']:.2f}x AR's perplexity "
         "(target 1.3x).",
         *lm_score_lines(r),
+        *key_lines(r, s.get("length_key", "tokens")),
         "",
         f"Within {DEVSET_BUDGET_S:.0f} s for the {r['masked']['within_budget']['devset_mrs']} "
         "devset MRs (the best validation BLEU among the decodings whose validation time, "
@@ -399,6 +436,21 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
         f"![{stem}.png]({figures}{stem}.png)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def key_lines(r: dict, key: str) -> list[str]:
+    """The length-key ablation's sentence (none when the run keyed p(k | c) by tokens)."""
+    if "with_token_key" not in r["masked"]:
+        return []
+    m, tokens = r["masked"], r["masked"]["with_token_key"]
+    own_val = next(row for row in m["val_decoding"] if row["option"] == m["decoding"])
+    return [
+        "",
+        f"The same masked network with p(k | c) keyed by the MR's token count instead of its "
+        f"{key}: validation BLEU {tokens['val']['bleu']:.1f} against {own_val['bleu']:.1f} "
+        f"(the chosen decoding), test BLEU {tokens['test_within_budget']['bleu']:.1f} against "
+        f"{m['within_budget']['test']['bleu']:.1f} (the within-budget decoding).",
+    ]
 
 
 def lm_score_lines(r: dict) -> list[str]:
