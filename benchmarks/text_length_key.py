@@ -13,7 +13,10 @@ mimics that shift inside the devset, never touching the test set: it holds out e
 one food value (the devset has two, English and Chinese; the tokenizer is trained without
 them too) and scores each key's law, counted on the rest, on the held-out MRs, next to the
 usual 80/20 split by MR. Per key: bits of k per text (``-log2 p(k | c)``, what the bound
-pays) and the mean drawn count E[k | c] against the held-out texts' mean k. The texts and
+pays) and the mean drawn count E[k | c] against the held-out texts' mean k, with the counts
+of one pass over the training texts (the smoothing toward p(k) weighs 32 texts, as chosen)
+and with the raw counts of an 8,000-step run (133 passes, the weight of a quarter of a text:
+what the models had before the training set's size was kept, :func:`.length.passes`). The texts and
 MRs are delexicalised (``name``, ``near``) as the E2E benchmark's models read them.
 Writes ``benchmarks/results/text-length-key.{json,md}`` and its RESULTS.md section.
 """
@@ -40,6 +43,8 @@ ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
 OUT = ROOT / "results"
 HELD = ("food[English]", "food[Chinese]")  # the devset's two food values, each held out in turn
+STEPS, BATCH = 8000, 64  # text_masked_e2e.py's budget: the counts a trained model had
+COUNTS = ("one pass", f"{STEPS} steps' raw counts")
 
 
 def rows_of(path: Path) -> list[tuple[str, str]]:
@@ -62,14 +67,20 @@ def encoded(tok, config, mrs, texts) -> tuple[torch.Tensor, dict]:
     return ids, {"cond_ids": conds.ids, "cond_pad": conds.pad}
 
 
-def laws(data, key: str | None):
-    """A masked LM's length law counted on ``data.train`` under ``key`` (None: p(k))."""
+def laws(data, key: str | None, passes: float = 1.0):
+    """A masked LM's length law counted on ``data.train`` under ``key`` (None: p(k)); with
+    ``passes`` > 1 the counts of that many passes taken as they are, as every model trained
+    before the training set's size was kept had them."""
     config = dataclasses.replace(data.config, model="masked", mask_lengths="prior",
                                  mask_length_key=key or "tokens")  # fmt: skip
     net = build_network(config)
     prepare(net, data, config)
     recount(net, data.train.texts.ids, {"cond_ids": data.train.conds.ids,
                                         "cond_pad": data.train.conds.pad})  # fmt: skip
+    if passes > 1:
+        net.length_counts.mul_(passes)
+        net.cond_length_counts.mul_(passes)
+        net.length_texts.zero_()
     return net.eval()
 
 
@@ -93,12 +104,14 @@ def study(rows: list[tuple[str, str]], held: str | None, base: TextConfig, work:
         out = [r for r in rows if held in r[0]]
         sets[f"{held} held out"] = ([m for m, _ in out], [t for _, t in out])
     result = {}
-    for key in (None, *LENGTH_KEYS):
-        net = laws(data, key)
+    raw = STEPS * BATCH / len(data.train)  # the passes of a trained model's counts
+    for key, counts in [(None, "one pass"), *((k, c) for c in COUNTS for k in LENGTH_KEYS)]:
+        net = laws(data, key, raw if counts != "one pass" else 1.0)
         for name, (mrs, texts) in sets.items():
             ids, cond = encoded(tok, data.config, mrs, texts)
             row = scored(net, ids, cond if key else None, tok.eos_id)
-            result.setdefault(name, {})[key or "none: p(k)"] = {**row, "texts": len(texts)}
+            label = key or "none: p(k)"
+            result.setdefault(name, {})[f"{label}, {counts}"] = {**row, "texts": len(texts)}
     return result
 
 

@@ -39,7 +39,10 @@ caches one model's best checkpoint and curve under ``--work``; ``--cond-length N
 in the name) gives the models room for MRs longer than the devset's longest, as 187 of the
 630 delexicalised test MRs are; ``--length-key slots`` (``-key-slots``) keys the masked LM's
 length prior by the MR's slot count instead of its token count, the key that held up best on
-MRs with a held-out food value (``text_length_key.py``). ``--protocol a`` (in
+MRs with a held-out food value (``text_length_key.py``). The masked network is also scored
+under the other length priors (:func:`prior_variants`: the token-count key, and the raw
+counts of every training pass the prior had before it smoothed per pass), the network
+unchanged, to read each prior's effect apart from training. ``--protocol a`` (in
 distribution, ``-in-dist`` in the name) holds out ``HELD_FRACTION`` of the devset's MRs
 before anything else, trains and chooses on the rest as above and scores on those.
 """
@@ -65,7 +68,7 @@ from diffkit.domains.text.delex import delexicalise, delexicalise_pair, relexica
 from diffkit.domains.text.domain import TextConfig, build_network, load_data
 from diffkit.domains.text.evaluate import conditional_samples, per_unit
 from diffkit.domains.text.generate import allowed_of, tokenizer_of
-from diffkit.domains.text.length import LENGTH_KEYS, recount
+from diffkit.domains.text.length import LENGTH_KEYS, key_weights, recount
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
@@ -99,7 +102,7 @@ MASKED_DECODING = (
     *({"sampler": "maskgit", "steps": 20, "guidance": 1.0, **d} for d in DRAFTS),
 )
 DEVSET_BUDGET_S = 60.0  # issue 14: one text per devset MR (547) in under a minute
-LENGTH_BUFFERS = ("length_counts", "cond_length_counts", "cond_key_weights")  # the prior's
+LENGTH_BUFFERS = ("length_counts", "cond_length_counts", "cond_key_weights", "length_texts")
 
 
 def corpora(protocol: str, delex: bool, work: Path) -> tuple[Path, Corpus]:
@@ -182,6 +185,8 @@ def load_trained(model: str, data, work: Path):
     config = dataclasses.replace(data.config, model=model, mask_lengths="prior")
     net = build_network(config)
     net.load_state_dict(torch.load(work / f"{model}.pt"))
+    if hasattr(net, "length_texts") and not net.length_texts:  # trained before it was kept
+        net.length_texts.fill_(len(data.train))  # what prepare records: p(k | c) per pass
     return net.eval(), config, json.loads((work / f"{model}.json").read_text())
 
 
@@ -225,26 +230,41 @@ def choose_decoding(net, config, tok, allowed, val, s: dict) -> tuple[dict, list
     return max(rows, key=lambda r: r["bleu"])["option"], rows
 
 
-def key_ablation(net, config, tok, allowed, data, s: dict, test_args, chosen, fast) -> dict:
-    """The masked model with its length prior counted again under the token-count key (the
-    network and the total count unchanged, so the smoothing weighs the same): the chosen
+def prior_variants(key: str) -> list[tuple[str, bool]]:
+    """The length priors the ablation scores beside the run's own (``key``, per pass): the
+    token-count key and the raw counts of every pass (the prior as it was before
+    :func:`diffkit.domains.text.length.passes`), each as (key, raw)."""
+    return [(k, raw) for k in dict.fromkeys((key, "tokens")) for raw in (False, True)][1:]
+
+
+def prior_ablation(net, config, tok, allowed, data, s: dict, test_args, chosen, fast) -> dict:
+    """The masked model under each of :func:`prior_variants` (its counts made again from the
+    training texts under that key, to the same total, the network unchanged): the chosen
     decoding on the validation MRs and the within-budget one on the test MRs, to read beside
-    the run's own key. ``test_args`` are ``on_test``'s (mrs, refs, delex)."""
+    the run's own prior. ``test_args`` are ``on_test``'s (mrs, refs, delex)."""
     kept = {k: getattr(net, k).clone() for k in LENGTH_BUFFERS}
-    total = net.length_counts.sum()
+    pieces = [tok.piece(i) for i in range(tok.vocab_size)]
     train = {"cond_ids": data.train.conds.ids, "cond_pad": data.train.conds.pad}
-    recount(net, data.train.texts.ids, train, torch.ones_like(net.cond_key_weights))
-    factor = total / net.length_counts.sum()
-    net.length_counts.mul_(factor)
-    net.cond_length_counts.mul_(factor)
     mrs, refs, delex = test_args
-    out = {
-        "val": on_validation(net, config, tok, allowed, data.val.corpus, s, chosen),
-        "test_within_budget": on_test(net, config, tok, allowed, mrs, refs, fast, delex)[0],
-    }
+    out = {}
+    for key, raw in prior_variants(config.mask_length_key):
+        recount(net, data.train.texts.ids, train, key_weights(pieces, key))
+        factor = kept["length_counts"].sum() / net.length_counts.sum()
+        net.length_counts.mul_(factor)
+        net.cond_length_counts.mul_(factor)
+        net.length_texts.fill_(0 if raw else len(data.train))
+        out[prior_label(key, raw)] = {
+            "val": on_validation(net, config, tok, allowed, data.val.corpus, s, chosen),
+            "test_within_budget": on_test(net, config, tok, allowed, mrs, refs, fast, delex)[0],
+        }
+        print("masked", key, "raw" if raw else "per pass", out[prior_label(key, raw)], flush=True)
     for k, value in kept.items():
         getattr(net, k).copy_(value)
     return out
+
+
+def prior_label(key: str, raw: bool) -> str:
+    return f"keyed by {key}, " + ("raw counts of every pass" if raw else "counts per pass")
 
 
 def within_budget(rows: list[dict], n_mrs: int, budget_s: float) -> dict:
@@ -318,8 +338,8 @@ def score(data, s: dict, work: Path, delex: bool, test: Corpus) -> dict:
         out[model] = {**info, "decoding": option, "val_decoding": tried,
                       "test": {**test, "bits_per_token": bits}, "examples": examples,
                       "within_budget": budget}  # fmt: skip
-        if config.model == "masked" and config.mask_length_key != "tokens":
-            out[model]["with_token_key"] = key_ablation(
+        if config.model == "masked":
+            out[model]["prior_ablation"] = prior_ablation(
                 net, config, tok, allowed, data, s, (mrs, refs, delex), option, fast)  # fmt: skip
         print(model, out[model]["test"], out[model]["within_budget"], flush=True)
     teacher, config, _ = load_trained("ar", data, work)
@@ -393,7 +413,7 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
         f"given the MR is {t['conditional_perplexity_ratio_to_ar']:.2f}x AR's perplexity "
         "(target 1.3x).",
         *lm_score_lines(r),
-        *key_lines(r, s.get("length_key", "tokens")),
+        *prior_lines(r, s.get("length_key", "tokens")),
         "",
         f"Within {DEVSET_BUDGET_S:.0f} s for the {r['masked']['within_budget']['devset_mrs']} "
         "devset MRs (the best validation BLEU among the decodings whose validation time, "
@@ -438,19 +458,23 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
     return "\n".join(lines) + "\n"
 
 
-def key_lines(r: dict, key: str) -> list[str]:
-    """The length-key ablation's sentence (none when the run keyed p(k | c) by tokens)."""
-    if "with_token_key" not in r["masked"]:
+def prior_lines(r: dict, key: str) -> list[str]:
+    """The length-prior ablation's table (none for runs scored before it)."""
+    m = r["masked"]
+    if "prior_ablation" not in m:
         return []
-    m, tokens = r["masked"], r["masked"]["with_token_key"]
     own_val = next(row for row in m["val_decoding"] if row["option"] == m["decoding"])
-    return [
-        "",
-        f"The same masked network with p(k | c) keyed by the MR's token count instead of its "
-        f"{key}: validation BLEU {tokens['val']['bleu']:.1f} against {own_val['bleu']:.1f} "
-        f"(the chosen decoding), test BLEU {tokens['test_within_budget']['bleu']:.1f} against "
-        f"{m['within_budget']['test']['bleu']:.1f} (the within-budget decoding).",
-    ]
+    own = {"val": own_val, "test_within_budget": m["within_budget"]["test"]}
+    rows = {prior_label(key, False) + " (the run's)": own, **m["prior_ablation"]}
+    lines = ["", "The masked network under other length priors (counted again from the training "
+             "texts to the same total; the network unchanged):", "",
+             "| length prior p(k \\| c) | val BLEU, chosen decoding | test BLEU, within budget |",
+             "|---|---:|---:|"]  # fmt: skip
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['val']['bleu']:.1f} | {row['test_within_budget']['bleu']:.1f} |"
+        )
+    return lines
 
 
 def lm_score_lines(r: dict) -> list[str]:

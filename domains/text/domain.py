@@ -312,11 +312,13 @@ def generate(
 
 def prepare(net, data: DomainData, config: TextConfig) -> DomainData:
     """Before training: a masked LM's ``p(k | c)`` learns what its key ``c`` counts
-    (``mask_length_key``) from the tokenizer's pieces; other networks are left as they are."""
+    (``mask_length_key``) from the tokenizer's pieces, and how many texts one pass over the
+    training set counts (:func:`.length.passes`); other networks are left as they are."""
     if hasattr(net, "cond_key_weights"):
         tok = tokenizer_of(data.settings)
         pieces = [tok.piece(i) for i in range(tok.vocab_size)]
         net.cond_key_weights.copy_(key_weights(pieces, config.mask_length_key))
+        net.length_texts.fill_(len(data.train))
     return data
 
 

@@ -115,6 +115,8 @@ class MaskedLM(nn.Module):
             # what each condition piece adds to c (1: its token count); the domain's
             # prepare sets them from the tokenizer and model.mask_length_key
             self.register_buffer("cond_key_weights", torch.ones(vocab_size))
+            # the training set's size, so that p(k | c) smooths per pass (length.passes)
+            self.register_buffer("length_texts", torch.zeros((), dtype=torch.float64))
         self.vocab_size, self.max_length, self.cond_dropout = vocab_size, max_length, cond_dropout
         self.embed = nn.Embedding(vocab_size + 1, width)  # the last row is the mask token
         self.position = nn.Embedding(max_length, width)
@@ -132,10 +134,11 @@ class MaskedLM(nn.Module):
     def _load_from_state_dict(self, state, prefix, *args, **kwargs):
         # a conditional checkpoint from before p(k | c) modelled its PADs: keep it so
         if hasattr(self, "cond_length_counts") and prefix + "cond_length_counts" not in state:
-            del self.cond_length_counts, self.cond_key_weights
+            del self.cond_length_counts, self.cond_key_weights, self.length_texts
             self.lengths = "pads"
-        elif hasattr(self, "cond_key_weights") and prefix + "cond_key_weights" not in state:
-            state[prefix + "cond_key_weights"] = torch.ones_like(self.cond_key_weights)  # c: tokens
+        elif hasattr(self, "cond_key_weights"):  # from before c had a choice, or a pass a size
+            state.setdefault(prefix + "cond_key_weights", torch.ones_like(self.cond_key_weights))
+            state.setdefault(prefix + "length_texts", torch.zeros_like(self.length_texts))
         super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
     @property

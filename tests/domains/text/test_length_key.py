@@ -1,4 +1,5 @@
-"""What the key c of p(k | c) counts: tokens, words or MR slots (model.mask_length_key)."""
+"""What the key c of p(k | c) counts (tokens, words or MR slots: model.mask_length_key), and
+its smoothing per pass over the training texts, however many epochs training counts."""
 
 import pytest
 import torch
@@ -86,9 +87,9 @@ def test_the_weights_travel_in_the_state_dict_and_older_checkpoints_count_tokens
     net = net_with("tokens")
     net.load_state_dict(saved)
     assert torch.equal(net.cond_key_weights, length.key_weights(PIECES, "slots"))
-    del saved["cond_key_weights"]  # a checkpoint from before the key was a choice
+    del saved["cond_key_weights"], saved["length_texts"]  # from before either was kept
     net.load_state_dict(saved)
-    assert torch.equal(net.cond_key_weights, torch.ones(V))
+    assert torch.equal(net.cond_key_weights, torch.ones(V)) and net.length_texts == 0
 
 
 def test_prepare_sets_the_weights_from_the_run_tokenizer_and_leaves_other_models_alone():
@@ -98,6 +99,7 @@ def test_prepare_sets_the_weights_from_the_run_tokenizer_and_leaves_other_models
     net = build_network(data.config)
     assert torch.equal(net.cond_key_weights, torch.ones(data.config.vocab_size))
     prepare(net, data, data.config)
+    assert net.length_texts == len(data.train)
     from diffkit.domains.text.generate import tokenizer_of
 
     tok = tokenizer_of(data.settings)
@@ -123,3 +125,21 @@ def test_cli_training_keeps_the_chosen_key_in_the_checkpoint_and_a_bad_key_is_on
     code, _, err = run_main(capsys, *args, "--out", tmp_path / "bad", "--set=mask_length_key=slot")
     assert code != 0 and "mask_length_key" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_many_epochs_smooth_p_k_given_c_as_one_pass_once_the_training_size_is_known():
+    batch = batch_of([SHORT, LONG, LONG], [*TEXTS, TEXTS[1]])
+    rows = {k: batch[k][:2] for k in ("cond_ids", "cond_pad")}
+    laws = {}
+    for epochs, size in ((1, 3), (50, 3), (50, 0)):  # size 0: a network that does not know it
+        net = net_with("tokens").train()
+        net.length_texts.fill_(size)
+        for _ in range(epochs):
+            masked_loss(net, batch, generator=torch.Generator().manual_seed(0))
+        assert length.passes(net) == (epochs if size else 1)
+        laws[epochs, size] = length.prior_log_probs(net.eval(), 2, rows).exp()
+    assert torch.allclose(laws[50, 3], laws[1, 3])  # the weight of STRENGTH texts, per pass
+    # c = 2 (SHORT) has its one text at k = 1; p(1) = (1 + 1) / (3 + L), add-one over k = 0..5
+    one = (1 + length.STRENGTH * 2 / (3 + L)) / (1 + length.STRENGTH)
+    assert torch.isclose(laws[1, 3][0, 1], torch.tensor(one, dtype=torch.float64))
+    assert laws[50, 0][0, 1] > 0.5 > laws[1, 3][0, 1]  # raw counts: the prior all but ignored
