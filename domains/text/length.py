@@ -194,7 +194,7 @@ def prior_log_probs(net, n: int, cond: dict | None = None, guidance=None) -> Ten
     """The length prior's ``log p(k)`` (L,), or ``log p(k | c)`` per row (n, L) for a
     conditional network given ``cond`` (null rows get ``p(k)``), float64. A guidance scale w
     gives ``p(k | c)^w p(k)^(1 - w)``, renormalised, as guidance does to the tokens' logits."""
-    prior = length_log_probs(net.length_counts)
+    prior = length_log_probs(net.length_counts / passes(net))  # as the table's null rows
     if not hasattr(net, "cond_length_counts") or not cond or "cond_pad" not in cond:
         return prior
     ids, pad = cond["cond_ids"], cond["cond_pad"]
