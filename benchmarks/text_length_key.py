@@ -18,7 +18,7 @@ of one pass over the training texts (the smoothing toward p(k) weighs 32 texts, 
 and with the raw counts of an 8,000-step run (133 passes, the weight of a quarter of a text:
 what the models had before the training set's size was kept, :func:`.length.passes`). The texts and
 MRs are delexicalised (``name``, ``near``) as the E2E benchmark's models read them.
-Writes ``benchmarks/results/text-length-key.{json,md}`` and its RESULTS.md section.
+Writes ``benchmarks/results/text-length-key.{json,md,png}`` and its RESULTS.md section.
 """
 
 from __future__ import annotations
@@ -131,6 +131,44 @@ def markdown(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tick(split: str, name: str) -> str:
+    """A bar group's label: the validation set, and for a split by MR which devset it split."""
+    if name != "by MR":
+        return name.replace(" held out", "\nheld out")
+    return "by MR\n(" + split.replace("devset without ", "without ") + ")"
+
+
+def plot(payload: dict, path: Path) -> None:
+    """Bits of k per validation set, a bar per key, for each way of counting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [(split, name) for split, v in payload["splits"].items() for name in v]
+    laws = list(next(iter(payload["splits"].values()))["by MR"])
+    top = max(r["bits_of_k"] for v in payload["splits"].values() for rows in v.values()
+              for r in rows.values()) + 0.3  # fmt: skip
+    fig, axes = plt.subplots(1, len(COUNTS), figsize=(11, 4), sharey=True)
+    for ax, counts in zip(axes, COUNTS, strict=True):
+        shown = [law for law in laws if law.endswith(counts) or law.startswith("none")]
+        width = 0.8 / len(shown)
+        for i, law in enumerate(shown):
+            bits = [payload["splits"][split][name][law]["bits_of_k"] for split, name in sets]
+            ax.bar([j + i * width for j in range(len(sets))], bits, width, label=law)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sets))])
+        ax.set_xticklabels([tick(split, name) for split, name in sets], fontsize=7)
+        ax.set_title(f"counts: {counts}", fontsize=9)
+        ax.set_ylim(4, top)
+        ax.legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("bits of k per text (validation)")
+    fig.suptitle("E2E: the masked LM's length prior p(k | c) by key", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="the first 400 rows, plumbing only")
@@ -153,7 +191,9 @@ def main(argv=None) -> None:
     )
     payload = {"preset": "smoke" if args.smoke else "full", "setup": setup, "splits": splits}
     name = "text-length-key" + ("-smoke" if args.smoke else "")
-    print(publish(OUT, name, payload, markdown(payload)) if not args.smoke else markdown(payload))
+    md = markdown(payload) + f"\n![{name}.png](results/{name}.png)\n"
+    plot(payload, OUT / f"{name}.png")
+    print(publish(OUT, name, payload, md) if not args.smoke else md)
 
 
 if __name__ == "__main__":
