@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --train ar &      # one core each
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --train masked &
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --score ar &      # optional: each
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --score masked &  # model's part apart
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py                   # choose, score, write
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --smoke           # plumbing, < 2 min
 
@@ -309,44 +311,72 @@ def on_test(net, config, tok, allowed, mrs, refs, option: dict, delex: bool):
     return {**scored(hyps, mrs, refs), "wall_s": time.perf_counter() - t0}, examples, written
 
 
-def score(data, s: dict, work: Path, delex: bool, test: Corpus) -> dict:
-    """Every model's choices on validation and its scores, once, on the ``test`` pairs;
+def score(data, s: dict, work: Path, delex: bool, test: Corpus, only: str | None = None):
+    """Every model's choices on validation and its scores, once, on the ``test`` pairs, and
+    the seconds scoring took;
     with ``delex`` the models see delexicalised MRs and texts and their outputs,
-    relexicalised, are scored against the original references."""
+    relexicalised, are scored against the original references. Each model's part is cached
+    as ``{model}.scored.json`` and used again while it is newer than the model's checkpoint;
+    ``only`` scores that one model, caches its part and stops (the two can run side by side)."""
     tok = tokenizer_of(data.settings)
-    allowed = allowed_of(data.settings, data.config.vocab_size)
     mrs, refs = metrics.group_references(test.conds, test.texts)
     mrs, refs = list(mrs)[: s["test_mrs"]], list(refs)[: s["test_mrs"]]
     seen = delexicalise(test) if delex else test  # what the models read
-    texts, text_mrs = list(seen.texts[: s["test_texts"]]), list(seen.conds[: s["test_texts"]])
-    dev = model_mrs(devset_mrs()[: s["test_mrs"]], delex)
-    out, written = {}, {}
-    for model in MODELS:
-        net, config, info = load_trained(model, data, work)
-        option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s)
-        test, examples, written[model] = on_test(
-            net, config, tok, allowed, mrs, refs, option, delex)  # fmt: skip
-        fast = within_budget(tried, len(dev), DEVSET_BUDGET_S)
-        t0 = time.perf_counter()
-        decode(net, config, tok, allowed, dev, fast, seed=3)
-        wall_s = time.perf_counter() - t0
-        fast_test = test if fast == option else on_test(
-            net, config, tok, allowed, mrs, refs, fast, delex)[0]  # fmt: skip
-        budget = {"decoding": fast, "devset_mrs": len(dev), "devset_wall_s": wall_s,
-                  "test": fast_test}  # fmt: skip
-        bits = bits_per_token(net, config, tok, texts, text_mrs)
-        out[model] = {**info, "decoding": option, "val_decoding": tried,
-                      "test": {**test, "bits_per_token": bits}, "examples": examples,
-                      "within_budget": budget}  # fmt: skip
-        if config.model == "masked":
-            out[model]["prior_ablation"] = prior_ablation(
-                net, config, tok, allowed, data, s, (mrs, refs, delex), option, fast)  # fmt: skip
-        print(model, out[model]["test"], out[model]["within_budget"], flush=True)
+    texts = list(seen.texts[: s["test_texts"]]), list(seen.conds[: s["test_texts"]])
+    out, written, spent = {}, {}, 0.0
+    for model in [only] if only else MODELS:
+        cache = work / f"{model}.scored.json"
+        if only or not cache.exists() or is_older(cache, work / f"{model}.pt"):
+            t0 = time.perf_counter()
+            result, hyps = score_model(model, data, s, work, delex, (mrs, refs), texts)
+            part = {"result": result, "written": hyps, "score_s": time.perf_counter() - t0}
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(part) + "\n")
+            tmp.replace(cache)
+        part = json.loads(cache.read_text())
+        out[model], written[model] = part["result"], part["written"]
+        spent += part["score_s"]
+    if only:
+        return None
+    t0 = time.perf_counter()
     teacher, config, _ = load_trained("ar", data, work)
     for model in MODELS:  # lm-score: the AR model's perplexity of the texts given their MRs
         bits = bits_per_token(teacher, config, tok, written[model], model_mrs(mrs, delex))
         out[model]["test"]["lm_score"] = 2**bits
-    return out, len(mrs), len(texts)
+    return out, len(mrs), len(texts[0]), spent + time.perf_counter() - t0
+
+
+def is_older(path: Path, than: Path) -> bool:
+    return path.stat().st_mtime < than.stat().st_mtime
+
+
+def score_model(model: str, data, s: dict, work: Path, delex: bool, test, texts):
+    """One model's part of :func:`score`: its choices, its test scores and the test texts as
+    it wrote them; ``test`` is the (MRs, references) scored, ``texts`` the (texts, MRs) whose
+    bits are."""
+    tok = tokenizer_of(data.settings)
+    allowed = allowed_of(data.settings, data.config.vocab_size)
+    (mrs, refs), dev = test, model_mrs(devset_mrs()[: s["test_mrs"]], delex)
+    net, config, info = load_trained(model, data, work)
+    option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s)
+    scores, examples, written = on_test(net, config, tok, allowed, mrs, refs, option, delex)
+    fast = within_budget(tried, len(dev), DEVSET_BUDGET_S)
+    t0 = time.perf_counter()
+    decode(net, config, tok, allowed, dev, fast, seed=3)
+    wall_s = time.perf_counter() - t0
+    fast_test = scores if fast == option else on_test(
+        net, config, tok, allowed, mrs, refs, fast, delex)[0]  # fmt: skip
+    budget = {"decoding": fast, "devset_mrs": len(dev), "devset_wall_s": wall_s,
+              "test": fast_test}  # fmt: skip
+    bits = bits_per_token(net, config, tok, *texts)
+    out = {**info, "decoding": option, "val_decoding": tried,
+           "test": {**scores, "bits_per_token": bits}, "examples": examples,
+           "within_budget": budget}  # fmt: skip
+    if config.model == "masked":
+        out["prior_ablation"] = prior_ablation(
+            net, config, tok, allowed, data, s, (mrs, refs, delex), option, fast)  # fmt: skip
+    print(model, out["test"], out["within_budget"], flush=True)
+    return out, written
 
 
 def targets(r: dict) -> dict:
@@ -523,6 +553,7 @@ def how_far(curve: list[dict], budget: int) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", choices=MODELS, help="train and cache one model, then stop")
+    ap.add_argument("--score", choices=MODELS, help="score and cache one trained model, then stop")
     ap.add_argument("--smoke", action="store_true", help="tiny settings, plumbing only")
     ap.add_argument("--work", type=Path, default=None, help="cache of trained models")
     ap.add_argument("--steps", type=int, default=None, help="training steps (preset's default)")
@@ -557,11 +588,12 @@ def main(argv=None) -> None:
     data = load_data(base_config(s), train_file)
     if args.train:
         return train_one(args.train, data, s, work)
+    if args.score:
+        return score(data, s, work, args.delex, test, only=args.score)
     for model in MODELS:
         if not (work / f"{model}.pt").exists():
             train_one(model, data, s, work)
-    t0 = time.perf_counter()
-    models, n_mrs, n_texts = score(data, s, work, args.delex, test)
+    models, n_mrs, n_texts, spent = score(data, s, work, args.delex, test)
     how = DELEX_NOTE if args.delex else "nothing delexicalised"
     ran = {m: how_far(models[m]["curve"], s["steps"]) for m in MODELS}
     held = (
@@ -579,7 +611,7 @@ def main(argv=None) -> None:
         f"on {where} (one text for each of "
         f"{n_mrs} MRs, bits on {n_texts} pairs). {platform.machine()}, "
         f"{torch.get_num_threads()} thread, torch {torch.__version__}; "
-        f"scoring took {time.perf_counter() - t0:.0f} s."
+        f"scoring took {spent:.0f} s."
     )
     payload = {"preset": preset, "protocol": args.protocol, "settings": s, "setup": setup,
                "models": models}  # fmt: skip
