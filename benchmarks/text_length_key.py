@@ -37,7 +37,13 @@ from diffkit.domains.text.data import encode_corpus, read
 from diffkit.domains.text.delex import delexicalise
 from diffkit.domains.text.domain import TextConfig, build_network, load_data, prepare
 from diffkit.domains.text.generate import tokenizer_of
-from diffkit.domains.text.length import LENGTH_KEYS, length_nats, prior_log_probs, recount
+from diffkit.domains.text.length import (
+    LENGTH_KEYS,
+    length_nats,
+    prior_log_probs,
+    recount,
+    token_counts,
+)
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "e2e"
@@ -89,7 +95,7 @@ def scored(net, ids: torch.Tensor, cond: dict | None, eos: int) -> dict:
     bits = length_nats(net, ids, cond).mean().item() / math.log(2)
     log_p = prior_log_probs(net, ids.shape[0], cond)
     mean_k = (log_p.exp() * torch.arange(log_p.shape[-1])).sum(-1).mean().item()
-    true_k = ((ids[:, 1:] != eos).cumprod(1).sum(1)).double().mean().item()
+    true_k = token_counts(ids, eos).double().mean().item()
     return {"bits_of_k": bits, "mean_drawn_k": mean_k, "mean_k": true_k}
 
 
