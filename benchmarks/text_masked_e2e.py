@@ -26,7 +26,8 @@ by MR, never on the test set:
   BLEU); the best validation BLEU wins;
 - the decoding within the issue's time budget (one text for each of the devset's 547 MRs in
   under ``DEVSET_BUDGET_S``): the best validation BLEU among the decodings whose validation
-  time, scaled to 547 texts, fits; then timed on those 547 MRs and scored on the test set.
+  time, scaled to 547 texts, fits and whose time on those 547 MRs then does (one that runs
+  over gives way to the next: :func:`within_budget`); scored on the test set.
 
 Then, once, on ``testset_w_refs.csv`` (the published direction: names, foods and eat types
 partly unseen in the devset; ``--delex`` delexicalises ``name`` and ``near``, as the issue
@@ -269,16 +270,29 @@ def prior_label(key: str, raw: bool) -> str:
     return f"keyed by {key}, " + ("raw counts of every pass" if raw else "counts per pass")
 
 
-def within_budget(rows: list[dict], n_mrs: int, budget_s: float) -> dict:
-    """The best validation BLEU among the options whose validation time, scaled to
-    ``n_mrs`` texts, is within ``budget_s`` (the fastest option when none is)."""
+def within_budget(rows: list[dict], n_mrs: int, budget_s: float, time_of) -> tuple[dict, list]:
+    """The best validation BLEU among the options whose validation time, scaled to ``n_mrs``
+    texts, is within ``budget_s``, timed before it is chosen: ``time_of(option)`` is its
+    seconds for the ``n_mrs`` texts, and an option over the budget gives way to the next best
+    (the scaled times of the rest stretched by as much as that one's missed: the devset's MRs
+    are not the validation ones, and the machine's load varies); the fastest option when
+    none fits. Returns the pick's try, {"decoding", "devset_wall_s"}, and every try."""
 
     def projected(row: dict) -> float:
         return row["wall_s"] * n_mrs / row["mrs"]
 
-    fits = [r for r in rows if projected(r) <= budget_s]
-    pick = max(fits, key=lambda r: r["bleu"]) if fits else min(rows, key=projected)
-    return pick["option"]
+    stretch, tries = 1.0, []
+    for row in sorted(rows, key=lambda r: -r["bleu"]):
+        if projected(row) * stretch > budget_s:
+            continue
+        tries.append({"decoding": row["option"], "devset_wall_s": time_of(row["option"])})
+        if tries[-1]["devset_wall_s"] < budget_s:
+            return tries[-1], tries
+        stretch = max(stretch, tries[-1]["devset_wall_s"] / projected(row))
+    fastest = min(rows, key=projected)["option"]
+    if not any(t["decoding"] == fastest for t in tries):
+        tries.append({"decoding": fastest, "devset_wall_s": time_of(fastest)})
+    return next(t for t in tries if t["decoding"] == fastest), tries
 
 
 def model_mrs(mrs: list[str], delex: bool) -> list[str]:
@@ -360,14 +374,17 @@ def score_model(model: str, data, s: dict, work: Path, delex: bool, test, texts)
     net, config, info = load_trained(model, data, work)
     option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s)
     scores, examples, written = on_test(net, config, tok, allowed, mrs, refs, option, delex)
-    fast = within_budget(tried, len(dev), DEVSET_BUDGET_S)
-    t0 = time.perf_counter()
-    decode(net, config, tok, allowed, dev, fast, seed=3)
-    wall_s = time.perf_counter() - t0
+
+    def devset_s(fast: dict) -> float:
+        t0 = time.perf_counter()
+        decode(net, config, tok, allowed, dev, fast, seed=3)
+        return time.perf_counter() - t0
+
+    pick, timed = within_budget(tried, len(dev), DEVSET_BUDGET_S, devset_s)
+    fast = pick["decoding"]
     fast_test = scores if fast == option else on_test(
         net, config, tok, allowed, mrs, refs, fast, delex)[0]  # fmt: skip
-    budget = {"decoding": fast, "devset_mrs": len(dev), "devset_wall_s": wall_s,
-              "test": fast_test}  # fmt: skip
+    budget = {**pick, "devset_mrs": len(dev), "test": fast_test, "timed": timed}
     bits = bits_per_token(net, config, tok, *texts)
     out = {**info, "decoding": option, "val_decoding": tried,
            "test": {**scores, "bits_per_token": bits}, "examples": examples,
@@ -447,7 +464,8 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
         "",
         f"Within {DEVSET_BUDGET_S:.0f} s for the {r['masked']['within_budget']['devset_mrs']} "
         "devset MRs (the best validation BLEU among the decodings whose validation time, "
-        "scaled to that many texts, fits; then timed on them):",
+        "scaled to that many texts, fits" + timed_note(r["masked"]["within_budget"]),
+        *overrun_lines(r),
         "",
         "| model | decoding | devset texts, s | test BLEU | % of AR's |",
         "|---|---|---:|---:|---:|",
@@ -486,6 +504,20 @@ def markdown(payload: dict, stem: str = "text-masked-e2e", figures: str = "") ->
         f"![{stem}.png]({figures}{stem}.png)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def timed_note(budget: dict) -> str:
+    """How the within-budget pick was timed (a run before :func:`within_budget` timed its
+    candidates timed only its pick)."""
+    return " and whose time on them then does):" if "timed" in budget else "; then timed on them):"
+
+
+def overrun_lines(r: dict) -> list[str]:
+    """The decodings timed over the budget on the devset MRs before each model's pick."""
+    over = [f"{name}: {label(t['decoding'])}, {t['devset_wall_s']:.1f} s"
+            for name, m in r.items() for t in m["within_budget"].get("timed", [])
+            if t["devset_wall_s"] >= DEVSET_BUDGET_S]  # fmt: skip
+    return ["", "Timed over the budget, so passed over: " + "; ".join(over) + "."] if over else []
 
 
 def prior_lines(r: dict, key: str) -> list[str]:

@@ -21,17 +21,51 @@ def row(name: str, bleu: float, wall_s: float, mrs: int = 100) -> dict:
     return {"option": {"name": name}, "bleu": bleu, "wall_s": wall_s, "mrs": mrs}
 
 
+def as_projected(rows: list[dict], n_mrs: int = 547, factor: float = 1.0):
+    """A clock that measures each option at its scaled validation time times ``factor``."""
+    seconds = {r["option"]["name"]: factor * r["wall_s"] * n_mrs / r["mrs"] for r in rows}
+    return lambda option: seconds[option["name"]]
+
+
+def pick(rows, budget_s, time_of=None) -> str:
+    chosen, _ = within_budget(rows, 547, budget_s, time_of or as_projected(rows))
+    return chosen["decoding"]["name"]
+
+
 def test_the_best_bleu_whose_scaled_time_fits_is_chosen():
     rows = [row("slow", 60.0, 20.0), row("fast", 50.0, 2.0), row("mid", 55.0, 10.0)]
     # scaled to 547 texts: 109 s, 11 s, 55 s; 60 s admits "fast" and "mid".
-    assert within_budget(rows, 547, 60.0) == {"name": "mid"}
-    assert within_budget(rows, 547, 120.0) == {"name": "slow"}
-    assert within_budget(rows, 547, 5.0) == {"name": "fast"}  # none fits: the fastest
+    assert pick(rows, 60.0) == "mid"
+    assert pick(rows, 120.0) == "slow"
+    assert pick(rows, 5.0) == "fast"  # none fits: the fastest
 
 
 def test_the_time_scales_with_the_rows_own_count_of_mrs():
     rows = [row("few", 60.0, 10.0, mrs=10), row("many", 50.0, 10.0, mrs=1000)]
-    assert within_budget(rows, 547, 60.0) == {"name": "many"}  # "few" scales to 547 s
+    assert pick(rows, 60.0) == "many"  # "few" scales to 547 s
+
+
+def test_a_pick_that_runs_over_on_the_devset_gives_way_to_the_next_best():
+    rows = [row("slow", 60.0, 20.0), row("fast", 50.0, 2.0), row("mid", 55.0, 10.0)]
+    clock = as_projected(rows, factor=1.15)  # the devset runs 15% slower: mid takes 63 s
+    chosen, tries = within_budget(rows, 547, 60.0, clock)
+    assert chosen == {"decoding": {"name": "fast"}, "devset_wall_s": pytest.approx(12.581)}
+    assert [t["decoding"]["name"] for t in tries] == ["mid", "fast"]  # slow was never timed
+
+
+def test_a_miss_stretches_the_rest_so_options_that_cannot_fit_are_not_timed():
+    rows = [row("a", 60.0, 10.0), row("b", 58.0, 9.0), row("c", 50.0, 5.0)]  # 55, 49, 27 s
+    clock = as_projected(rows, factor=1.5)  # a takes 82 s: b would take 74, so only c is timed
+    chosen, tries = within_budget(rows, 547, 60.0, clock)
+    assert [t["decoding"]["name"] for t in tries] == ["a", "c"]
+    assert chosen["decoding"] == {"name": "c"}
+
+
+def test_when_every_timed_option_runs_over_the_fastest_is_kept_and_timed_once():
+    rows = [row("slow", 60.0, 10.0), row("fast", 50.0, 9.0)]  # 55 s and 49 s projected
+    clock = as_projected(rows, factor=3.0)
+    chosen, tries = within_budget(rows, 547, 60.0, clock)
+    assert chosen["decoding"] == {"name": "fast"} and len(tries) == 2
 
 
 def curve(*bits: float) -> list[dict]:
