@@ -8,11 +8,11 @@ TimeGrad draws a forecast one step at a time, each step's noise denoised given a
 state. CSDI and TSDiff instead denoise the whole (horizon, series) block at once, every
 position attending to the observed context and to the rest of the horizon, so the daily
 shape of a forecast is drawn jointly rather than chained. This study measures that on
-ETTh1's 28 validation windows (the ones ``timeseries.py`` chooses on; the test windows are
-never read): one token per time step (its D values, whether it is context or horizon, its
-time features), a transformer encoder over the ``context + horizon`` tokens, the diffusion
-time added to every token, eps predicted at the horizon's tokens; each window standardised
-by its context's mean and standard deviation per series. Trained with the core's
+ETTh1's 28 validation windows (the ones ``timeseries.py`` chooses on; a plain run never
+reads the test windows): one token per time step (its D values, whether it is context or
+horizon, its time features), a transformer encoder over the ``context + horizon`` tokens,
+the diffusion time added to every token, v (or eps) predicted at the horizon's tokens; each
+window standardised by its context's mean and standard deviation per series. Trained with the core's
 ``diffusion_loss`` and sampled with the core's ``sample`` (DPM-Solver++(2M), 20 calls, as
 the benchmark's validation CRPS-sum), next to TimeGrad's validation CRPS-sum at the same
 budget (``timeseries-tune``: 0.1808 at 3,000 steps).
@@ -72,8 +72,9 @@ SETTINGS = (
 
 
 class HorizonDenoiser(nn.Module):
-    """eps of the standardised horizon (B, H, D) given x_t there, the diffusion step and the
-    standardised context (B, C, D); ``feats`` (B, C + H, F) are the steps' time features."""
+    """The standardised horizon's prediction (B, H, D), of the type it was trained for (v by
+    default), given x_t there, the diffusion step and the standardised context (B, C, D);
+    ``feats`` (B, C + H, F) are the steps' time features."""
 
     def __init__(self, dim: int, context: int, features: int, width=64, depth=3, heads=4):
         super().__init__()
@@ -302,7 +303,9 @@ def markdown(results: dict, reference: dict) -> str:
             + " |",
         ]
         for model, r in reference.items():
-            cells = [f"{r[k][0]:.4f} ± {r[k][1]:.4f}" for k in TARGETS]
+            cells = [
+                f"{r[k][0]:.4f}" + (f" ± {r[k][1]:.4f}" if r[k][2] > 1 else "") for k in TARGETS
+            ]
             lines.append(
                 f"| {model} (`timeseries.json`) | {r['crps_sum'][2]} | " + " | ".join(cells) + " |"
             )
