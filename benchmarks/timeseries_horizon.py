@@ -198,27 +198,26 @@ def run(settings: dict, seed: int, path: Path, test: bool) -> dict:
         "train_cpu_s": time.process_time() - t0,
         "losses": losses,
     }
-    for name, split in [("test", test_split) if test else ("val", val)]:
-        ends, draws = [h.length for h in split.histories], []
-        for draw in DRAWS:
-            t0 = time.perf_counter()
-            g = torch.Generator().manual_seed(1000 * seed + draw)
-            paths = forecast(net, values, feats, ends, settings, schedule, g)
-            draws.append(
-                {**evaluate(paths, split.targets).as_dict(), "forecast_s": time.perf_counter() - t0}
-            )
-            if name == "test" and draw == 0:
-                out["example"] = {
-                    "paths": paths[0][:, :, -1].tolist(),
-                    "target": split.targets[0][:, -1].tolist(),
-                    "past": series.values[ends[0] - 72 : ends[0], -1].tolist(),
-                }
-        out[name] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
-        print(
-            f"seed {seed} {name}: CRPS-sum {out[name]['crps_sum']:.4f} "
-            f"CRPS {out[name]['crps']:.4f}",
-            flush=True,
+    name, split = ("test", test_split) if test else ("val", val)
+    ends, draws = [h.length for h in split.histories], []
+    for draw in DRAWS:
+        t0 = time.perf_counter()
+        g = torch.Generator().manual_seed(1000 * seed + draw)
+        paths = forecast(net, values, feats, ends, settings, schedule, g)
+        draws.append(
+            {**evaluate(paths, split.targets).as_dict(), "forecast_s": time.perf_counter() - t0}
         )
+        if name == "test" and draw == 0:
+            out["example"] = {
+                "paths": paths[0][:, :, -1].tolist(),
+                "target": split.targets[0][:, -1].tolist(),
+                "past": series.values[ends[0] - 72 : ends[0], -1].tolist(),
+            }
+    out[name] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
+    print(
+        f"seed {seed} {name}: CRPS-sum {out[name]['crps_sum']:.4f} CRPS {out[name]['crps']:.4f}",
+        flush=True,
+    )
     return out
 
 
@@ -384,6 +383,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     results = load(args.out / "timeseries-horizon.json")
+    if not args.report_only and not args.data.is_file():
+        raise SystemExit(f"error: no ETTh1 file at {args.data}; pass --data path/to/ETTh1.csv.")
+    if args.test and not results["validation"]:
+        raise SystemExit("error: no validation rows to choose from; run without --test first.")
     if args.report_only:
         return write(results, args.out)
     if args.test:
