@@ -56,6 +56,7 @@ OUT = ROOT / "results"
 HORIZON, TEST_WINDOWS, VALIDATION_WINDOWS = 24, 7, 28
 SEEDS = (0, 1, 2)
 DRAWS = (0, 1)
+PLOT_HOURS = 72  # history drawn before the example test window
 TARGETS = {"crps_sum": 0.145, "crps": 0.18}  # issue 19, ETTh1, mean over seeds
 SETTINGS = (
     "context",
@@ -211,7 +212,7 @@ def run(settings: dict, seed: int, path: Path, test: bool) -> dict:
             out["example"] = {
                 "paths": paths[0][:, :, -1].tolist(),
                 "target": split.targets[0][:, -1].tolist(),
-                "past": series.values[ends[0] - 72 : ends[0], -1].tolist(),
+                "past": series.values[ends[0] - PLOT_HOURS : ends[0], -1].tolist(),
             }
     out[name] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
     print(
@@ -328,7 +329,7 @@ def markdown(results: dict, reference: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    """The first test window's OT paths (seed 0): the last 72 hours, 5-95% band, median."""
+    """The first test window's OT paths (seed 0) after ``PLOT_HOURS`` of history."""
     import matplotlib
 
     matplotlib.use("Agg")
