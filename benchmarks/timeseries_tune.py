@@ -32,6 +32,13 @@ CANDIDATES = {
     "difference-wide": lambda m: {"target": "difference", **WIDE},
     "level-context3": lambda m: {"target": "level", "context_length": 3 * m["prediction_length"]},
     "level-deepar-lags": lambda m: {"target": "level", "lags": deepar_lags(m["freq"])},
+    # the whole horizon at once (domains/timeseries/horizon.py): the data set's context, or
+    # the network's default of 7 horizons; and 7 horizons where the data set sets its own
+    "horizon": lambda m: {"architecture": "horizon"},
+    "horizon-context7": lambda m: {
+        "architecture": "horizon",
+        "context_length": 7 * m["prediction_length"],
+    },
 }
 
 

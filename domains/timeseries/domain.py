@@ -29,7 +29,8 @@ from .covariates import covariate_names
 from .data import load
 from .evaluate import evaluate as score
 from .impute import impute_frame, impute_paths, save_impute_chart
-from .module import TimeGradConfig, TimeGradModel
+from .module import TimeGradConfig
+from .networks import build_model
 from .output import FORMATS, forecast_frame, save_fan_chart, save_frame
 from .series import Series, Split, check_series, rolling_windows
 from .synthetic import seasonal_var, synthetic, true_predictive_samples
@@ -128,7 +129,7 @@ def network_config(config: TimeSeriesConfig, diffusion: DiffusionConfig | None =
 
 
 def build_network(config: TimeSeriesConfig, diffusion: DiffusionConfig | None = None):
-    return TimeGradModel(network_config(config, diffusion))
+    return build_model(network_config(config, diffusion))
 
 
 def read_series(config: TimeSeriesConfig, path: Path | None, *, infer: bool = False) -> Series:
@@ -238,7 +239,7 @@ def data_split(series: Series, config: TimeSeriesConfig) -> Split:
     return split
 
 
-def loss(net: TimeGradModel, batch, schedule, *, prediction, weighting, generator=None):
+def loss(net, batch, schedule, *, prediction, weighting, generator=None):
     # The network owns the run's schedule and prediction (build_network got the config).
     return net.loss(
         batch["past_target"],

@@ -30,7 +30,8 @@ from diffkit.errors import ConfigError, DataError, ShapeError, check_choice
 
 from .evaluate import sample_quantiles
 from .features import time_feature_table
-from .module import TimeGradConfig, TimeGradModel
+from .module import TimeGradConfig
+from .networks import build_model
 from .series import normalise_freq
 
 # pytorch-forecasting's QuantileLoss levels, the default of mode="quantiles".
@@ -58,7 +59,8 @@ class TimeGradForecaster(BaseModel):
     context_length
         Steps the network reads before the horizon.
     model_options
-        Any other :class:`TimeGradConfig` field (``num_cells``, ``lags``, ``schedule``, ...).
+        Any other :class:`TimeGradConfig` field (``num_cells``, ``lags``, ``schedule``, ...);
+        ``{"architecture": "horizon"}`` for the whole-horizon transformer.
     num_samples
         Sample paths per forecast (``predict(..., n_samples=...)`` overrides it).
     sampler, steps
@@ -107,7 +109,7 @@ class TimeGradForecaster(BaseModel):
             cardinality=tuple(cov.get("cardinality", ())) * per,
             **(model_options or {}),
         )
-        self.model = TimeGradModel(config)
+        self.model = build_model(config)
 
     @classmethod
     def from_dataset(
@@ -159,13 +161,13 @@ class TimeGradForecaster(BaseModel):
         encoder = dataset.min_encoder_length
         options = kwargs.get("model_options") or {}
         config = TimeGradConfig(1, 1, freq=normalise_freq(freq), **options)
-        lags = config.lags
-        context = kwargs.pop("context_length", None) or encoder - max(lags)
-        if encoder < context + max(lags):
+        reach = config.history_length - config.context_length  # the largest lag (or 0)
+        context = kwargs.pop("context_length", None) or encoder - reach
+        if encoder < context + reach:
             raise ConfigError(
-                f"the dataset's encoder holds {encoder} steps but TimeGrad reads "
-                f"{context + max(lags)} (context {context} + largest lag {max(lags)}); set "
-                f"min_encoder_length and max_encoder_length to at least {context + max(lags)}."
+                f"the dataset's encoder holds {encoder} steps but the network reads "
+                f"{context + reach} (context {context} + largest lag {reach}); set "
+                f"min_encoder_length and max_encoder_length to at least {context + reach}."
             )
         return cls(
             target=targets if dataset.multi_target else targets[0],

@@ -183,7 +183,8 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         Steps the network reads before the horizon; ``prediction_length`` by default.
     model_options
         Any other :class:`TimeGradConfig` field, e.g. ``{"num_cells": 40, "lags": [1, 2],
-        "schedule": {...}, "denoiser": {...}}``.
+        "schedule": {...}, "denoiser": {...}}``; ``{"architecture": "horizon"}`` trains the
+        whole-horizon transformer (:class:`~.horizon.HorizonModel`) instead of TimeGrad.
     lr, weight_decay
         Adam's settings.
     batch_size, num_batches_per_epoch

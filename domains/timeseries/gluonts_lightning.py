@@ -10,7 +10,8 @@ import torch
 from gluonts.core.component import validated
 
 from .covariates import covariate_names
-from .module import TimeGradConfig, TimeGradModel
+from .module import TimeGradConfig
+from .networks import build_model
 
 # GluonTS field names the network reads, in the order the predictor passes them.
 PREDICTION_INPUT_NAMES = [
@@ -23,7 +24,8 @@ TRAINING_INPUT_NAMES = [*PREDICTION_INPUT_NAMES, "future_target", "future_observ
 
 
 class TimeGradLightningModule(pl.LightningModule):
-    """Trains :class:`TimeGradModel` on GluonTS batches and forecasts for a predictor.
+    """Trains the network (TimeGrad or the horizon transformer) on GluonTS batches; forecasts
+    for a predictor.
 
     Parameters
     ----------
@@ -53,7 +55,7 @@ class TimeGradLightningModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.lead_time = lead_time
-        self.model = TimeGradModel(TimeGradConfig(**config))
+        self.model = build_model(TimeGradConfig(**config))
         self.lr = lr
         self.weight_decay = weight_decay
         self.num_parallel_samples = num_parallel_samples

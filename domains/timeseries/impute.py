@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from diffkit.errors import ConfigError
 from diffkit.likelihood import variational_bound
 
 from .evaluate import QUANTILES, sample_quantiles
@@ -69,6 +70,11 @@ def impute_paths(
         Weight and resample the paths by the first observed step after each gap.
     """
     c, S = net.config, num_samples
+    if c.architecture != "timegrad":
+        raise ConfigError(
+            f"imputation draws each gap step by step, which the {c.architecture} network "
+            "does not; impute with a run trained with --architecture timegrad."
+        )
     Tp = c.history_length
     device = next(net.parameters()).device
     values, index = padded(series, Tp)  # (Tp + T, D): Tp missing steps in front

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from diffkit import diffusion_loss, sample
-from diffkit.errors import ShapeError, check_choice
+from diffkit.errors import check_choice
 from diffkit.schedules import from_config
 
 from .covariates import CovariateInputs
@@ -31,6 +31,7 @@ from .features import (
     mean_scale,
     observed_mask,
 )
+from .inputs import check_future_features, check_window
 from .network_config import TimeGradConfig
 
 Tensor = torch.Tensor
@@ -70,31 +71,10 @@ class TimeGradModel(nn.Module):
         self.cond_projection = nn.Linear(config.num_cells, config.cond_dim)
         self.denoiser = ConditionalDenoiser(D, config.cond_dim, config.denoiser)
 
-    def _check(self, target: Tensor, time_feat: Tensor, length: int, what: str) -> None:
-        c = self.config
-        if target.dim() != 3 or target.shape[2] != c.target_dim:
-            raise ShapeError(
-                f"{what} target has shape {tuple(target.shape)} but (batch, time, "
-                f"{c.target_dim}) is needed; pass the {c.target_dim} series the model was "
-                "built for."
-            )
-        if target.shape[1] < length:
-            why = f" (context {c.context_length} + largest lag {max(c.lags)})" * (what == "past")
-            raise ShapeError(
-                f"{what} target has {target.shape[1]} steps but {length} are needed{why}; "
-                f"pass a longer {what} window."
-            )
-        if time_feat.shape[:2] != target.shape[:2] or time_feat.shape[2] != c.num_time_features:
-            raise ShapeError(
-                f"{what} time features have shape {tuple(time_feat.shape)} but "
-                f"{(*target.shape[:2], c.num_time_features)} is needed; build them with "
-                f"time_features(index, {c.freq!r})."
-            )
-
     def _prepare(self, past_target, past_observed, past_time_feat, past_dynamic=None, static=None):
         """Last history_length steps, mask, scale (B, 1, D) and the scaled, filled history."""
         c = self.config
-        self._check(past_target, past_time_feat, c.history_length, "past")
+        check_window(c, past_target, past_time_feat, c.history_length, "past")
         past_target = past_target[:, -c.history_length :]
         if past_observed is not None:
             past_observed = past_observed[:, -c.history_length :]
@@ -201,7 +181,7 @@ class TimeGradModel(nn.Module):
         """
         check_choice("reduction", reduction, ("mean", "none"))
         B, Th, D = future_target.shape  # (B, Th, D)
-        self._check(future_target, future_time_feat, 1, "future")
+        check_window(self.config, future_target, future_time_feat, 1, "future")
         covariates = covariates or {}
         observed, scale, scaled, ctx_feat = self._prepare(
             past_target,
@@ -320,12 +300,7 @@ class TimeGradModel(nn.Module):
         )
         B, Tp, D = scaled.shape
         Th, S = future_time_feat.shape[1], num_samples
-        if future_time_feat.shape != (B, Th, c.num_time_features):
-            raise ShapeError(
-                f"future time features have shape {tuple(future_time_feat.shape)} but "
-                f"(batch={B}, horizon, {c.num_time_features}) is needed; build them with "
-                f"time_features(index, {c.freq!r})."
-            )
+        check_future_features(c, future_time_feat, B)
         future_time_feat = self.covariates(
             future_time_feat, covariates.get("future_feat_dynamic_real"), covariates, "future"
         )  # (B, Th, F + covariates)

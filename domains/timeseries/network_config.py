@@ -1,4 +1,5 @@
-"""TimeGrad's settings: :class:`TimeGradConfig` (reference values of Rasul et al. 2021).
+"""The time-series network's settings: :class:`TimeGradConfig` (TimeGrad's reference values
+of Rasul et al. 2021, or the whole-horizon transformer's with ``architecture="horizon"``).
 
 Kept apart from the network (:mod:`.module`) so the glue and the CLI can build, check and
 complete a configuration without the network's code.
@@ -16,6 +17,11 @@ from .features import default_lags, default_season, num_time_features
 from .series import normalise_freq
 
 TARGETS = ("level", "difference", "seasonal", "auto")
+ARCHITECTURES = ("timegrad", "horizon")
+# The horizon network's default context, in horizons: on ETTh1's validation windows a week
+# (168 h) before a day's horizon beat three days (CRPS-sum 0.160 against 0.164 at 3,000 steps;
+# benchmarks/results/timeseries-horizon.md); TimeGrad's RNN reads one horizon and its lags.
+HORIZON_CONTEXT = 7
 
 
 def _reference_schedule() -> dict:
@@ -24,18 +30,27 @@ def _reference_schedule() -> dict:
 
 @dataclass(frozen=True)
 class TimeGradConfig:
-    """Settings of :class:`TimeGradModel`; defaults are TimeGrad's reference values.
+    """Settings of the network (:func:`~.networks.build_model`); defaults are TimeGrad's.
 
     Parameters
     ----------
+    architecture
+        "timegrad": TimeGrad's RNN over time conditioning a denoiser per step
+        (:class:`~.module.TimeGradModel`, the reference); "horizon": a transformer over
+        context and horizon that denoises the whole horizon at once
+        (:class:`~.horizon.HorizonModel`), which reads neither the lags nor the RNN's,
+        denoiser's and embedding's settings and models the standardised level.
+    transformer_width, transformer_depth, transformer_heads
+        The horizon network's token width, encoder layers and attention heads.
     target_dim
         D, the number of series forecast jointly (None until the data are known: the CLI
         fills it in from them).
     prediction_length
         Th, the forecast horizon.
     context_length
-        Tc, the steps the RNN reads before the horizon (and the scaling window); defaults
-        to ``prediction_length``.
+        Tc, the steps the network reads before the horizon (and the scaling window);
+        defaults to ``prediction_length`` (TimeGrad) or ``HORIZON_CONTEXT`` horizons (the
+        horizon network).
     freq
         Pandas frequency string; it picks the default lags and the time features (None
         until the data are known).
@@ -105,15 +120,24 @@ class TimeGradConfig:
     cardinality: tuple[int, ...] = ()
     static_embedding_dim: int = 2
     max_loss_values: int | None = 2**16
+    architecture: str = "timegrad"
+    transformer_width: int = 64
+    transformer_depth: int = 3
+    transformer_heads: int = 4
 
     def __post_init__(self):
         lags = self.lags or (default_lags(self.freq) if self.freq else None)
         season = default_season(self.freq) if self.freq else None
         fill = {
             "freq": normalise_freq(self.freq) if self.freq else None,  # "H" and "h" alike
-            "context_length": self.context_length or self.prediction_length,
+            "context_length": self.context_length
+            or self.prediction_length * (HORIZON_CONTEXT if self.architecture == "horizon" else 1),
             "season": self.season if self.season is not None or not self.freq else season,
             "cardinality": tuple(int(c) for c in self.cardinality),
+            # the horizon network standardises each window: nothing for "auto" to choose
+            "target": "level"
+            if (self.architecture, self.target) == ("horizon", "auto")
+            else self.target,
             # canonical form (every parameter spelled out) so equal schedules compare equal
             "schedule": (
                 self.schedule if isinstance(self.schedule, Schedule) else from_config(self.schedule)
@@ -129,6 +153,21 @@ class TimeGradConfig:
         check_choice("cell type", self.cell_type, ("gru", "lstm"))
         check_choice("prediction", self.prediction, ("eps", "x0", "v"))
         check_choice("target", self.target, TARGETS)
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        if self.architecture == "horizon" and self.target != "level":
+            raise ConfigError(
+                f"the horizon network models each window's standardised level, not the "
+                f"{self.target} target; drop --target, or pass --architecture timegrad."
+            )
+        for name in ("transformer_width", "transformer_depth", "transformer_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1; got {getattr(self, name)}.")
+        if self.transformer_width % self.transformer_heads:
+            raise ConfigError(
+                f"transformer_width {self.transformer_width} must be a multiple of "
+                f"transformer_heads {self.transformer_heads}; pass widths like "
+                f"{self.transformer_heads * 16}."
+            )
         if self.season is not None and self.season < 1:
             raise ConfigError(f"season must be at least 1 step; got {self.season}.")
         for name in ("target_dim", "prediction_length", "num_layers", "num_cells", "cond_dim"):
@@ -175,12 +214,17 @@ class TimeGradConfig:
     @property
     def target_lag(self) -> int:
         """How far back the value the target is measured from lies: 0 for the level."""
+        if self.architecture == "horizon":
+            return 0
         return {"level": 0, "difference": 1}.get(self.target, self.season or 1)
 
     @property
     def history_length(self) -> int:
-        """Past steps the model needs: the context plus the largest lag (or the season)."""
+        """Past steps the model needs: the context plus the largest lag (or the season);
+        the context alone for the horizon network."""
         self.check_complete()
+        if self.architecture == "horizon":
+            return self.context_length
         return self.context_length + max(*self.lags, self.target_lag)
 
     @property

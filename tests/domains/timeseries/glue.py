@@ -29,6 +29,15 @@ TINY = {
     "schedule": {"name": "linear", "T": 20, "beta_start": 1e-4, "beta_end": 0.3},
 }
 
+# A tiny whole-horizon transformer (architecture="horizon") on TINY's schedule.
+TINY_HORIZON = {
+    "architecture": "horizon",
+    "transformer_width": 16,
+    "transformer_depth": 1,
+    "transformer_heads": 2,
+    "schedule": TINY["schedule"],
+}
+
 # Lightning quiet and writing under a test's tmp_path only.
 QUIET = {
     "logger": False,

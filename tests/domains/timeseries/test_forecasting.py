@@ -14,8 +14,9 @@ from pytorch_forecasting.metrics import QuantileLoss
 from diffkit import ConfigError, DataError, ShapeError
 from diffkit.domains.timeseries import TimeGradForecaster
 from diffkit.domains.timeseries.forecasting_data import forecasting_datasets
+from diffkit.domains.timeseries.horizon import HorizonModel
 
-from .glue import CONTEXT, HORIZON, QUIET, TINY, WINDOWS, exchange_slice, scaled
+from .glue import CONTEXT, HORIZON, QUIET, TINY, TINY_HORIZON, WINDOWS, exchange_slice, scaled
 
 SAMPLES = 16
 HISTORY = CONTEXT + 2  # business-day lags (1, 2)
@@ -158,3 +159,17 @@ def test_long_layout_needs_synchronized_batches(exchange):
     x, y = next(iter(long_train.to_dataloader(train=False, batch_size=8)))  # one series only
     with pytest.raises(DataError, match="batch_sampler='synchronized'"):
         model.training_step((x, y), 0)
+
+
+def test_the_horizon_network_reads_the_whole_encoder_and_round_trips(exchange, tmp_path):
+    split, training, held_out = exchange
+    model = fit(training, split.train.index[0], batches=3, model_options=TINY_HORIZON)
+    assert isinstance(model.model, HorizonModel)
+    assert model.model.config.context_length == HISTORY  # no lags: the encoder is the context
+    samples = predict(model, held_out, "raw")["samples"]
+    assert samples.shape == (WINDOWS, SAMPLES, HORIZON, 8) and torch.isfinite(samples).all()
+    model.trainer.save_checkpoint(tmp_path / "model.ckpt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = TimeGradForecaster.load_from_checkpoint(tmp_path / "model.ckpt")
+    torch.testing.assert_close(predict(loaded, held_out, "raw")["samples"], samples, rtol=0, atol=0)

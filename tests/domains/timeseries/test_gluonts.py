@@ -20,8 +20,9 @@ from diffkit import DataError, ShapeError
 from diffkit.domains.timeseries import QUANTILES, TimeGradEstimator, TimeGradModel
 from diffkit.domains.timeseries.data import period_timestamp
 from diffkit.domains.timeseries.gluonts_data import gluonts_datasets
+from diffkit.domains.timeseries.horizon import HorizonModel
 
-from .glue import CONTEXT, HORIZON, QUIET, TINY, WINDOWS, exchange_slice, scaled
+from .glue import CONTEXT, HORIZON, QUIET, TINY, TINY_HORIZON, WINDOWS, exchange_slice, scaled
 
 SAMPLES = 16
 
@@ -158,3 +159,22 @@ def test_importing_the_package_loads_no_framework():
         "ts.TimeGradEstimator; assert 'gluonts' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_horizon_network_trains_predicts_and_round_trips(exchange, tmp_path):
+    split, train_ds, test_ds = exchange
+    trained = estimator(tmp_path, batches=3, model_options=TINY_HORIZON, prediction_seed=7)
+    predictor = train(trained, train_ds)
+    assert isinstance(predictor.prediction_net.model, HorizonModel)
+    _, forecasts, _ = crps(predictor, test_ds)
+    assert all(f.samples.shape == (SAMPLES, HORIZON, 8) for f in forecasts)
+    (tmp_path / "model").mkdir()
+    predictor.serialize(tmp_path / "model")
+    restored = Predictor.deserialize(tmp_path / "model").predict(test_ds)
+    for a, b in zip(predictor.predict(test_ds), restored, strict=True):
+        np.testing.assert_array_equal(a.samples, b.samples)
+    # each window is standardised by its context: data 1000x larger, paths 1000x larger
+    _, big_test = grouped(scaled(split, 1000.0))
+    big_forecasts = make_evaluation_predictions(big_test, predictor, num_samples=SAMPLES)[0]
+    for small, big in zip(forecasts, big_forecasts, strict=True):
+        np.testing.assert_allclose(big.samples, 1000.0 * small.samples, rtol=1e-3, atol=1e-3)
