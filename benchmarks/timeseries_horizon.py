@@ -56,6 +56,7 @@ OUT = ROOT / "results"
 HORIZON, TEST_WINDOWS, VALIDATION_WINDOWS = 24, 7, 28
 SEEDS = (0, 1, 2)
 DRAWS = (0, 1)
+SCHEDULES = {"cosine": "cosine, T 1000", "timegrad": "linear, T 100 (TimeGrad's)"}
 PLOT_HOURS = 72  # history drawn before the example test window
 TARGETS = {"crps_sum": 0.145, "crps": 0.18}  # issue 19, ETTh1, mean over seeds
 SETTINGS = (
@@ -96,6 +97,14 @@ class HorizonDenoiser(nn.Module):
         h = self.inp(torch.cat([values, flag, feats], dim=-1))
         h = h + self.position.weight[None] + self.step(timestep_embedding(t, h.shape[-1]))[:, None]
         return self.out(self.encoder(h)[:, self.context :])  # (B, H, D)
+
+
+def schedule_of(name: str):
+    """``name`` at T = 1000, or "timegrad": the time-series domain's reference diffusion
+    (100 linear steps, beta 1e-4..0.1)."""
+    if name == "timegrad":
+        return get_schedule("linear", T=100, beta_start=1e-4, beta_end=0.1)
+    return get_schedule(name, T=1000)
 
 
 def standardise(window: torch.Tensor, context: int):
@@ -186,7 +195,7 @@ def run(settings: dict, seed: int, path: Path, test: bool) -> dict:
     series, val, test_split = splits(path)
     values = torch.tensor(series.values, dtype=torch.float32)
     feats = torch.tensor(time_features(series.index, series.freq))
-    schedule = get_schedule(settings["schedule"], T=1000)
+    schedule = schedule_of(settings["schedule"])
     net = HorizonDenoiser(
         series.dim, settings["context"], feats.shape[1], settings["width"], settings["depth"]
     )
@@ -268,15 +277,16 @@ def markdown(results: dict, reference: dict) -> str:
         "two sampling draws); the 28 validation windows just before the test week choose, the "
         "7 test windows are scored once, with the lowest validation CRPS-sum's settings.",
         "",
-        "| name | context | steps | width | depth | prediction | params | train CPU s | "
-        "val CRPS-sum | val CRPS |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| name | context | steps | width | depth | schedule | prediction | params | "
+        "train CPU s | val CRPS-sum | val CRPS |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for row in results["validation"]:
         c = row["settings"]
         lines.append(
             f"| {row['name']} | {c['context']} | {c['steps']} | {c['width']} | {c['depth']} | "
-            f"{c['prediction']} | {row['params']} | {row['train_cpu_s']:.0f} | "
+            f"{SCHEDULES.get(c['schedule'], c['schedule'])} | {c['prediction']} | "
+            f"{row['params']} | {row['train_cpu_s']:.0f} | "
             f"{row['val']['crps_sum']:.4f} | {row['val']['crps']:.4f} |"
         )
     ref = reference.get("TimeGrad ddpm 100", {})
@@ -374,7 +384,7 @@ def main(argv=None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--depth", type=int, default=3)
-    ap.add_argument("--schedule", default="cosine")
+    ap.add_argument("--schedule", default="cosine", help="a schedule at T = 1000, or timegrad")
     ap.add_argument("--sampler", default="dpmpp_2m")
     ap.add_argument("--prediction", default="v")
     ap.add_argument("--calls", type=int, default=20)
