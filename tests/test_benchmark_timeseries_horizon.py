@@ -46,7 +46,14 @@ def test_a_forecast_never_reads_the_values_it_forecasts():
 
 
 def result(crps_sum: float, crps: float) -> dict:
-    settings = {"context": 72, "steps": 3000, "width": 64, "depth": 3, "prediction": "v"}
+    settings = {
+        "context": 72,
+        "steps": 3000,
+        "width": 64,
+        "depth": 3,
+        "prediction": "v",
+        "schedule": "cosine",
+    }
     seed = {"seed": 0, "test": {"crps_sum": crps_sum, "crps": crps}}
     row = {"name": "c72", "settings": settings, "params": 1, "train_cpu_s": 1.0,
            "val": {"crps_sum": 0.17, "crps": 0.19}}  # fmt: skip
