@@ -19,9 +19,9 @@ default row is exactly ``diffkit train --domain timeseries --data F`` plus the d
 horizon, frequency and windows. Each seed's model forecasts 100 paths per window with the
 ancestral sampler (100 steps) and DPM-Solver++(2M), ODE and SDE (20 calls), each repeated
 with ``--draws`` sampling seeds whose metrics are averaged. Beside it, in the same run:
-TimeGrad's own formulation (``target=level``, the reference, unless the default chose it),
-a random walk with Gaussian increments, and GluonTS's torch DeepAR (univariate items, its
-defaults, stopped at TimeGrad's training wall time). Metrics are
+TimeGrad's own formulation (``architecture=timegrad``, ``target=level``: the reference,
+unless the default is it), a random walk with Gaussian increments, and GluonTS's torch
+DeepAR (univariate items, its defaults, stopped at the default's training wall time). Metrics are
 ``diffkit.domains.timeseries.evaluate`` (GluonTS's MultivariateEvaluator). Writes
 ``benchmarks/results/timeseries[-quick|-tune].{json,md}`` (and a PNG of the test CRPS-sum per
 model) and its section of ``benchmarks/RESULTS.md``.
@@ -56,7 +56,7 @@ from timeseries_tune import CANDIDATES, merged, tune_dataset, validation_count
 
 # ancestral 100, and two DPM-Solver++ variants at 20 calls: the ODE's and the SDE's, which
 # the targets choose between by each one's own validation CRPS-sum (val_sampler_crps_sum)
-SAMPLERS = (("ddpm", None), ("dpmpp_2m", 20), ("dpmpp_2m_sde", 20))
+SAMPLERS = (("ddpm", 100), ("dpmpp_2m", 20), ("dpmpp_2m_sde", 20))
 VALIDATION_SAMPLER = ("dpmpp_2m", 20)  # the validation CRPS: 5x cheaper than ancestral
 DATASETS = {
     # name -> (file under the data folder, the data set's own settings: horizon, grid, windows)
@@ -79,7 +79,15 @@ DATASETS = {
         {"prediction_length": 24, "freq": "h", "test_windows": 7, "validation_windows": 28},
     ),
 }
-REFERENCE = {"target": "level"}  # TimeGrad's own formulation: the scaled level
+REFERENCE = {"architecture": "timegrad", "target": "level"}  # TimeGrad's own formulation
+LABELS = {"timegrad": "TimeGrad", "horizon": "horizon"}  # the rows' names, by architecture
+
+
+def default_label(model: dict, sections: dict | None = None) -> str:
+    """The name of the rows of what the defaults train for a data set's settings ``model``."""
+    sections = sections or {}
+    merged = {**sections, "model": {**model, **sections.get("model", {})}}
+    return LABELS[resolve_config(ts_domain, merged).model.network.architecture]
 
 
 def train_timegrad(path, model, seed, out, sections=None):
@@ -102,6 +110,7 @@ def train_timegrad(path, model, seed, out, sections=None):
     steps = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("step-*"))
     info = {
         "target": net.config.target,  # what "auto" chose
+        "architecture": net.config.architecture,
         "train_s": wall,
         "train_cpu_s": cpu,
         "best_step": int(found.path.name.split("-")[1]),
@@ -211,15 +220,16 @@ def run_dataset(
     file, model = DATASETS[name]
     path, rows, trained = folder / file, [], {}
     saved = saved or (lambda rows: None)
+    prefix = default_label(model, sections)
     for seed in seeds:
         net, split, info = train_timegrad(path, model, seed, root / f"default-{seed}", sections)
-        trained[seed] = (split, info["train_s"], info["target"])
-        rows += test_rows("TimeGrad", net, split, info, seed, draws)
+        trained[seed] = (split, info["train_s"], (info["architecture"], info["target"]))
+        rows += test_rows(prefix, net, split, info, seed, draws)
         if baselines:
             rows.append(random_walk_row(split, seed))
         saved(rows)
     for seed in seeds[:reference_seeds]:
-        if trained[seed][2] == REFERENCE["target"]:
+        if trained[seed][2] == (REFERENCE["architecture"], REFERENCE["target"]):
             continue  # the default chose TimeGrad's own formulation: it is the reference
         ref, split, ref_info = train_timegrad(
             path, {**model, **REFERENCE}, seed, root / f"reference-{seed}", sections
@@ -256,6 +266,12 @@ def diagnose_dataset(name, folder) -> dict:
     return out
 
 
+def dataset_result(name: str, rows: list[dict], sections: dict) -> dict:
+    """A data set's saved result: its rows, their summary and the default's row label."""
+    label = default_label(DATASETS[name][1], sections)
+    return {"rows": rows, "summary": summary(rows), "default": label}
+
+
 def summary(rows):
     """Mean and std over seeds per model."""
     out = {}
@@ -290,7 +306,7 @@ def main():
         "--draws", type=int, default=None, help="forecasts per sampler (2; quick 1)"
     )
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder")
-    parser.add_argument("--no-baselines", action="store_true", help="TimeGrad only")
+    parser.add_argument("--no-baselines", action="store_true", help="the default only")
     parser.add_argument(
         "--append", action="store_true", help="keep the saved run's other data sets (one file)"
     )
@@ -335,6 +351,7 @@ def main():
     args.command = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
     args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
     args.defaults = json.dumps(ts_domain.defaults)
+    args.default_label = default_label({}, sections)
     args.validation_windows = {
         name: validation_count(settings) for name, (_, settings) in DATASETS.items()
     }
@@ -391,7 +408,7 @@ def main():
 
                 def saved(rows, name=name):
                     rows = rows + kept.get(name, [])
-                    results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
+                    results["datasets"][name] = dataset_result(name, rows, sections)
                     results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
                     write(results, args.out, stem)
 
@@ -408,7 +425,7 @@ def main():
                     args.deepar_seeds,
                 )
                 rows += kept.get(name, [])
-                results["datasets"][name] = {"rows": rows, "summary": summary(rows)}
+                results["datasets"][name] = dataset_result(name, rows, sections)
             results["args"]["wall_s"] = f"{time.perf_counter() - t_start:.0f}"
             text = write(results, args.out, stem)  # after each data set: a partial run is kept
     print(text)

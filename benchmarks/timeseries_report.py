@@ -19,8 +19,7 @@ SAMPLER_LABELS = {
     "dpmpp_2m": "DPM-Solver++(2M)",
     "dpmpp_2m_sde": "SDE-DPM-Solver++(2M)",
 }
-ANCESTRAL = "TimeGrad ddpm 100"
-FAST = ("TimeGrad dpmpp_2m 20", "TimeGrad dpmpp_2m_sde 20")  # the targets take one of these
+DEFAULT = "TimeGrad"  # the default's label in runs that did not save one (res["default"])
 DEEPAR = "DeepAR (GluonTS)"
 REFERENCE = "TimeGrad reference ddpm 100"
 # Issue 19's targets on the default model, mean over seeds: data set -> (CRPS-sum, CRPS).
@@ -34,10 +33,20 @@ STEMS = (
 )
 
 
+def ancestral_row(prefix: str) -> str:
+    """The default's ancestral row (``prefix``: its label, "TimeGrad" or "horizon")."""
+    return f"{prefix} ddpm 100"
+
+
+def fast_rows(prefix: str) -> tuple[str, str]:
+    """The default's two 20-call rows; the targets take one of them."""
+    return f"{prefix} dpmpp_2m 20", f"{prefix} dpmpp_2m_sde 20"
+
+
 def label(model: str) -> str:
     """``"TimeGrad dpmpp_2m 20"`` -> ``"TimeGrad DPM-Solver++(2M) 20"``."""
     parts = model.split(" ")
-    if parts[0] == "TimeGrad" and len(parts) >= 3:
+    if len(parts) >= 3 and parts[-2] in SAMPLER_LABELS:
         name = " ".join(parts[:-2])
         return f"{name} {SAMPLER_LABELS.get(parts[-2], parts[-2])} {parts[-1]}"
     return model
@@ -64,10 +73,12 @@ def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
         "are noisy; compare them within one run only.",
         "",
         f"Domain defaults: `{args.get('defaults', '')}`; seeds {args['seeds']}, "
-        f"{args['draws']} sampling draw(s) per sampler. TimeGrad = those defaults "
+        f"{args['draws']} sampling draw(s) per sampler. {args.get('default_label', DEFAULT)} "
+        "= those defaults "
         "(what `diffkit train --domain timeseries --data F` trains, given the data set's "
         "horizon, frequency and windows), its checkpoint chosen by the validation loss; "
-        "TimeGrad reference = TimeGrad's own formulation (`--target level`), first seed only. "
+        "TimeGrad reference = TimeGrad's own formulation (`--architecture timegrad --target "
+        "level`), first seed only. "
         f"Validation windows, just before the test windows: {windows_of(args)}.",
         "",
     ]
@@ -119,10 +130,11 @@ def tune_markdown(results: dict) -> list[str]:
 
 
 def dataset_markdown(name: str, res: dict) -> list[str]:
-    rows, summary = res["rows"], res["summary"]
+    rows, summary, prefix = res["rows"], res["summary"], res.get("default", DEFAULT)
+    base = ancestral_row(prefix)
     seeds = sorted({r["seed"] for r in rows})
     many = len(seeds) > 1
-    digits = 5 if summary[ANCESTRAL]["crps_sum"][0] < 0.1 else 3
+    digits = 5 if summary[base]["crps_sum"][0] < 0.1 else 3
     lines = [
         f"**{NAMES.get(name, name)}** ({len(seeds)} training seed{'s' * many}; test windows, "
         + ("mean ± std over seeds)" if many else "one seed)"),
@@ -131,7 +143,7 @@ def dataset_markdown(name: str, res: dict) -> list[str]:
         "| train s | forecast s | params |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    ancestral = summary[ANCESTRAL]["crps_sum"][0]
+    ancestral = summary[base]["crps_sum"][0]
     for model, m in summary.items():
         params = "" if math.isnan(m["params"][0]) else f"{m['params'][0]:,.0f}"
         spread = many and len([r for r in rows if r["model"] == model]) > 1
@@ -151,28 +163,33 @@ def dataset_markdown(name: str, res: dict) -> list[str]:
             values = [r[key] for r in rows if r["model"] == model]
             return " / ".join(format(v, fmt) for v in values)
 
-        steps = [f"{r['best_step']} of {r['last_step']}" for r in rows if r["model"] == ANCESTRAL]
+        steps = [f"{r['best_step']} of {r['last_step']}" for r in rows if r["model"] == base]
         lines += [
             "",
             f"Per seed ({', '.join(map(str, seeds))}): CRPS-sum "
-            f"{per_seed(ANCESTRAL, 'crps_sum', '.4g')}; best checkpoint (validation loss) at "
+            f"{per_seed(base, 'crps_sum', '.4g')}; best checkpoint (validation loss) at "
             f"step {' / '.join(steps)} trained; training s "
-            f"{per_seed(ANCESTRAL, 'train_s', '.0f')}"
+            f"{per_seed(base, 'train_s', '.0f')}"
             + (
                 f"; DeepAR CRPS-sum {per_seed(DEEPAR, 'crps_sum', '.4g')}."
                 if DEEPAR in summary
                 else "."
             ),
         ]
-    lines += validation_choice(rows) or default_is_reference(rows)
-    return lines + targets_markdown(name, summary)
+    lines += validation_choice(rows, base) or default_is_reference(rows, base)
+    return lines + targets_markdown(name, summary, prefix)
 
 
-def default_is_reference(rows: list[dict]) -> list[str]:
+def default_is_reference(rows: list[dict], base: str) -> list[str]:
     """A line where the default chose TimeGrad's level target, so no reference was trained."""
     if any(r["model"] == REFERENCE for r in rows):
         return []
-    if not any(r["model"] == ANCESTRAL and r.get("target") == "level" for r in rows):
+    timegrad_level = ("timegrad", "level")
+    if not any(
+        r["model"] == base
+        and (r.get("architecture", "timegrad"), r.get("target")) == timegrad_level
+        for r in rows
+    ):
         return []
     return [
         "",
@@ -181,13 +198,13 @@ def default_is_reference(rows: list[dict]) -> list[str]:
     ]
 
 
-def validation_choice(rows: list[dict]) -> list[str]:
+def validation_choice(rows: list[dict], base: str) -> list[str]:
     """The default against TimeGrad's own formulation on the validation windows, same seeds."""
     val = {(r["model"], r["seed"]): r.get("val_crps_sum") for r in rows}
-    seeds = [s for (m, s) in val if m == REFERENCE and (ANCESTRAL, s) in val]
+    seeds = [s for (m, s) in val if m == REFERENCE and (base, s) in val]
     if not seeds:
         return []
-    mine = [val[(ANCESTRAL, s)] for s in seeds]
+    mine = [val[(base, s)] for s in seeds]
     ref = [val[(REFERENCE, s)] for s in seeds]
     pairs = "; ".join(
         f"seed {s}: {a:.4g} vs {b:.4g}" for s, a, b in zip(seeds, mine, ref, strict=True)
@@ -200,22 +217,22 @@ def validation_choice(rows: list[dict]) -> list[str]:
     ]
 
 
-def fastest_choice(summary: dict) -> str | None:
+def fastest_choice(summary: dict, prefix: str = DEFAULT) -> str | None:
     """The 20-call DPM-Solver++ row the targets judge: the one with the lower validation
     CRPS-sum of its own where the run measured it, else the ODE's (older runs)."""
-    rows = [m for m in FAST if m in summary]
+    rows = [m for m in fast_rows(prefix) if m in summary]
     scored = [m for m in rows if "val_sampler_crps_sum" in summary[m]]
     if scored:
         return min(scored, key=lambda m: summary[m]["val_sampler_crps_sum"][0])
     return rows[0] if rows else None
 
 
-def targets_markdown(name: str, summary: dict) -> list[str]:
+def targets_markdown(name: str, summary: dict, prefix: str = DEFAULT) -> list[str]:
     """Issue 19's targets against one data set's default rows."""
-    fast = fastest_choice(summary)
-    if name not in TARGETS or ANCESTRAL not in summary or fast is None:
+    fast, base = fastest_choice(summary, prefix), ancestral_row(prefix)
+    if name not in TARGETS or base not in summary or fast is None:
         return []
-    crps_sum, crps = (summary[ANCESTRAL][k][0] for k in ("crps_sum", "crps"))
+    crps_sum, crps = (summary[base][k][0] for k in ("crps_sum", "crps"))
     checks = [
         (
             "mean CRPS-sum (ancestral 100)",
@@ -236,8 +253,8 @@ def targets_markdown(name: str, summary: dict) -> list[str]:
             )
         )
     gap = summary[fast]["crps_sum"][0] / crps_sum - 1
-    speed = summary[ANCESTRAL]["forecast_s"][0] / summary[fast]["forecast_s"][0]
-    named = label(fast).removeprefix("TimeGrad ")
+    speed = summary[base]["forecast_s"][0] / summary[fast]["forecast_s"][0]
+    named = label(fast).removeprefix(f"{prefix} ")
     how = " (chosen on validation)" if "val_sampler_crps_sum" in summary[fast] else ""
     checks += [
         (

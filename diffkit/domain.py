@@ -77,6 +77,10 @@ class Domain:
         The domain's own defaults of ``[train]`` and ``[diffusion]`` keys, by section (e.g.
         ``{"diffusion": {"T": 100}, "train": {"batch_size": 64}}``); the user's config
         file and flags still override them.
+    defaults_for
+        Optional ``(model) -> {section: {key: value}}``: defaults that depend on the run's
+        ``[model]`` values (``defaults`` under the user's), laid over ``defaults`` and
+        under the user's own: a network that trains best on a diffusion of its own.
     forecast
         Optional ``(net, schedule, data, out, *, config, settings, prediction, num_samples,
         sampler, steps, raw, generator) -> list[Path]`` behind ``diffkit forecast``: forecast
@@ -112,6 +116,7 @@ class Domain:
     description: str = ""
     loss: Callable[..., Tensor] | None = None
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    defaults_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]] | None = None
     forecast: Callable[..., list[Path]] | None = None
     impute: Callable[..., list[Path]] | None = None
     prepare: Callable[[torch.nn.Module, DomainData, Any], DomainData] | None = None

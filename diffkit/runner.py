@@ -49,10 +49,16 @@ class RunConfig:
 def resolve_config(domain: Domain, sections: dict[str, dict], data: str | None = None) -> RunConfig:
     """Build a RunConfig from merged ``{"train": ..., "diffusion": ..., "model": ...}``.
 
-    The sections extend the domain's own ``defaults``, which extend the dataclass defaults.
+    The sections extend the domain's own defaults (``defaults``, then ``defaults_for`` of
+    the run's model values), which extend the dataclass defaults.
     """
+    defaults = {name: dict(values) for name, values in domain.defaults.items()}
+    if domain.defaults_for is not None:
+        model = {**defaults.get("model", {}), **sections.get("model", {})}
+        for name, values in domain.defaults_for(model).items():
+            defaults[name] = {**defaults.get(name, {}), **values}
     merged = {
-        name: {**domain.defaults.get(name, {}), **sections.get(name, {})}
+        name: {**defaults.get(name, {}), **sections.get(name, {})}
         for name in ("train", "diffusion", "model")
     }
     return RunConfig(

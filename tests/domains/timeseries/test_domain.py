@@ -145,6 +145,24 @@ def test_the_domain_defaults_yield_to_user_settings():
     assert resolve_config(get_domain("toy"), {}).diffusion.T == 1000
 
 
+def test_the_horizon_network_brings_its_own_diffusion_under_the_users_keys():
+    domain = get_domain("timeseries")
+    horizon = resolve_config(domain, {"model": {"architecture": "horizon"}})
+    d = horizon.diffusion
+    assert (d.schedule, d.T, d.prediction) == ("cosine", 1000, "v")
+    assert horizon.model.eval_steps == 100 and horizon.train.batch_size == 64
+    mine = resolve_config(
+        domain,
+        {"model": {"architecture": "horizon", "eval_steps": 7}, "diffusion": {"T": 200}},
+    )
+    assert (mine.diffusion.T, mine.diffusion.schedule, mine.model.eval_steps) == (200, "cosine", 7)
+    saved = {"model": {"network": {"architecture": "horizon"}}}  # a saved run's nested form
+    assert resolve_config(domain, saved).diffusion.schedule == "cosine"
+    timegrad = resolve_config(domain, {"model": {"architecture": "timegrad"}})
+    assert (timegrad.diffusion.schedule, timegrad.diffusion.T) == ("linear", 100)
+    assert timegrad.model.eval_steps is None
+
+
 def test_missing_values_train_without_nan_and_count_nowhere(tmp_path):
     values = synthetic(120).values.copy()
     values[10:30, 2] = np.nan
