@@ -160,7 +160,9 @@ def test_rows(label, net, split, info, seed, draws, samplers=SAMPLERS):
             net, split, sampler, calls, [1000 * seed + j for j in range(draws)]
         )
         own = {}
-        if calls is not None:
+        if (sampler, calls) == VALIDATION_SAMPLER:  # the same draw as val's
+            own = {"val_sampler_crps_sum": val["val_crps_sum"]}
+        elif sampler != "ddpm":
             checked = forecast_metrics(net, split.validation_split(), sampler, calls, [seed])
             own = {"val_sampler_crps_sum": checked["crps_sum"]}
         rows.append(
@@ -272,6 +274,23 @@ def dataset_result(name: str, rows: list[dict], sections: dict) -> dict:
     return {"rows": rows, "summary": summary(rows), "default": label}
 
 
+def merge_parts(paths: list[Path]) -> dict:
+    """One result from runs that measured parts of it side by side (data sets, or seeds of
+    one data set, each with its own ``--out``): their rows in the order given, each part's
+    arguments kept."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    datasets: dict[str, dict] = {}
+    for part in parts:
+        for name, res in part["datasets"].items():
+            rows = datasets.get(name, {}).get("rows", []) + res["rows"]
+            default = res.get("default") or datasets.get(name, {}).get("default")
+            datasets[name] = {"rows": rows, "summary": summary(rows), "default": default}
+    seeds = sorted({r["seed"] for res in datasets.values() for r in res["rows"]})
+    wall = max(float(p["args"].get("wall_s", 0)) for p in parts)  # side by side
+    args = {**parts[0]["args"], "seeds": str(seeds), "wall_s": f"{wall:.0f}"}
+    return {"args": args, "parts": [p["args"] for p in parts], "datasets": datasets}
+
+
 def summary(rows):
     """Mean and std over seeds per model."""
     out = {}
@@ -328,7 +347,15 @@ def main():
     parser.add_argument(
         "--scale", action="store_true", help="cost against the number of series (timeseries_scale)"
     )
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, default=None, help="timeseries.json files of parts"
+    )
     args = parser.parse_args()
+    if args.merge:
+        results = merge_parts(args.merge)
+        results["args"]["command"] = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
+        print(write(results, args.out, "timeseries"))
+        return
     if args.scale:
         from timeseries_scale import run as run_scale
 

@@ -61,7 +61,7 @@ def _value(pair, digits: int, spread: bool) -> str:
 
 def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
     earlier = [
-        f"Earlier part of this run: `{a['command']}` ({a.get('machine', '')}; load average "
+        f"Part of this run: `{a['command']}` ({a.get('machine', '')}; load average "
         f"{a.get('load', '?')}; {a.get('wall_s', '?')} s)."
         for a in parts or []
     ]

@@ -50,13 +50,17 @@ def resolve_config(domain: Domain, sections: dict[str, dict], data: str | None =
     """Build a RunConfig from merged ``{"train": ..., "diffusion": ..., "model": ...}``.
 
     The sections extend the domain's own defaults (``defaults``, then ``defaults_for`` of
-    the run's model values), which extend the dataclass defaults.
+    the run's model values), which extend the dataclass defaults. A key a nested table of
+    the sections sets (a saved run's ``network = {...}``, read back by ``--resume``) is
+    the run's own: no flat default of the same key overrides it.
     """
     defaults = {name: dict(values) for name, values in domain.defaults.items()}
+    defaults["model"] = without_nested(defaults.get("model", {}), sections.get("model", {}))
     if domain.defaults_for is not None:
-        model = {**defaults.get("model", {}), **sections.get("model", {})}
+        model = {**defaults["model"], **sections.get("model", {})}
         for name, values in domain.defaults_for(model).items():
             defaults[name] = {**defaults.get(name, {}), **values}
+        defaults["model"] = without_nested(defaults["model"], sections.get("model", {}))
     merged = {
         name: {**defaults.get(name, {}), **sections.get(name, {})}
         for name in ("train", "diffusion", "model")
@@ -68,6 +72,12 @@ def resolve_config(domain: Domain, sections: dict[str, dict], data: str | None =
         diffusion=build(DiffusionConfig, merged["diffusion"], "diffusion"),
         data=data,
     )
+
+
+def without_nested(defaults: dict, section: dict) -> dict:
+    """``defaults`` less the keys that a nested table of ``section`` sets."""
+    nested = {key for value in section.values() if isinstance(value, dict) for key in value}
+    return {k: v for k, v in defaults.items() if k not in nested}
 
 
 def _rank() -> int:
