@@ -179,7 +179,10 @@ NUMBERS = [  # (arguments, what the one line must say)
     (["bench", "--domains", "nope", "--out", "{out:b}"], "unknown domain"),
     # a network too large to allocate, and a teacher run of another domain
     (
-        [*("train", "--domain", "timeseries", "--out", "{out:r}", "--num-cells", "100000000")],
+        [
+            *("train", "--domain", "timeseries", "--out", "{out:r}"),
+            *("--architecture", "timegrad", "--num-cells", "100000000"),
+        ],
         "memory",
     ),
     (["evaluate", "--checkpoint", "{run:text}", "--teacher", TOY], "no AR text run"),

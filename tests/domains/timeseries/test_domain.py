@@ -22,6 +22,7 @@ from diffkit.registry import get_domain
 from diffkit.runner import resolve_config
 
 TINY = [
+    "--architecture", "timegrad",
     "--num-cells", "8", "--num-layers", "1", "--cond-dim", "8", "--residual-layers", "2",
     "--residual-channels", "4", "--synthetic-length", "200", "--prediction-length", "6",
     "--num-samples", "20", "--eval-sampler", "dpmpp_2m", "--eval-steps", "5",
@@ -182,8 +183,9 @@ def test_missing_values_train_without_nan_and_count_nowhere(tmp_path):
 @pytest.mark.parametrize(
     ("values", "flags", "message"),
     [
-        (np.ones((8, 3)), [], "8 time steps but context 24 \\+ horizon 24"),
-        (np.ones((80, 3)), [], "80 time steps but 1 test and 1 validation windows.*--test-windows"),
+        (np.ones((8, 3)), [], "8 time steps but context 168 \\+ horizon 24"),  # 7 horizons
+        (np.ones((8, 3)), ["--architecture", "timegrad"], "8 time steps but context 24 \\+ "),
+        (np.ones((200, 3)), [], "200 time steps but 1 test and 1 validation windows.*--test-"),
         (np.ones((100, 3)), ["--target-dim", "4"], "holds 3 series but the run's target_dim is 4"),
         (np.ones((100, 3)), ["--freq", "h"], "look like 'D'"),
         (np.ones((100, 3)), ["--lags", "0,1"], "lags must be positive"),

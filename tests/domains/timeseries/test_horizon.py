@@ -6,12 +6,20 @@ import pytest
 import torch
 
 from diffkit import ConfigError, ShapeError
-from diffkit.domains.timeseries import TimeGradConfig, evaluate, seasonal_var, synthetic
+from diffkit.checkpoint import load_checkpoint
+from diffkit.domains.timeseries import (
+    TimeGradConfig,
+    TimeGradModel,
+    evaluate,
+    seasonal_var,
+    synthetic,
+)
 from diffkit.domains.timeseries.horizon import HorizonModel, context_standardisation
 from diffkit.domains.timeseries.networks import build_model
 from diffkit.inference import load_model
 
 from .glue import TINY_HORIZON
+from .test_domain import TINY as TIMEGRAD
 from .test_domain import run
 from .test_impute import holey
 from .test_module import windows
@@ -176,3 +184,15 @@ def test_the_cli_trains_forecasts_and_evaluates_the_horizon_network(tmp_path, ca
     bad = ["train", "--domain", "timeseries", "--out", tmp_path / "bad", *CLI_TINY]
     code, _, err = run(capsys, *bad, "--target", "seasonal")
     assert code == 2 and "not the seasonal target" in err and err.count("\n") == 1, err
+
+
+def test_a_resumed_timegrad_run_stays_timegrad_under_the_horizon_default(tmp_path, capsys):
+    out = tmp_path / "timegrad"
+    code, _, err = run(capsys, "train", "--domain", "timeseries", "--out", out, *TIMEGRAD)
+    assert code == 0, err
+    resume = ["--resume", "--max-steps", "9", "--quiet"]
+    code, _, err = run(capsys, "train", "--domain", "timeseries", "--out", out, *resume)
+    assert code == 0, err
+    _, net, schedule, _ = load_model(out)
+    assert isinstance(net, TimeGradModel) and load_checkpoint(out).step == 9
+    assert schedule.config()["name"] == "linear" and net.config.target == "level"

@@ -113,8 +113,11 @@ def test_validation_windows_default_to_the_test_windows_and_the_defaults_round_t
     run = resolve_config(domain, {})
     assert run.model.validation_windows is None  # as many as test windows
     assert run.train.max_steps == 3000 and run.train.patience > 0
-    assert run.model.network.target == domain.defaults.get("model", {}).get("target", "level")
+    # the default network standardises each window: "auto" has nothing to choose there
+    assert (run.model.network.architecture, run.model.network.target) == ("horizon", "level")
+    timegrad = resolve_config(domain, {"model": {"architecture": "timegrad"}}).model.network
+    assert timegrad.target == domain.defaults["model"]["target"] == "auto"
     again = build(TimeSeriesConfig, as_dict(run.model), "model")
     assert again == run.model
-    split = data_split(counting_series(200), run.model)
+    split = data_split(counting_series(300), run.model)
     assert len(split.validation) == len(split.tests) == 1
