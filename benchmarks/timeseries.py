@@ -274,10 +274,11 @@ def dataset_result(name: str, rows: list[dict], sections: dict) -> dict:
     return {"rows": rows, "summary": summary(rows), "default": label}
 
 
-def merge_parts(paths: list[Path]) -> dict:
+def merge_parts(paths: list[Path], earlier: dict | None = None, keep=()) -> dict:
     """One result from runs that measured parts of it side by side (data sets, or seeds of
     one data set, each with its own ``--out``): their rows in the order given, each part's
-    arguments kept."""
+    arguments kept. The rows of the models ``keep`` in ``earlier`` (a saved result) join
+    the data sets whose parts did not measure them, marked as an earlier run's."""
     parts = [json.loads(Path(p).read_text()) for p in paths]
     datasets: dict[str, dict] = {}
     for part in parts:
@@ -285,10 +286,19 @@ def merge_parts(paths: list[Path]) -> dict:
             rows = datasets.get(name, {}).get("rows", []) + res["rows"]
             default = res.get("default") or datasets.get(name, {}).get("default")
             datasets[name] = {"rows": rows, "summary": summary(rows), "default": default}
+    for name, res in datasets.items():
+        measured = {r["model"] for r in res["rows"]}
+        old = (earlier or {}).get("datasets", {}).get(name, {}).get("rows", [])
+        carried = [{**r, "earlier": True} for r in old if r["model"] in set(keep) - measured]
+        res["rows"] += carried
+        res["summary"] = summary(res["rows"])
     seeds = sorted({r["seed"] for res in datasets.values() for r in res["rows"]})
     wall = max(float(p["args"].get("wall_s", 0)) for p in parts)  # side by side
     args = {**parts[0]["args"], "seeds": str(seeds), "wall_s": f"{wall:.0f}"}
-    return {"args": args, "parts": [p["args"] for p in parts], "datasets": datasets}
+    commands = [p["args"] for p in parts]
+    if earlier and keep:  # the earlier run's own parts and its last command
+        commands += [*earlier.get("parts", []), earlier["args"]]
+    return {"args": args, "parts": commands, "datasets": datasets}
 
 
 def summary(rows):
@@ -333,7 +343,8 @@ def main():
         "--keep-models",
         nargs="+",
         default=[],
-        help="with --append: the saved rows of these models stay in the data sets measured",
+        help="with --append: the saved rows of these models stay in the data sets measured; "
+        "with --merge: they join the data sets whose parts lack them",
     )
     parser.add_argument(
         "--reference-seeds", type=int, default=1, help="seeds of the TimeGrad reference"
@@ -352,7 +363,9 @@ def main():
     )
     args = parser.parse_args()
     if args.merge:
-        results = merge_parts(args.merge)
+        saved = args.out / "timeseries.json"
+        earlier = json.loads(saved.read_text()) if args.keep_models and saved.exists() else None
+        results = merge_parts(args.merge, earlier, args.keep_models)
         results["args"]["command"] = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
         print(write(results, args.out, "timeseries"))
         return
