@@ -212,7 +212,12 @@ def test_the_seasonal_target_beats_the_level_on_a_drifting_daily_profile(tmp_pat
     data = write_wide_csv(tmp_path / "days.csv", daily_profiles(60, noise=0.2), freq="h")
     scores = {}
     for target in ("level", "seasonal"):
-        model = {"target": target, "prediction_length": 24, "test_windows": 2}
+        model = {
+            "target": target,
+            "architecture": "timegrad",
+            "prediction_length": 24,
+            "test_windows": 2,
+        }
         model |= {"num_cells": 16, "num_layers": 1, "cond_dim": 16}
         train = {"max_steps": 150, "batch_size": 32, "checkpoint_every": 50, "lr": 3e-3}
         sections = {"model": model, "train": train, "diffusion": {"T": 20}}
