@@ -274,6 +274,12 @@ def dataset_result(name: str, rows: list[dict], sections: dict) -> dict:
     return {"rows": rows, "summary": summary(rows), "default": label}
 
 
+def following_defaults() -> str:
+    """The defaults that follow from the domain's default [model] values (its network's own
+    diffusion), as JSON."""
+    return json.dumps(ts_domain.defaults_for(ts_domain.defaults["model"]))
+
+
 def merge_parts(paths: list[Path], earlier: dict | None = None, keep=()) -> dict:
     """One result from runs that measured parts of it side by side (data sets, or seeds of
     one data set, each with its own ``--out``): their rows in the order given, each part's
@@ -367,6 +373,7 @@ def main():
         earlier = json.loads(saved.read_text()) if args.keep_models and saved.exists() else None
         results = merge_parts(args.merge, earlier, args.keep_models)
         results["args"]["command"] = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
+        results["args"].setdefault("architecture_defaults", following_defaults())
         print(write(results, args.out, "timeseries"))
         return
     if args.scale:
@@ -391,6 +398,7 @@ def main():
     args.command = "python benchmarks/timeseries.py " + " ".join(sys.argv[1:])
     args.machine = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
     args.defaults = json.dumps(ts_domain.defaults)
+    args.architecture_defaults = following_defaults()
     args.default_label = default_label({}, sections)
     args.validation_windows = {
         name: validation_count(settings) for name, (_, settings) in DATASETS.items()

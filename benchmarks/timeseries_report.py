@@ -72,7 +72,7 @@ def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
         f"`benchmarks/results/{stem}.json`). The CPU was shared with other jobs, so seconds "
         "are noisy; compare them within one run only.",
         "",
-        f"Domain defaults: `{args.get('defaults', '')}`; seeds {args['seeds']}, "
+        f"Domain defaults: `{args.get('defaults', '')}`{following(args)}; seeds {args['seeds']}, "
         f"{args['draws']} sampling draw(s) per sampler. {args.get('default_label', DEFAULT)} "
         "= those defaults "
         "(what `diffkit train --domain timeseries --data F` trains, given the data set's "
@@ -82,6 +82,13 @@ def _header(args: dict, stem: str, parts: list | None = None) -> list[str]:
         f"Validation windows, just before the test windows: {windows_of(args)}.",
         "",
     ]
+
+
+def following(args: dict) -> str:
+    """The defaults that follow from the default's [model] values (``Domain.defaults_for``:
+    the horizon network's own diffusion), where the run saved them."""
+    extra = args.get("architecture_defaults")
+    return f", and from its [model] values `{extra}`" if extra and extra != "{}" else ""
 
 
 def windows_of(args: dict) -> str:

@@ -36,19 +36,36 @@ FORECAST_ROWS = 512  # sample paths denoised per core call: beyond, attention is
 RELATIVE_FLOOR = 1e-3  # a context's std counts as at least this fraction of its mean |x|
 
 
-def context_standardisation(past: Tensor, observed: Tensor, min_scale: float):
-    """Mean and standard deviation (B, 1, D) of each series over the observed context values.
+def last_observed(past: Tensor, observed: Tensor) -> Tensor:
+    """Each series' last observed context value (B, 1, D); 0 where none is observed."""
+    position = torch.arange(1, past.shape[1] + 1, device=past.device).view(1, -1, 1)
+    index = (observed * position).argmax(1, keepdim=True)  # (B, 1, D)
+    value = past.gather(1, index)
+    return torch.where(observed.any(1, keepdim=True), value, torch.zeros_like(value))
 
-    The deviation is floored at ``RELATIVE_FLOOR`` times the mean |x| and at ``min_scale``, so
-    a flat context does not blow its horizon up.
+
+def context_standardisation(
+    past: Tensor,
+    observed: Tensor,
+    min_scale: float,
+    floor: float = RELATIVE_FLOOR,
+    centre: str = "mean",
+):
+    """Centre and standard deviation (B, 1, D) of each series over the observed context.
+
+    The centre is the observed values' mean, or (``centre="last"``) the last observed value,
+    from which the horizon then departs. The deviation (about the mean) is floored at
+    ``floor`` times the mean |x| and at ``min_scale``, so a flat context does not blow its
+    horizon up.
     """
     count = observed.sum(1, keepdim=True).clamp_min(1)  # (B, 1, D)
     filled = torch.where(observed, past, torch.zeros_like(past))
-    loc = filled.sum(1, keepdim=True) / count
-    squares = torch.where(observed, past - loc, torch.zeros_like(past)) ** 2
+    mean = filled.sum(1, keepdim=True) / count
+    squares = torch.where(observed, past - mean, torch.zeros_like(past)) ** 2
     std = (squares.sum(1, keepdim=True) / (count - 1).clamp_min(1)).sqrt()
     magnitude = filled.abs().sum(1, keepdim=True) / count
-    return loc, torch.maximum(std, RELATIVE_FLOOR * magnitude).clamp_min(min_scale)
+    loc = last_observed(past, observed) if centre == "last" else mean
+    return loc, torch.maximum(std, floor * magnitude).clamp_min(min_scale)
 
 
 class HorizonModel(nn.Module):
@@ -111,7 +128,9 @@ class HorizonModel(nn.Module):
         ctx = slice(-c.context_length, None)
         past = past_target[:, ctx]
         observed = observed_mask(past, None if past_observed is None else past_observed[:, ctx])
-        loc, scale = context_standardisation(past, observed, c.min_scale)
+        loc, scale = context_standardisation(
+            past, observed, c.min_scale, c.relative_floor, c.horizon_centre
+        )
         z = fill_missing((past - loc) / scale, observed)
         covariates = covariates or {}
         dynamic = covariates.get("past_feat_dynamic_real")

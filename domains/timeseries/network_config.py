@@ -18,6 +18,7 @@ from .series import normalise_freq
 
 TARGETS = ("level", "difference", "seasonal", "auto")
 ARCHITECTURES = ("timegrad", "horizon")
+HORIZON_CENTRES = ("mean", "last")  # what the horizon network standardises about
 # The horizon network's default context, in horizons: on ETTh1's validation windows a week
 # (168 h) before a day's horizon beat three days (CRPS-sum 0.160 against 0.164 at 3,000 steps;
 # benchmarks/results/timeseries-horizon.md); TimeGrad's RNN reads one horizon and its lags.
@@ -42,6 +43,10 @@ class TimeGradConfig:
         denoiser's and embedding's settings and models the standardised level.
     transformer_width, transformer_depth, transformer_heads
         The horizon network's token width, encoder layers and attention heads.
+    horizon_centre, relative_floor
+        How the horizon network standardises each window per series: about the context's
+        mean ("mean") or its last observed value ("last"), divided by the context's
+        standard deviation, floored at ``relative_floor`` times its mean |x|.
     target_dim
         D, the number of series forecast jointly (None until the data are known: the CLI
         fills it in from them).
@@ -124,6 +129,8 @@ class TimeGradConfig:
     transformer_width: int = 64
     transformer_depth: int = 3
     transformer_heads: int = 4
+    horizon_centre: str = "mean"
+    relative_floor: float = 1e-3
 
     def __post_init__(self):
         lags = self.lags or (default_lags(self.freq) if self.freq else None)
@@ -158,6 +165,12 @@ class TimeGradConfig:
             raise ConfigError(
                 f"the horizon network models each window's standardised level, not the "
                 f"{self.target} target; drop --target, or pass --architecture timegrad."
+            )
+        check_choice("horizon centre", self.horizon_centre, HORIZON_CENTRES)
+        if not self.relative_floor >= 0:
+            raise ConfigError(
+                f"relative_floor must be at least 0 (a fraction of the mean |x|, like 1e-3); "
+                f"got {self.relative_floor}."
             )
         for name in ("transformer_width", "transformer_depth", "transformer_heads"):
             if getattr(self, name) < 1:

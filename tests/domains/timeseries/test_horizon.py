@@ -75,6 +75,37 @@ def test_the_context_is_standardised_over_its_observed_values_with_a_floor():
     np.testing.assert_allclose(scale[:, 0].numpy(), std, rtol=1e-12)
 
 
+def test_the_last_centre_is_each_series_last_observed_value_and_the_floor_is_a_setting():
+    x = torch.tensor([[[1.0, 4.0, 7.0], [2.0, 5.0, 7.0], [3.0, float("nan"), 7.0]]])  # (1, 3, 3)
+    observed = torch.isfinite(x)
+    observed[0, :, 2] = False  # nothing observed: centre 0, scale the floor
+    loc, scale = context_standardisation(x, observed, 1e-5, centre="last")
+    torch.testing.assert_close(loc[0, 0], torch.tensor([3.0, 5.0, 0.0]))
+    _, mean_scale = context_standardisation(x, observed, 1e-5)
+    torch.testing.assert_close(scale, mean_scale)  # the same deviation, about the mean
+    flat = torch.full((1, 10, 1), 200.0)
+    for floor in (1e-3, 1e-2):
+        _, s = context_standardisation(flat, torch.ones_like(flat, dtype=torch.bool), 1e-5, floor)
+        torch.testing.assert_close(s, torch.full((1, 1, 1), 200.0 * floor))
+
+
+def test_a_last_centred_forecast_departs_from_the_last_value():
+    """Centred at the last value: the context's last token reads 0, the centre is that
+    value, and the paths move with an affine change of the data like the mean-centred ones'."""
+    config = TimeGradConfig(
+        target_dim=3, prediction_length=5, context_length=12, freq="h", horizon_centre="last",
+        **TINY_HORIZON,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    net = HorizonModel(config).eval()
+    past, _, pf, ff = batch(net)
+    paths = draw(net, past, pf, ff)
+    torch.testing.assert_close(draw(net, 3 * past + 7, pf, ff), 3 * paths + 7, rtol=1e-4, atol=1e-3)
+    z, _, loc, _, _ = net._prepare(past, None, pf, ff, None)
+    torch.testing.assert_close(loc[:, 0], past[:, -1])
+    assert torch.allclose(z[:, -1], torch.zeros_like(z[:, -1]))
+
+
 def test_forecasts_move_with_an_affine_change_of_the_data_and_losses_do_not():
     net = make()
     past, future, pf, ff = batch(net)
@@ -150,6 +181,11 @@ def test_bad_settings_and_inputs_are_one_clear_error():
         TimeGradConfig(target_dim=2, freq="h", architecture="horizon", transformer_width=18)
     with pytest.raises(ConfigError, match="architecture"):
         TimeGradConfig(target_dim=2, freq="h", architecture="csdi")
+    with pytest.raises(ConfigError, match="horizon centre"):
+        TimeGradConfig(target_dim=2, freq="h", architecture="horizon", horizon_centre="median")
+    for floor in (-1e-3, float("nan")):
+        with pytest.raises(ConfigError, match="relative_floor must be at least 0"):
+            TimeGradConfig(target_dim=2, freq="h", architecture="horizon", relative_floor=floor)
     config = TimeGradConfig(2, 6, context_length=20, freq="h", architecture="horizon")
     assert config.target == "level" and config.history_length == 20  # no lags, nothing to choose
     net = make()
