@@ -126,6 +126,8 @@ def tune_markdown(results: dict) -> list[str]:
         for r in res["rows"]:
             cpu = f"{r['train_cpu_s']:.0f}" if "train_cpu_s" in r else ""
             label = r["candidate"] + (f" -> {r['target']}" if r["candidate"] == "auto" else "")
+            then = r.get("defaults_then", {})  # defaults that have changed since the row ran
+            label += "".join(f" ({k} {v}, the default then)" for k, v in then.items())
             lines.append(
                 f"| {label} | {r.get('steps', '')} | {r.get('val_windows', 'as test')} | "
                 f"{r['val_crps_sum']:.4g} | "
@@ -270,7 +272,7 @@ def targets_markdown(name: str, summary: dict, prefix: str = DEFAULT) -> list[st
             f"{gap:+.1%}",
             abs(gap) <= 0.05,
         ),
-        (f"{named} speed-up over ancestral 100", ">= 5x", f"{speed:.1f}x", speed >= 5),
+        (f"{named} speed-up over ancestral 100", ">= 5x", f"{speed:.2f}x", speed >= 5),
     ]
     lines = ["", "| target (issue 19) | bound | measured | |", "|---|---|---|---|"]
     for what, bound, value, ok in checks:

@@ -28,12 +28,11 @@ from diffkit.schedules import from_config
 from .covariates import CovariateInputs
 from .features import fill_missing, observed_mask
 from .inputs import check_future_features, check_window
-from .network_config import TimeGradConfig
+from .network_config import RELATIVE_FLOOR, TimeGradConfig
 
 Tensor = torch.Tensor
 
 FORECAST_ROWS = 512  # sample paths denoised per core call: beyond, attention is memory traffic
-RELATIVE_FLOOR = 1e-3  # a context's std counts as at least this fraction of its mean |x|
 
 
 def last_observed(past: Tensor, observed: Tensor) -> Tensor:

@@ -66,12 +66,12 @@ def test_the_context_is_standardised_over_its_observed_values_with_a_floor():
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, 2.0, (2, 30, 4))
     x[0, :10, 1] = np.nan
-    x[1, :, 2] = 5.0  # flat: the floor, a thousandth of its level
+    x[1, :, 2] = 5.0  # flat: the floor, 3% of its level (RELATIVE_FLOOR)
     t = torch.tensor(x)
     loc, scale = context_standardisation(t, torch.isfinite(t), 1e-5)
     np.testing.assert_allclose(loc[:, 0].numpy(), np.nanmean(x, axis=1), rtol=1e-12)
     std = np.nanstd(x, axis=1, ddof=1)
-    std[1, 2] = 5e-3
+    std[1, 2] = 5.0 * 3e-2
     np.testing.assert_allclose(scale[:, 0].numpy(), std, rtol=1e-12)
 
 
