@@ -52,6 +52,12 @@ def label(model: str) -> str:
     return model
 
 
+def carried(summary: dict) -> str:
+    """ " (earlier part)" for a model's summary whose rows an earlier run measured
+    (``--merge --keep-models``), else ""."""
+    return " (earlier part)" if summary.get("earlier", (0,))[0] else ""
+
+
 def _value(pair, digits: int, spread: bool) -> str:
     mean, std = pair
     if math.isnan(mean):
@@ -158,9 +164,8 @@ def dataset_markdown(name: str, res: dict) -> list[str]:
         spread = many and len([r for r in rows if r["model"] == model]) > 1
         val = _value(m["val_crps_sum"], digits, spread) if "val_crps_sum" in m else ""
         best = f"{m['best_step'][0]:.0f}" if "best_step" in m else ""
-        earlier = " (earlier part)" if m.get("earlier", (0,))[0] else ""  # --keep-models
         lines.append(
-            f"| {label(model)}{earlier} | {_value(m['crps_sum'], digits, spread)} | "
+            f"| {label(model)}{carried(m)} | {_value(m['crps_sum'], digits, spread)} | "
             f"{m['crps_sum'][0] / ancestral:.3f} | {_value(m['crps'], digits, spread)} | "
             f"{_value(m['energy_score'], 4 if digits == 5 else 2, spread)} | "
             f"{_value(m['nd'], digits, spread)} | {val} | {best} | {m['train_s'][0]:.0f} | "
@@ -333,14 +338,17 @@ def plot(results: dict, path: Path) -> Path | None:
     sets = {n: r for n, r in results["datasets"].items() if "summary" in r}
     if not sets:
         return None
-    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(sets), figsize=(7.5 * len(sets), 3.4), squeeze=False)
     for ax, (name, res) in zip(axes[0], sets.items(), strict=True):
         models = list(res["summary"])
         mean = [res["summary"][m]["crps_sum"][0] for m in models]
         std = [res["summary"][m]["crps_sum"][1] for m in models]
         ax.barh(range(len(models)), mean, xerr=std, color="tab:blue", alpha=0.7)
         runs = {m: sum(r["model"] == m for r in res["rows"]) for m in models}
-        names = [f"{label(m)} ({runs[m]} seed{'s' * (runs[m] > 1)})" for m in models]
+        names = [
+            f"{label(m)} ({runs[m]} seed{'s' * (runs[m] > 1)}){carried(res['summary'][m])}"
+            for m in models
+        ]
         ax.set_yticks(range(len(models)), names, fontsize=8)
         ax.invert_yaxis()
         if name in TARGETS:
