@@ -40,7 +40,7 @@ CANDIDATES = {
         "context_length": 7 * m["prediction_length"],
     },
     # Exchange's pegged CNY: 30 flat days under the 1e-3 floor put horizons 335 scales away;
-    # anchored at the last value, as a random walk is, or floored higher (1e-2 became the
+    # anchored at the last value, as a random walk is, or floored higher (3e-2 became the
     # default; 1e-3 was the first)
     "horizon-last": lambda m: {"architecture": "horizon", "horizon_centre": "last"},
     "horizon-floor1e-2": lambda m: {"architecture": "horizon", "relative_floor": 1e-2},

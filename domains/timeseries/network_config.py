@@ -175,7 +175,7 @@ class TimeGradConfig:
         check_choice("horizon centre", self.horizon_centre, HORIZON_CENTRES)
         if not self.relative_floor >= 0:
             raise ConfigError(
-                f"relative_floor must be at least 0 (a fraction of the mean |x|, like 1e-3); "
+                f"relative_floor must be at least 0 (a fraction of the mean |x|, like 3e-2); "
                 f"got {self.relative_floor}."
             )
         for name in ("transformer_width", "transformer_depth", "transformer_heads"):
