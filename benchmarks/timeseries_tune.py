@@ -46,6 +46,7 @@ CANDIDATES = {
     "horizon-floor1e-2": lambda m: {"architecture": "horizon", "relative_floor": 1e-2},
     "horizon-floor1e-3": lambda m: {"architecture": "horizon", "relative_floor": 1e-3},
     "horizon-floor3e-2": lambda m: {"architecture": "horizon", "relative_floor": 3e-2},
+    "horizon-depth4": lambda m: {"architecture": "horizon", "transformer_depth": 4},
 }
 
 
