@@ -44,7 +44,6 @@ CANDIDATES = {
     # default; 1e-3 was the first)
     "horizon-last": lambda m: {"architecture": "horizon", "horizon_centre": "last"},
     "horizon-floor1e-2": lambda m: {"architecture": "horizon", "relative_floor": 1e-2},
-    "horizon-floor1e-3": lambda m: {"architecture": "horizon", "relative_floor": 1e-3},
     "horizon-floor3e-2": lambda m: {"architecture": "horizon", "relative_floor": 3e-2},
     "horizon-depth4": lambda m: {"architecture": "horizon", "transformer_depth": 4},
 }

@@ -78,7 +78,7 @@ def test_the_context_is_standardised_over_its_observed_values_with_a_floor():
 def test_the_last_centre_is_each_series_last_observed_value_and_the_floor_is_a_setting():
     x = torch.tensor([[[1.0, 4.0, 7.0], [2.0, 5.0, 7.0], [3.0, float("nan"), 7.0]]])  # (1, 3, 3)
     observed = torch.isfinite(x)
-    observed[0, :, 2] = False  # nothing observed: centre 0, scale the floor
+    observed[0, :, 2] = False  # nothing observed: centre 0
     loc, scale = context_standardisation(x, observed, 1e-5, centre="last")
     torch.testing.assert_close(loc[0, 0], torch.tensor([3.0, 5.0, 0.0]))
     _, mean_scale = context_standardisation(x, observed, 1e-5)
