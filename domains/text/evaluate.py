@@ -191,12 +191,13 @@ def grammar_floor(texts, tok, config) -> dict[str, float]:
 
 def conditional_samples(
     net, schedule, mrs, tok, config, allowed, *, sampler, steps, guidance, generator,
-    temperature=None, drafts=1,
+    temperature=None, drafts=1, slot_rerank=False,
 ):  # fmt: skip
     """One text per MR (ancestral sampling for the AR model, guided for diffusion);
     ``temperature`` tempers the AR and masked models' draws (None: 1, 0: argmax);
     ``drafts`` > 1 samples that many texts per MR in one batch and keeps their consensus
-    (:func:`rerank.consensus_of`)."""
+    (:func:`rerank.consensus_of`), with ``slot_rerank`` among the drafts that leave out the
+    fewest of the MR's slot values."""
     cond = encode_corpus(tok, mrs, config.cond_length)
     if cond.truncated:  # the model never saw longer conditions: their tails are lost
         print(f"note: {cond.report('conditions', 'cond_length')} The model's cond_length is "
@@ -226,7 +227,7 @@ def conditional_samples(
             temperature=temperature,
             generator=generator,
         )
-    return consensus_of(tok.decode_batch(ids.cpu()), drafts)
+    return consensus_of(tok.decode_batch(ids.cpu()), drafts, mrs if slot_rerank else None)
 
 
 def infill_scores(net, schedule, texts, tok, config, allowed, *, sampler, steps, generator):
@@ -310,7 +311,7 @@ def evaluate(
         mrs, refs = list(mrs)[:n], list(refs)[:n]
         hyps = conditional_samples(
             net, schedule, mrs, tok, config, allowed, guidance=guidance,
-            drafts=options.drafts, **draw,
+            drafts=options.drafts, slot_rerank=options.slot_rerank, **draw,
         )  # fmt: skip
         out["bleu"] = metrics.corpus_bleu(hyps, refs)
         out["rouge_l"] = metrics.rouge_l(hyps, refs)

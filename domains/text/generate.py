@@ -274,13 +274,19 @@ def generate_texts(
 ) -> list[str]:
     """``n`` texts under the sample options (condition, guidance, template, length; with
     ``drafts`` > 1, the consensus of that many drafts each, drawn in one batch)."""
+    if options.slot_rerank and (options.drafts < 2 or options.cond is None):
+        raise ConfigError(
+            "--slot-rerank chooses among the drafts of a condition: give --drafts 2 or more "
+            "and --cond."
+        )
     if options.drafts > 1:
         texts = generate_texts(
             net, schedule, n * options.drafts, config=config, settings=settings,
             sampler=sampler, steps=steps, prediction=prediction, generator=generator,
-            options=dataclasses.replace(options, drafts=1),
+            options=dataclasses.replace(options, drafts=1, slot_rerank=False),
         )  # fmt: skip
-        return consensus_of(texts, options.drafts)
+        conds = [options.cond] * n if options.slot_rerank else None
+        return consensus_of(texts, options.drafts, conds)
     tok = tokenizer_of(settings)
     if options.infill is not None and options.length is not None:
         raise ConfigError("--infill fixes the length already; pass --infill or --length, not both.")

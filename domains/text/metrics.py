@@ -202,14 +202,19 @@ def slot_error(mrs: Sequence[str], texts: Sequence[str]) -> float:
     values) are skipped. Only omissions count, not added or repeated slots.
     """
     _check_pairs(texts, mrs, "MRs")
-    missing = total = 0
-    for mr, text in zip(mrs, texts, strict=True):
-        for key, value in parse_mr(mr).items():
-            if key.lower() in UNCHECKED_SLOTS or not value:
-                continue
-            total += 1
-            missing += not mentions(text, value)
+    missing = sum(missing_slots(mr, text) for mr, text in zip(mrs, texts, strict=True))
+    total = sum(len(checked_values(mr)) for mr in mrs)
     return missing / total if total else 0.0
+
+
+def checked_values(mr: str) -> list[str]:
+    """The MR's slot values that :func:`slot_error` checks (not :data:`UNCHECKED_SLOTS`)."""
+    return [v for k, v in parse_mr(mr).items() if k.lower() not in UNCHECKED_SLOTS and v]
+
+
+def missing_slots(mr: str, text: str) -> int:
+    """How many of the MR's checked slot values ``text`` does not mention."""
+    return sum(not mentions(text, value) for value in checked_values(mr))
 
 
 def infill_exact_match(filled: Sequence[str], targets: Sequence[str]) -> float:

@@ -40,6 +40,11 @@ class TextSampleOptions:
         low=1,
         high=1000,
     )
+    slot_rerank: bool = option(
+        False,
+        "With --drafts and --cond: keep the drafts that leave out the fewest of the "
+        "condition's slot values (an E2E MR's key[value] pairs), then their consensus.",
+    )
     clamp: bool | None = option(
         None, "Snap each x0 estimate to the nearest embedding; default on for diffusion_lm only."
     )
@@ -59,3 +64,6 @@ class TextEvaluateOptions(EvaluateOptions):
         1, "mr->ref: the consensus of this many drafts per MR (as sample --drafts).", low=1,
         high=1000,
     )  # fmt: skip
+    slot_rerank: bool = option(
+        False, "mr->ref: the drafts missing the fewest MR slot values first (as sample's)."
+    )

@@ -262,6 +262,9 @@ def test_cli_drafts_keep_the_consensus_of_the_drafts_one_seed_draws(run_dir):
     assert len(set(flat)) > 1  # the drafts differ, so the choice is a real one
     picked = draw(2, cond="name[The Eagle], food[French]", drafts=3)
     assert picked == consensus_of(flat, 3)
+    mr = "name[The Eagle], food[French]"
+    reranked = draw(2, cond=mr, drafts=3, slot_rerank=True)
+    assert reranked == consensus_of(flat, 3, [mr, mr])
 
 
 def test_temperature_zero_is_the_argmax_and_reaches_the_masked_sampler(run_dir):
@@ -286,6 +289,8 @@ def test_temperature_zero_is_the_argmax_and_reaches_the_masked_sampler(run_dir):
         ("evaluate", ["--sampler", "heun"], "unknown sampler 'heun' for --model masked"),
         ("sample", ["--guidance", "2"], "--guidance needs --cond"),
         ("sample", ["--drafts", "0"], "--drafts"),
+        ("sample", ["--slot-rerank", "--cond", "name[x]"], "--slot-rerank chooses among"),
+        ("sample", ["--slot-rerank", "--drafts", "3"], "give --drafts 2 or more and --cond"),
     ],
 )
 def test_bad_masked_cli_inputs_are_one_line_errors(
@@ -319,12 +324,23 @@ def test_evaluate_drafts_reach_the_mr_to_ref_samples(run_dir, tmp_path, capsys, 
 
     calls = []
     real = evaluate.consensus_of
-    monkeypatch.setattr(evaluate, "consensus_of", lambda t, k: calls.append(k) or real(t, k))
+
+    def spy(texts, k, conds=None):
+        calls.append((k, conds))
+        return real(texts, k, conds)
+
+    monkeypatch.setattr(evaluate, "consensus_of", spy)
     out = tmp_path / "m.json"
     args = ["evaluate", "--checkpoint", run_dir, "--out", out, "--sampler", "maskgit"]
     code, _, err = run_main(capsys, *args, "--steps", "4", "--num-samples", "3", "--drafts", "3")
     assert code == 0, err
-    assert calls == [3] and "bleu" in json.loads(out.read_text())
+    assert calls == [(3, None)] and "bleu" in json.loads(out.read_text())
+    code, _, err = run_main(
+        capsys, *args, "--steps", "4", "--num-samples", "3", "--drafts", "3", "--slot-rerank"
+    )
+    assert code == 0, err
+    k, conds = calls[-1]
+    assert k == 3 and conds and all("[" in mr for mr in conds)  # the MRs themselves
     code, _, err = run_main(capsys, *args, "--drafts", "0")
     assert code == 2 and "--drafts" in err and len(err.strip().splitlines()) == 1
 
