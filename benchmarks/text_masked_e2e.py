@@ -4,6 +4,7 @@
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --train masked &
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --score ar &      # optional: each
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --score masked &  # model's part apart
+    OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --validate masked &  # optional helper
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py                   # choose, score, write
     OMP_NUM_THREADS=1 python benchmarks/text_masked_e2e.py --smoke           # plumbing, < 2 min
 
@@ -39,7 +40,10 @@ conditional lm-score (the AR model's perplexity of those texts given their MRs, 
 perplexity on the human references). Writes
 ``benchmarks/results/text-masked-e2e[-delex].{json,md,png}`` and its section of RESULTS.md
 (``--steps N`` other than the preset's 8,000 adds ``-N-steps`` to the name); ``--train``
-caches one model's best checkpoint and curve under ``--work``; ``--cond-length N`` (``-cond-N``
+caches one model's best checkpoint and curve under ``--work``; ``--validate M`` beside
+``--score M`` takes on M's validation rows from the last decoding option back (and the
+prior ablation's), sharing them through files (:mod:`shared_rows`) so two cores score one
+model; ``--cond-length N`` (``-cond-N``
 in the name) gives the models room for MRs longer than the devset's longest, as 187 of the
 630 delexicalised test MRs are; ``--length-key slots`` (``-key-slots``) keys the masked LM's
 length prior by the MR's slot count instead of its token count, the key that held up best on
@@ -64,6 +68,7 @@ from pathlib import Path
 
 import torch
 from results_md import update_section
+from shared_rows import rows_of, wait_for_rows
 from text_masked_gap import Variant, scores, stalled, train
 
 from diffkit.domains.text import metrics
@@ -232,14 +237,29 @@ def on_validation(net, config, tok, allowed, val, s: dict, option: dict) -> dict
             "mrs": len(mrs)}  # fmt: skip
 
 
-def choose_decoding(net, config, tok, allowed, val, s: dict) -> tuple[dict, list[dict]]:
-    """The decoding option with the best BLEU on the validation MRs, and every option's row."""
+def best_option(rows: list[dict]) -> dict:
+    return max(rows, key=lambda r: r["bleu"])["option"]
+
+
+def choose_decoding(net, config, tok, allowed, val, s: dict, share=None, helper=False):
+    """The decoding option with the best BLEU on the validation MRs, and every option's row.
+    ``share`` (folder, checkpoint) keeps each row for a ``--validate`` helper beside this
+    process (:func:`shared_rows.rows_of`); as the ``helper``, returns (None, its rows)."""
     options = AR_DECODING if config.model == "ar" else MASKED_DECODING
-    rows = []
-    for option in options:
-        rows.append(on_validation(net, config, tok, allowed, val, s, option))
-        print(config.model, rows[-1], flush=True)
-    return max(rows, key=lambda r: r["bleu"])["option"], rows
+
+    def compute(key: dict) -> dict:
+        row = on_validation(net, config, tok, allowed, val, s, key["option"])
+        print(config.model, row, flush=True)
+        return row
+
+    folder, since = share or (None, None)
+    rows = rows_of(folder, [{"option": o} for o in options], compute, since, helper=helper)
+    return (None if helper else best_option(rows)), rows
+
+
+def shared(model: str, work: Path) -> tuple[Path, Path]:
+    """Where ``model``'s validation rows are shared between processes, and what they follow."""
+    return work / f"{model}.rows", work / f"{model}.pt"
 
 
 def prior_variants(key: str) -> list[tuple[str, bool]]:
@@ -249,30 +269,63 @@ def prior_variants(key: str) -> list[tuple[str, bool]]:
     return [(k, raw) for k in dict.fromkeys((key, "tokens")) for raw in (False, True)][1:]
 
 
-def prior_ablation(net, config, tok, allowed, data, s: dict, test_args, chosen, fast) -> dict:
+def prior_ablation(
+    net, config, tok, allowed, data, s: dict, test_args, chosen, fast, share=None, helper=False
+) -> dict:
     """The masked model under each of :func:`prior_variants` (its counts made again from the
     training texts under that key, to the same total, the network unchanged): the chosen
     decoding on the validation MRs and the within-budget one on the test MRs, to read beside
-    the run's own prior. ``test_args`` are ``on_test``'s (mrs, refs, delex)."""
+    the run's own prior. ``test_args`` are ``on_test``'s (mrs, refs, delex). With ``share``
+    the validation rows are shared with a ``helper``, which scores only those, from the last
+    variant back (:func:`shared_rows.rows_of`)."""
     kept = {k: getattr(net, k).clone() for k in LENGTH_BUFFERS}
     pieces = [tok.piece(i) for i in range(tok.vocab_size)]
     train = {"cond_ids": data.train.conds.ids, "cond_pad": data.train.conds.pad}
-    mrs, refs, delex = test_args
+    folder, since = share or (None, None)
+    variants = prior_variants(config.mask_length_key)
     out = {}
-    for key, raw in prior_variants(config.mask_length_key):
+    for key, raw in reversed(variants) if helper else variants:
+        label = prior_label(key, raw)
         recount(net, data.train.texts.ids, train, key_weights(pieces, key))
         factor = kept["length_counts"].sum() / net.length_counts.sum()
         net.length_counts.mul_(factor)
         net.cond_length_counts.mul_(factor)
         net.length_texts.fill_(0 if raw else len(data.train))
-        out[prior_label(key, raw)] = {
-            "val": on_validation(net, config, tok, allowed, data.val.corpus, s, chosen),
+        row = rows_of(
+            folder, [{"prior": label, "option": chosen}],
+            lambda k: on_validation(net, config, tok, allowed, data.val.corpus, s, k["option"]),
+            since, helper=helper,
+        )[0]  # fmt: skip
+        if helper:
+            if row is None:  # the process beside this one has come this far
+                break
+            continue
+        mrs, refs, delex = test_args
+        out[label] = {
+            "val": row,
             "test_within_budget": on_test(net, config, tok, allowed, mrs, refs, fast, delex)[0],
         }
-        print("masked", key, "raw" if raw else "per pass", out[prior_label(key, raw)], flush=True)
+        print("masked", key, "raw" if raw else "per pass", out[label], flush=True)
     for k, value in kept.items():
         getattr(net, k).copy_(value)
     return out
+
+
+def validate(model: str, data, s: dict, work: Path) -> None:
+    """``--validate``: the helper beside ``--score model``. It scores the validation rows from
+    the last decoding option back until it meets the scorer's, then (masked) waits for every
+    row, and scores the prior ablation's validation rows from the last variant back."""
+    tok = tokenizer_of(data.settings)
+    allowed = allowed_of(data.settings, data.config.vocab_size)
+    net, config, _ = load_trained(model, data, work)
+    share = shared(model, work)
+    choose_decoding(net, config, tok, allowed, data.val.corpus, s, share, helper=True)
+    if model != "masked":
+        return
+    options = MASKED_DECODING
+    rows = wait_for_rows(share[0], [{"option": o} for o in options], share[1])
+    prior_ablation(net, config, tok, allowed, data, s, None, best_option(rows), None, share,
+                   helper=True)  # fmt: skip
 
 
 def prior_label(key: str, raw: bool) -> str:
@@ -381,7 +434,8 @@ def score_model(model: str, data, s: dict, work: Path, delex: bool, test, texts)
     allowed = allowed_of(data.settings, data.config.vocab_size)
     (mrs, refs), dev = test, model_mrs(devset_mrs()[: s["test_mrs"]], delex)
     net, config, info = load_trained(model, data, work)
-    option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s)
+    share = shared(model, work)
+    option, tried = choose_decoding(net, config, tok, allowed, data.val.corpus, s, share)
     scores, examples, written = on_test(net, config, tok, allowed, mrs, refs, option, delex)
 
     def devset_s(fast: dict) -> float:
@@ -400,7 +454,8 @@ def score_model(model: str, data, s: dict, work: Path, delex: bool, test, texts)
            "within_budget": budget}  # fmt: skip
     if config.model == "masked":
         out["prior_ablation"] = prior_ablation(
-            net, config, tok, allowed, data, s, (mrs, refs, delex), option, fast)  # fmt: skip
+            net, config, tok, allowed, data, s, (mrs, refs, delex), option, fast, share
+        )
     print(model, out["test"], out["within_budget"], flush=True)
     return out, written
 
@@ -596,6 +651,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", choices=MODELS, help="train and cache one model, then stop")
     ap.add_argument("--score", choices=MODELS, help="score and cache one trained model, then stop")
+    ap.add_argument("--validate", choices=MODELS,
+                    help="beside --score M: its validation rows from the end")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help="tiny settings, plumbing only")
     ap.add_argument("--work", type=Path, default=None, help="cache of trained models")
     ap.add_argument("--steps", type=int, default=None, help="training steps (preset's default)")
@@ -632,6 +689,8 @@ def main(argv=None) -> None:
         return train_one(args.train, data, s, work)
     if args.score:
         return score(data, s, work, args.delex, test, only=args.score)
+    if args.validate:
+        return validate(args.validate, data, s, work)
     for model in MODELS:
         if not (work / f"{model}.pt").exists():
             train_one(model, data, s, work)
