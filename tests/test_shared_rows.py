@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from shared_rows import cached_row, rows_of, save_row, wait_for_rows  # noqa: E402
+from shared_rows import cached_row, rows_of, save_row, wait_for_rows
 
 
 def counting(calls, who):
