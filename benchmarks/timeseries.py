@@ -245,6 +245,9 @@ def run_dataset(
     return rows
 
 
+SPREAD_SCALES = (0.0, 0.25, 0.5)  # --diagnose: the random walk's covariance scaled down
+
+
 def diagnose_dataset(name, folder) -> dict:
     """Forecasts that need no training on the validation and the test windows (a few seconds).
 
@@ -261,6 +264,11 @@ def diagnose_dataset(name, folder) -> dict:
     seasons = {"B": (5,), "h": (24, 168)}.get(model["freq"], ())
     for part, windows in (("validation", split.validation_split()), ("test", split)):
         rows = {"random walk": random_walk(windows, 100, seed=0)}
+        rows |= {  # how far the spread alone moves a martingale's score (no direction known)
+            f"random walk, covariance x{c:g}": random_walk(windows, 100, seed=0, scale=c)
+            for c in SPREAD_SCALES
+        }
+        rows["random walk, last 60 steps' covariance"] = random_walk(windows, 100, 0, recent=60)
         rows |= {f"seasonal naive {k}": seasonal_naive(windows, k, 100) for k in seasons}
         out[part] = {
             label: evaluate(paths, windows.targets).as_dict() for label, paths in rows.items()

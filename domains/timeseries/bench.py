@@ -55,16 +55,30 @@ REFERENCE_STEPS = {"smoke": 20, "quick": 100, "full": 100}  # of the fit's refer
 METRICS = ("crps_sum", "crps")
 
 
-def random_walk(split: Split, num_samples: int, seed: int = 0) -> list[np.ndarray]:
-    """Last value plus Gaussian increments with the training range's mean and covariance."""
-    inc = np.diff(split.train.values, axis=0)
-    inc = inc[np.isfinite(inc).all(axis=1)]
+def increments(values: np.ndarray) -> np.ndarray:
+    """The steps' changes (T - 1, D), rows with a missing value dropped."""
+    inc = np.diff(values, axis=0)
+    return inc[np.isfinite(inc).all(axis=1)]
+
+
+def random_walk(
+    split: Split, num_samples: int, seed: int = 0, *, scale: float = 1.0, recent: int | None = None
+) -> list[np.ndarray]:
+    """Last value plus Gaussian increments with the training range's mean and covariance.
+
+    ``scale`` multiplies the covariance (0: a point forecast, the last value plus the drift); with
+    ``recent``, each window's covariance is that of its own history's last ``recent`` steps
+    (the volatility of late, as a GARCH-minded forecaster would take it).
+    """
+    inc = increments(split.train.values)
     mean, cov = inc.mean(axis=0), np.cov(inc, rowvar=False)
     rng = np.random.default_rng(seed)
     out = []
     for history in split.histories:
         last = history.values[np.isfinite(history.values).all(axis=1)][-1]
-        steps = rng.multivariate_normal(mean, cov, size=(num_samples, split.prediction_length))
+        own = cov if recent is None else np.cov(increments(history.values[-recent:]), rowvar=False)
+        size = (num_samples, split.prediction_length)
+        steps = rng.multivariate_normal(mean, own * scale, size=size)
         out.append(last + np.cumsum(steps, axis=1))  # (S, Th, D)
     return out
 
