@@ -322,8 +322,7 @@ def validate(model: str, data, s: dict, work: Path) -> None:
     choose_decoding(net, config, tok, allowed, data.val.corpus, s, share, helper=True)
     if model != "masked":
         return
-    options = MASKED_DECODING
-    rows = wait_for_rows(share[0], [{"option": o} for o in options], share[1])
+    rows = wait_for_rows(share[0], [{"option": o} for o in MASKED_DECODING], share[1])
     prior_ablation(net, config, tok, allowed, data, s, None, best_option(rows), None, share,
                    helper=True)  # fmt: skip
 
